@@ -1,0 +1,63 @@
+// A replica of a NetworkSpec as oneDNN primitives: created once per batch size, executed
+// every step, activations kept in the layouts oneDNN picks (format_tag::any) with reorders
+// only at the edges (input images in, parameters in, gradients out).
+//
+// The flat parameter / gradient buffers follow NetworkSpec's documented order and layouts.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "network.h"
+
+namespace ts {
+
+struct StepStats {
+  double loss_sum = 0;   // sum over the batch of the per-sample cross-entropy
+  int correct = 0;       // samples whose arg-max logit is the label
+  double forward_s = 0;  // forward + loss
+  double backward_s = 0; // backward, including the gradient write-out to the flat buffer
+};
+
+class Model {
+ public:
+  // Builds primitives lazily per batch size; batches may not exceed max_batch.
+  Model(const NetworkSpec& net, int max_batch);
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const NetworkSpec& spec() const { return net_; }
+
+  // Copies a flat parameter buffer (num_params floats) into the primitives' memories.
+  void set_params(const float* flat);
+
+  // Forward, softmax cross-entropy, backward on n samples: images are NCHW floats
+  // (n x 3 x 32 x 32), labels in [0, num_classes). Writes the gradient of
+  // loss_scale * sum_i loss_i into grad (num_params floats, overwritten).
+  StepStats train_step(const float* images, const int32_t* labels, int n, float loss_scale,
+                       float* grad);
+
+  // Forward and loss only.
+  StepStats evaluate(const float* images, const int32_t* labels, int n);
+
+  // Logits of the last forward pass (n x num_classes, row-major), for tests.
+  std::vector<float> last_logits() const;
+
+  // The oneDNN implementation chosen for each primitive of batch size n ("jit:avx512_core").
+  std::vector<std::string> implementation_names(int n);
+
+ private:
+  struct Impl;
+  struct BatchNet;
+  BatchNet& net_for(int n);
+  NetworkSpec net_;
+  int max_batch_;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The number of threads an OpenMP parallel region really runs with right now (counts them).
+int omp_team_size();
+
+}  // namespace ts
