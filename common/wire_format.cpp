@@ -1,0 +1,81 @@
+#include "wire_format.h"
+
+#include <google/protobuf/stubs/common.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/support/channel_arguments.h>
+
+#include <cmath>
+#include <cstring>
+
+namespace ts {
+
+static_assert(sizeof(float) == 4, "float32 on the wire");
+
+void pack_floats(const float* data, size_t n, std::string* out) {
+  out->resize(n * sizeof(float));
+  if (n) std::memcpy(&(*out)[0], data, n * sizeof(float));
+}
+
+std::string pack_floats(const float* data, size_t n) {
+  std::string s;
+  pack_floats(data, n, &s);
+  return s;
+}
+
+std::string unpack_floats(const std::string& bytes, size_t n, float* out, const char* what) {
+  if (bytes.size() != n * sizeof(float))
+    return std::string(what) + " has " + std::to_string(bytes.size()) + " bytes, expected " +
+           std::to_string(n * sizeof(float)) + " (" + std::to_string(n) + " floats)";
+  if (n) std::memcpy(out, bytes.data(), n * sizeof(float));
+  for (size_t i = 0; i < n; ++i)
+    if (!std::isfinite(out[i]))
+      return std::string(what) + " holds a non-finite value (" + std::to_string(out[i]) +
+             ") at position " + std::to_string(i);
+  return "";
+}
+
+void configure_channel(grpc::ChannelArguments& args) {
+  args.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  args.SetMaxSendMessageSize(kMaxMessageBytes);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 20000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  // One connection per worker, never shared: a fresh subchannel, no global pool.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+}
+
+void configure_server(grpc::ServerBuilder& builder) {
+  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  builder.SetMaxSendMessageSize(kMaxMessageBytes);
+  // Accept the workers' keepalive pings even while no step is running (long evaluations).
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 20000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20000);
+}
+
+std::string grpc_version() { return grpc::Version(); }
+
+std::string protobuf_version() {
+  return google::protobuf::internal::VersionString(GOOGLE_PROTOBUF_VERSION);
+}
+
+std::string compiler_version() {
+#if defined(__clang__)
+  return std::string("clang ") + __clang_version__;
+#elif defined(__GNUC__)
+  return std::string("gcc ") + __VERSION__;
+#else
+  return "unknown";
+#endif
+}
+
+bool same_secret(const std::string& a, const std::string& b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  const size_t n = a.size() < b.size() ? a.size() : b.size();
+  for (size_t i = 0; i < n; ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+}  // namespace ts

@@ -1,0 +1,40 @@
+// What both ends of the wire (proto/trainer.proto) agree on beyond the messages: the protocol
+// version, how float buffers are packed, the channel settings, and library version strings.
+#pragma once
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace grpc {
+class ChannelArguments;
+class ServerBuilder;
+}  // namespace grpc
+
+namespace ts {
+
+constexpr unsigned kProtocolVersion = 1;
+
+// Largest message either side accepts: parameters of the biggest network with headroom.
+constexpr int kMaxMessageBytes = 256 << 20;
+
+// Packed little-endian float32 (this project runs on little-endian hosts only).
+std::string pack_floats(const float* data, size_t n);
+void pack_floats(const float* data, size_t n, std::string* out);
+
+// Unpacks exactly `n` floats into `out`. Returns an empty string on success, else one
+// sentence saying what was wrong (size, or the first non-finite value and its position).
+std::string unpack_floats(const std::string& bytes, size_t n, float* out, const char* what);
+
+// Channel / server settings: message size limits and keepalive pings, so a peer that vanished
+// without closing its connection is noticed within ~40 s.
+void configure_channel(grpc::ChannelArguments& args);
+void configure_server(grpc::ServerBuilder& builder);
+
+std::string grpc_version();
+std::string protobuf_version();
+std::string compiler_version();
+
+// Compares secrets in time independent of where they differ.
+bool same_secret(const std::string& a, const std::string& b);
+
+}  // namespace ts
