@@ -6,6 +6,8 @@
 
 namespace ts {
 
+__extension__ typedef unsigned __int128 uint128_t;  // GCC/Clang built-in
+
 // SplitMix64 step: a good 64-bit mix, used to hash (seed, epoch, index) into a stream seed.
 inline uint64_t splitmix64(uint64_t& state) {
   uint64_t z = (state += 0x9E3779B97F4A7C15ull);
@@ -46,12 +48,12 @@ class Rng {
   }
   // Uniform integer in [0, n), n > 0, without modulo bias (Lemire's method).
   uint64_t below(uint64_t n) {
-    unsigned __int128 m = static_cast<unsigned __int128>(next()) * n;
+    uint128_t m = static_cast<uint128_t>(next()) * n;
     uint64_t low = static_cast<uint64_t>(m);
     if (low < n) {
       const uint64_t threshold = (0 - n) % n;
       while (low < threshold) {
-        m = static_cast<unsigned __int128>(next()) * n;
+        m = static_cast<uint128_t>(next()) * n;
         low = static_cast<uint64_t>(m);
       }
     }

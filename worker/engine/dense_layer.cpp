@@ -1,0 +1,88 @@
+// Fully connected + bias with optional fused ReLU.
+// dense {N,C,H,W} or {N,C} (x) {O, C*H*W} + {O} -> {N,O}; the input is flattened in C,H,W
+// order, which is what the 4-D weights {O,C,H,W} in oihw layout are, byte for byte.
+#include "net_builder.h"
+
+namespace ts {
+namespace {
+
+class DenseLayer : public Layer {
+ public:
+  DenseLayer(const NetworkSpec& net, const LayerSpec& spec)
+      : spec_(spec), w_(net.params[spec.weight_param]), bias_(net.params[spec.bias_param]) {}
+
+  memory build_forward(NetBuilder& b, const memory& src) override {
+    const auto& s = spec_;
+    const bool spatial = src.get_desc().dims().size() == 4;
+    src_dims_ = spatial ? memory::dims{b.n, s.in.c, s.in.h, s.in.w} : memory::dims{b.n, s.in.c};
+    w_dims_ = spatial ? memory::dims{s.out.c, s.in.c, s.in.h, s.in.w} : memory::dims{s.out.c, s.in.c};
+    w_user_ = md(w_dims_, spatial ? tag::oihw : tag::oi);
+    b_user_ = md({s.out.c}, tag::x);
+    const memory::dims dst_dims = {b.n, s.out.c};
+
+    dnnl::inner_product_forward::desc d(dnnl::prop_kind::forward_training, any_md(src_dims_),
+                                        any_md(w_dims_), b_user_, any_md(dst_dims));
+    dnnl::primitive_attr attr;
+    if (s.relu) {
+      dnnl::post_ops po;
+      po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+      attr.set_post_ops(po);
+    }
+    fwd_pd_ = dnnl::inner_product_forward::primitive_desc(d, attr, b.eng);
+    src_ = b.convert(src, fwd_pd_.src_desc(), b.fwd, s.name + " src reorder");
+    weights_ = b.param_in(w_, w_user_, fwd_pd_.weights_desc(), s.name + " weight reorder");
+    memory bias = b.param_memory(bias_, b_user_);
+    dst_ = memory(fwd_pd_.dst_desc(), b.eng);
+    b.add(b.fwd, dnnl::inner_product_forward(fwd_pd_),
+          {{DNNL_ARG_SRC, src_}, {DNNL_ARG_WEIGHTS, weights_}, {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST, dst_}},
+          s.name + " fwd", fwd_pd_);
+    return dst_;
+  }
+
+  memory build_backward(NetBuilder& b, const memory& diff_dst_in, bool need_diff_src) override {
+    const auto& s = spec_;
+    memory diff_dst = s.relu ? relu_backward_in_place(b, dst_, diff_dst_in, s.name + " relu bwd")
+                             : b.convert(diff_dst_in, dst_.get_desc(), b.bwd, s.name + " diff reorder");
+    const memory::dims dst_dims = {b.n, s.out.c};
+
+    dnnl::inner_product_backward_weights::desc dw(any_md(src_dims_), any_md(w_dims_), b_user_,
+                                                  any_md(dst_dims));
+    dnnl::inner_product_backward_weights::primitive_desc bw_pd(dw, b.eng, fwd_pd_);
+    memory bw_src = b.convert(src_, bw_pd.src_desc(), b.bwd, s.name + " bwd-w src reorder");
+    memory bw_diff = b.convert(diff_dst, bw_pd.diff_dst_desc(), b.bwd, s.name + " bwd-w diff reorder");
+    memory dweights = b.grad_out(w_, w_user_, bw_pd.diff_weights_desc(), s.name + " dW reorder");
+    memory dbias = b.grad_out(bias_, b_user_, bw_pd.diff_bias_desc(), s.name + " db reorder");
+    b.add(b.bwd, dnnl::inner_product_backward_weights(bw_pd),
+          {{DNNL_ARG_SRC, bw_src}, {DNNL_ARG_DIFF_DST, bw_diff},
+           {DNNL_ARG_DIFF_WEIGHTS, dweights}, {DNNL_ARG_DIFF_BIAS, dbias}},
+          s.name + " bwd weights", bw_pd);
+    b.flush_grad_reorders();
+    if (!need_diff_src) return memory();
+
+    dnnl::inner_product_backward_data::desc dd(any_md(src_dims_), any_md(w_dims_), any_md(dst_dims));
+    dnnl::inner_product_backward_data::primitive_desc bd_pd(dd, b.eng, fwd_pd_);
+    memory w = b.convert(weights_, bd_pd.weights_desc(), b.load, s.name + " bwd-d weight reorder");
+    memory bd_diff = b.convert(diff_dst, bd_pd.diff_dst_desc(), b.bwd, s.name + " bwd-d diff reorder");
+    memory diff_src(bd_pd.diff_src_desc(), b.eng);
+    b.add(b.bwd, dnnl::inner_product_backward_data(bd_pd),
+          {{DNNL_ARG_DIFF_DST, bd_diff}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DIFF_SRC, diff_src}},
+          s.name + " bwd data", bd_pd);
+    return diff_src;
+  }
+
+ private:
+  LayerSpec spec_;
+  ParamSpec w_, bias_;
+  memory::dims src_dims_, w_dims_;
+  memory::desc w_user_, b_user_;
+  dnnl::inner_product_forward::primitive_desc fwd_pd_;
+  memory src_, dst_, weights_;
+};
+
+}  // namespace
+
+std::unique_ptr<Layer> make_dense_layer(const NetworkSpec& net, const LayerSpec& spec) {
+  return std::make_unique<DenseLayer>(net, spec);
+}
+
+}  // namespace ts

@@ -1,0 +1,168 @@
+#include "model.h"
+
+#include <omp.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "net_builder.h"
+#include "softmax_xent.h"
+#include "timing.h"
+
+namespace ts {
+
+// Everything oneDNN needs for one batch size: the primitive lists and their memories.
+struct Model::BatchNet {
+  NetBuilder b;
+  std::vector<std::unique_ptr<Layer>> layers;
+  memory input;        // user images, NCHW, re-pointed at the caller's buffer each call
+  memory logits;       // plain {n, K}
+  memory diff_logits;  // plain {n, K}
+  uint64_t loaded_version = ~uint64_t(0);
+};
+
+struct Model::Impl {
+  dnnl::engine eng{dnnl::engine::kind::cpu, 0};
+  dnnl::stream strm{eng};
+  std::vector<float> params;  // user layouts, never reallocated: memories point into it
+  uint64_t version = 0;
+  std::map<int, std::unique_ptr<BatchNet>> nets;
+  std::vector<float> last_logits;
+};
+
+namespace {
+
+std::unique_ptr<Layer> make_layer(const NetworkSpec& net, const LayerSpec& l) {
+  switch (l.kind) {
+    case LayerKind::kConv: return make_conv_layer(net, l);
+    case LayerKind::kMaxPool:
+    case LayerKind::kGlobalAvgPool: return make_pool_layer(net, l);
+    case LayerKind::kLrn: return make_lrn_layer(net, l);
+    case LayerKind::kDense: return make_dense_layer(net, l);
+  }
+  throw std::logic_error("unknown layer kind");
+}
+
+void run(const std::vector<Op>& ops, dnnl::stream& s) {
+  for (const auto& op : ops) op.prim.execute(s, op.args);
+}
+
+}  // namespace
+
+Model::Model(const NetworkSpec& net, int max_batch)
+    : net_(net), max_batch_(max_batch), impl_(std::make_unique<Impl>()) {
+  if (max_batch <= 0) throw std::invalid_argument("Model: max_batch must be positive");
+  impl_->params.assign(net_.num_params, 0.f);
+}
+
+Model::~Model() = default;
+
+void Model::set_params(const float* flat) {
+  std::copy(flat, flat + net_.num_params, impl_->params.begin());
+  ++impl_->version;
+}
+
+Model::BatchNet& Model::net_for(int n) {
+  if (n <= 0 || n > max_batch_)
+    throw std::invalid_argument("batch of " + std::to_string(n) + " samples; this model takes 1.." +
+                                std::to_string(max_batch_));
+  auto& slot = impl_->nets[n];
+  if (slot) return *slot;
+  auto bn = std::make_unique<BatchNet>();
+  NetBuilder& b = bn->b;
+  b.eng = impl_->eng;
+  b.n = n;
+  b.params = impl_->params.data();
+  const auto& in = net_.input;
+  bn->input = memory(md({n, in.c, in.h, in.w}, tag::nchw), b.eng, nullptr);
+  memory cur = bn->input;
+  for (const auto& l : net_.layers) {
+    bn->layers.push_back(make_layer(net_, l));
+    cur = bn->layers.back()->build_forward(b, cur);
+  }
+  const int k = net_.num_classes;
+  bn->logits = b.convert(cur, md({n, k}, tag::nc), b.fwd, "logits reorder");
+  bn->diff_logits = memory(md({n, k}, tag::nc), b.eng);
+  memory diff = bn->diff_logits;
+  for (size_t i = bn->layers.size(); i-- > 0;) diff = bn->layers[i]->build_backward(b, diff, i > 0);
+  slot = std::move(bn);
+  return *slot;
+}
+
+StepStats Model::train_step(const float* images, const int32_t* labels, int n, float loss_scale,
+                            float* grad) {
+  BatchNet& bn = net_for(n);
+  auto& s = impl_->strm;
+  StepStats st;
+  Stopwatch sw;
+  if (bn.loaded_version != impl_->version) {
+    run(bn.b.load, s);
+    bn.loaded_version = impl_->version;
+  }
+  bn.input.set_data_handle(const_cast<float*>(images));
+  run(bn.b.fwd, s);
+  s.wait();
+  const int k = net_.num_classes;
+  for (int i = 0; i < n; ++i)
+    if (labels[i] < 0 || labels[i] >= k)
+      throw std::invalid_argument("label " + std::to_string(labels[i]) + " out of range");
+  auto* logits = static_cast<const float*>(bn.logits.get_data_handle());
+  auto* dlogits = static_cast<float*>(bn.diff_logits.get_data_handle());
+  const XentResult xr = softmax_xent(logits, labels, n, k, loss_scale, dlogits);
+  impl_->last_logits.assign(logits, logits + size_t(n) * k);
+  st.loss_sum = xr.loss_sum;
+  st.correct = xr.correct;
+  st.forward_s = sw.restart();
+  for (auto& g : bn.b.grad_outputs) g.mem.set_data_handle(grad + g.offset);
+  run(bn.b.bwd, s);
+  s.wait();
+  st.backward_s = sw.restart();
+  return st;
+}
+
+StepStats Model::evaluate(const float* images, const int32_t* labels, int n) {
+  BatchNet& bn = net_for(n);
+  auto& s = impl_->strm;
+  StepStats st;
+  Stopwatch sw;
+  if (bn.loaded_version != impl_->version) {
+    run(bn.b.load, s);
+    bn.loaded_version = impl_->version;
+  }
+  bn.input.set_data_handle(const_cast<float*>(images));
+  run(bn.b.fwd, s);
+  s.wait();
+  const int k = net_.num_classes;
+  for (int i = 0; i < n; ++i)
+    if (labels[i] < 0 || labels[i] >= k)
+      throw std::invalid_argument("label " + std::to_string(labels[i]) + " out of range");
+  auto* logits = static_cast<const float*>(bn.logits.get_data_handle());
+  const XentResult xr = softmax_xent(logits, labels, n, k, 0.f, nullptr);
+  impl_->last_logits.assign(logits, logits + size_t(n) * k);
+  st.loss_sum = xr.loss_sum;
+  st.correct = xr.correct;
+  st.forward_s = sw.elapsed();
+  return st;
+}
+
+std::vector<float> Model::last_logits() const { return impl_->last_logits; }
+
+std::vector<std::string> Model::implementation_names(int n) {
+  BatchNet& bn = net_for(n);
+  std::vector<std::string> out;
+  for (const auto* list : {&bn.b.fwd, &bn.b.bwd})
+    for (const auto& op : *list) out.push_back(op.what + ": " + op.impl);
+  return out;
+}
+
+int omp_team_size() {
+  int n = 0;
+#pragma omp parallel
+  {
+#pragma omp single
+    n = omp_get_num_threads();
+  }
+  return n;
+}
+
+}  // namespace ts

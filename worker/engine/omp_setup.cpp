@@ -1,0 +1,61 @@
+#include "omp_setup.h"
+
+#include <sched.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+namespace ts {
+namespace {
+
+std::vector<int> allowed_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::vector<int> out;
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return out;
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &set)) out.push_back(c);
+  return out;
+}
+
+std::string env_or_empty(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+}  // namespace
+
+void reexec_with_omp_threads(int threads, char** argv) {
+  if (threads <= 0) throw std::invalid_argument("--threads must be at least 1");
+  const std::string want = std::to_string(threads);
+  if (env_or_empty("OMP_NUM_THREADS") == want && !env_or_empty("OMP_PROC_BIND").empty() &&
+      !env_or_empty("OMP_PLACES").empty())
+    return;
+  const auto cpus = allowed_cpus();
+  if (threads > int(cpus.size()))
+    std::fprintf(stderr,
+                 "warning: %d OpenMP threads on %zu allowed cores is oversubscription: threads "
+                 "will time-share cores, and every barrier waits for a descheduled thread\n",
+                 threads, cpus.size());
+  std::string places;
+  for (int c : cpus) places += (places.empty() ? "{" : ",{") + std::to_string(c) + "}";
+  setenv("OMP_NUM_THREADS", want.c_str(), 1);
+  setenv("OMP_PROC_BIND", "close", 1);
+  setenv("OMP_PLACES", places.c_str(), 1);
+  execv("/proc/self/exe", argv);
+  throw std::runtime_error(std::string("could not re-execute with OMP_NUM_THREADS set: ") +
+                           std::strerror(errno));
+}
+
+std::string omp_environment_summary() {
+  return "OMP_NUM_THREADS=" + env_or_empty("OMP_NUM_THREADS") +
+         " OMP_PROC_BIND=" + env_or_empty("OMP_PROC_BIND") +
+         " OMP_PLACES=" + env_or_empty("OMP_PLACES");
+}
+
+}  // namespace ts
