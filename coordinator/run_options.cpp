@@ -135,7 +135,8 @@ std::string usage_text(const char* program) {
     << "  --model seed_cnn|tf_tutorial_cnn   (default " << d.model << ")\n"
     << "  --no-shuffle           visit the training records in file order\n"
     << "  --steps N              stop after N global steps (default: all epochs)\n"
-    << "  --eval-every N         validate every N epochs and after the last (default " << d.eval_every << ")\n"
+    << "  --eval-every N         validate every N epochs and after the last, test at the end;\n"
+    << "                         0: no evaluation at all (default " << d.eval_every << ")\n"
     << "  --eval-batch N         evaluation chunk per worker (default " << d.eval_batch << ")\n"
     << "  --loader-threads N     loader threads per worker (default " << d.loader_threads << ")\n"
     << "Files:\n"
@@ -175,7 +176,7 @@ void validate_options(const RunOptions& o) {
   if (o.batch > 50000 || o.batch_per_worker > 50000)
     throw UsageError("the batch may not exceed the 50000 training records");
   if (o.steps < 0) throw UsageError("--steps must be >= 0, got " + std::to_string(o.steps));
-  positive("--eval-every", o.eval_every);
+  if (o.eval_every < 0) throw UsageError("--eval-every must be >= 0 (0: never evaluate), got " + std::to_string(o.eval_every));
   positive("--eval-batch", o.eval_batch);
   positive("--loader-threads", o.loader_threads);
   if (o.loader_threads > 64) throw UsageError("--loader-threads " + std::to_string(o.loader_threads) + " is more than 64");

@@ -1,0 +1,511 @@
+// threadsplit: the coordinator. Checks the flags and the data set, spawns the workers bound to
+// their cores, runs the training loop (coordinator/training_run.h), evaluates, writes the
+// checkpoint and the report.
+#include <limits.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/resource_quota.h>
+
+#include "checkpoint.h"
+#include "cifar10.h"
+#include "core_set.h"
+#include "network.h"
+#include "optimizer.h"
+#include "process_facts.h"
+#include "progress_display.h"
+#include "run_options.h"
+#include "run_report.h"
+#include "synthetic_cifar10.h"
+#include "timing.h"
+#include "trainer_service.h"
+#include "training_run.h"
+#include "wire_format.h"
+#include "worker_launcher.h"
+#include "augment.h"
+
+namespace {
+
+using namespace ts;
+
+// A problem found before anything started: printed as one sentence, exit status 2.
+class SetupError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+std::string random_hex(size_t bytes) {
+  std::ifstream in("/dev/urandom", std::ios::binary);
+  std::string raw(bytes, '\0');
+  if (!in.read(&raw[0], std::streamsize(bytes))) throw std::runtime_error("cannot read /dev/urandom");
+  static const char* const kHex = "0123456789abcdef";
+  std::string s;
+  for (unsigned char c : raw) {
+    s += kHex[c >> 4];
+    s += kHex[c & 15];
+  }
+  return s;
+}
+
+std::string absolute_path(const std::string& p) {
+  char buf[PATH_MAX];
+  if (!realpath(p.c_str(), buf)) return p;
+  return buf;
+}
+
+std::string parent_dir(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+void check_writable(const std::string& flag, const std::string& path) {
+  if (path.empty()) return;
+  const std::string dir = parent_dir(path);
+  if (access(dir.c_str(), W_OK) != 0)
+    throw SetupError(flag + " " + path + ": the directory " + dir + " does not exist or is not writable");
+}
+
+std::string find_worker_binary(const std::string& flag_value) {
+  std::vector<std::string> candidates;
+  if (!flag_value.empty()) {
+    if (access(flag_value.c_str(), X_OK) != 0)
+      throw SetupError("--worker-bin " + flag_value + " is not an executable file");
+    return absolute_path(flag_value);
+  }
+  if (const char* env = getenv("THREADSPLIT_WORKER_BIN")) candidates.push_back(env);
+  const std::string self = absolute_path("/proc/self/exe");
+  const std::string dir = parent_dir(self);
+  candidates.push_back(dir + "/threadsplit_worker");
+  candidates.push_back(dir + "/../worker/threadsplit_worker");
+  for (const auto& c : candidates)
+    if (access(c.c_str(), X_OK) == 0) return absolute_path(c);
+  throw SetupError("cannot find threadsplit_worker beside " + self +
+                   " (build it, or name it with --worker-bin)");
+}
+
+// Decides P, T and the cores. Throws SetupError.
+void resolve_split(RunSetup& s) {
+  const RunOptions& o = s.options;
+  if (o.external_workers > 0) {
+    s.world_size = o.external_workers;
+    s.threads = 0;
+    s.split_reason = "--external-workers " + std::to_string(o.external_workers) +
+                     ": hand-started workers bring their own binding";
+    return;
+  }
+  const CoreSet allowed = CoreSet::of_this_process();
+  if (o.cores.empty()) {
+    s.cores = allowed;
+  } else {
+    try {
+      s.cores = CoreSet::parse(o.cores);
+    } catch (const std::invalid_argument& e) {
+      throw SetupError(std::string("--cores: ") + e.what());
+    }
+    const auto& ok = allowed.cores();
+    for (int c : s.cores.cores())
+      if (std::find(ok.begin(), ok.end(), c) == ok.end())
+        throw SetupError("--cores names core " + std::to_string(c) +
+                         ", which this process may not run on (allowed: " + allowed.to_string() + ")");
+  }
+  const int n = s.cores.size();
+  int P = o.procs, T = o.threads;
+  if (P == 0 && T == 0) {
+    P = 1;
+    T = n;
+    s.split_reason = "default: one worker using every core";
+  } else if (T == 0) {
+    T = std::max(1, n / P);
+    s.split_reason = "--procs " + std::to_string(P) + ": threads = cores / procs";
+  } else if (P == 0) {
+    P = std::max(1, n / T);
+    s.split_reason = "--threads " + std::to_string(T) + ": procs = cores / threads";
+  } else {
+    s.split_reason = "--procs and --threads as given";
+  }
+  s.world_size = P;
+  s.threads = T;
+  s.oversubscribed = int64_t(P) * T > n;
+  for (int r = 0; r < P; ++r) s.worker_cores.push_back(s.cores.slice(r, T));
+}
+
+struct Prepared {
+  RunSetup setup;
+  std::vector<float> params;
+  std::unique_ptr<Optimizer> optimizer;
+  int64_t step = 0, epoch = 0, step_in_epoch = 0;
+  std::string worker_bin;
+};
+
+// Everything that can be checked before a process starts or a port opens.
+Prepared prepare(const RunOptions& o) {
+  Prepared p;
+  RunSetup& s = p.setup;
+  s.options = o;
+  try {
+    s.net = build_network(o.model);
+  } catch (const std::invalid_argument& e) {
+    throw SetupError(std::string("--model: ") + e.what());
+  }
+  try {
+    parse_augment(o.augment);
+  } catch (const std::invalid_argument& e) {
+    throw SetupError(std::string("--augment: ") + e.what());
+  }
+  s.optimizer.kind = o.optimizer;
+  s.optimizer.learning_rate = o.lr;
+  s.optimizer.momentum = o.momentum;
+  try {
+    s.optimizer.validate();
+  } catch (const std::invalid_argument& e) {
+    throw SetupError(e.what());
+  }
+  if (o.optimizer == "adam" && o.momentum != 0)
+    throw SetupError("--momentum applies to --optimizer sgd only (Adam has its own moments)");
+  resolve_split(s);
+  s.global_batch = o.batch_per_worker > 0 ? o.batch_per_worker * s.world_size : o.batch;
+  if (s.global_batch < s.world_size)
+    throw SetupError("the global batch (" + std::to_string(s.global_batch) + ") is smaller than the " +
+                     std::to_string(s.world_size) + " workers: every worker needs a sample per step");
+  s.split = keras_validation_split(0.1);
+  if (s.global_batch > s.split.train_size())
+    throw SetupError("the global batch (" + std::to_string(s.global_batch) + ") is larger than the " +
+                     std::to_string(s.split.train_size()) + " training records");
+  try {
+    Cifar10 data = Cifar10::open(o.data);
+    s.data_dir = absolute_path(data.dir());
+    s.synthetic_data = data.synthetic();
+  } catch (const DataError& e) {
+    throw SetupError(e.what());
+  }
+  check_writable("--save", o.save);
+  check_writable("--report", o.report);
+  if (!o.port_file.empty()) check_writable("--port-file", o.port_file);
+  if (o.external_workers == 0) p.worker_bin = find_worker_binary(o.worker_bin);
+
+  p.params.resize(s.net.num_params);
+  p.optimizer = make_optimizer(s.optimizer, s.net.num_params);
+  if (!o.init.empty()) {
+    TrainingState st;
+    try {
+      st = load_checkpoint(o.init, s.net);
+    } catch (const CheckpointError& e) {
+      throw SetupError(std::string("--init: ") + e.what());
+    }
+    p.params = st.params;
+    p.step = st.step;
+    p.epoch = st.epoch;
+    p.step_in_epoch = st.step_in_epoch;
+    if (st.optimizer) {
+      try {
+        p.optimizer->restore(*st.optimizer);
+      } catch (const std::invalid_argument& e) {
+        throw SetupError("--init " + o.init + ": its optimizer state does not fit this run (" +
+                         e.what() + ")");
+      }
+    }
+    if (st.seed != o.seed)
+      std::fprintf(stderr, "threadsplit: note: --init was trained with seed %llu, this run uses %llu\n",
+                   (unsigned long long)st.seed, (unsigned long long)o.seed);
+  } else {
+    glorot_uniform_init(s.net, o.seed, p.params.data());
+  }
+
+  if (o.external_workers > 0) {
+    const char* token = getenv("THREADSPLIT_TOKEN");
+    if (!token || !*token)
+      throw SetupError("--external-workers needs the run token in THREADSPLIT_TOKEN (give every "
+                       "worker the same value in its environment)");
+    s.token = token;
+  } else {
+    s.token = random_hex(16);
+  }
+  s.run_id = random_hex(6);
+  s.config_json = config_json(s);
+  return p;
+}
+
+int make_synthetic_data(int argc, char** argv) {
+  if (argc < 3 || std::string(argv[2]).rfind("--", 0) == 0) {
+    std::fprintf(stderr, "usage: %s make-synthetic-data DIR [--seed N]\n", argv[0]);
+    return 2;
+  }
+  uint64_t seed = 1;
+  for (int i = 3; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--seed" && i + 1 < argc) {
+      seed = std::strtoull(argv[++i], nullptr, 10);
+    } else {
+      std::fprintf(stderr, "threadsplit make-synthetic-data: unknown argument '%s'\n", a.c_str());
+      return 2;
+    }
+  }
+  try {
+    write_synthetic_cifar10(argv[2], seed);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "threadsplit make-synthetic-data: %s\n", e.what());
+    return 1;
+  }
+  std::printf("wrote synthetic CIFAR-10-shaped data to %s: speed numbers on it are real, "
+              "accuracies mean nothing\n", argv[2]);
+  return 0;
+}
+
+std::string plural(int n, const char* word) {
+  return std::to_string(n) + " " + word + (n == 1 ? "" : "s");
+}
+
+int run(const RunOptions& o) {
+  const double start = now_seconds();
+  Prepared p = prepare(o);
+  RunSetup& s = p.setup;
+
+  // The split the run chose, and a loud warning where it oversubscribes.
+  if (o.external_workers > 0) {
+    std::printf("threadsplit: run %s, %s, model %s, global batch %d (%s)\n", s.run_id.c_str(),
+                plural(s.world_size, "external worker").c_str(), o.model.c_str(), s.global_batch,
+                s.split_reason.c_str());
+  } else {
+    std::printf("threadsplit: run %s, %s x %s on cores %s (%d available; %s), model %s, "
+                "global batch %d\n",
+                s.run_id.c_str(), plural(s.world_size, "worker").c_str(),
+                plural(s.threads, "thread").c_str(), s.cores.to_string().c_str(), s.cores.size(),
+                s.split_reason.c_str(), o.model.c_str(), s.global_batch);
+  }
+  if (s.oversubscribed)
+    std::fprintf(stderr,
+                 "threadsplit: WARNING: %d workers x %d threads = %d threads on %d cores: "
+                 "OVERSUBSCRIBED. Threads will time-share cores, so OpenMP barriers wait for "
+                 "descheduled threads and caches are thrashed; this usually runs slower than a "
+                 "split with procs x threads = cores.\n",
+                 s.world_size, s.threads, s.world_size * s.threads, s.cores.size());
+  if (s.synthetic_data)
+    std::fprintf(stderr, "threadsplit: NOTE: %s holds SYNTHETIC data: speed numbers are real, "
+                 "accuracies mean nothing.\n", s.data_dir.c_str());
+  std::fflush(stdout);
+
+  // The service. Welcome hands each joining worker the run's settings and parameters.
+  const int max_local_batch =
+      std::max((s.global_batch + s.world_size - 1) / s.world_size, o.eval_batch);
+  const std::vector<float>& initial = p.params;
+  Admission admission;
+  admission.token = s.token;
+  admission.run_id = s.run_id;
+  admission.model = o.model;
+  admission.world_size = s.world_size;
+  admission.welcome = [&](int rank) {
+    threadsplit::Welcome w;
+    w.set_run_id(s.run_id);
+    w.set_rank(rank);
+    w.set_world_size(s.world_size);
+    w.set_model(o.model);
+    w.set_data_dir(s.data_dir);
+    w.set_seed(o.seed);
+    w.set_augment(o.augment);
+    w.set_max_local_batch(max_local_batch);
+    pack_floats(initial.data(), initial.size(), w.mutable_params());
+    w.set_loader_threads(o.loader_threads);
+    w.set_step(p.step);
+    w.set_silence_timeout_s(o.step_timeout_s + 60);
+    return w;
+  };
+  TrainerService service(admission);
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(o.listen + ":" + std::to_string(o.port), grpc::InsecureServerCredentials(),
+                           &port);
+  builder.RegisterService(&service);
+  // One server thread per connected worker plus two pollers and room for a refused join.
+  const int grpc_max_threads = s.world_size + 4;
+  grpc::ResourceQuota quota("threadsplit-coordinator");
+  quota.SetMaxThreads(grpc_max_threads);
+  builder.SetResourceQuota(quota);
+  builder.SetSyncServerOption(grpc::ServerBuilder::NUM_CQS, 1);
+  builder.SetSyncServerOption(grpc::ServerBuilder::MIN_POLLERS, 1);
+  builder.SetSyncServerOption(grpc::ServerBuilder::MAX_POLLERS, 2);
+  configure_server(builder);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || port == 0)
+    throw SetupError("cannot listen on " + o.listen + ":" + std::to_string(o.port) +
+                     " (port in use? try --port 0)");
+  if (!o.port_file.empty()) {
+    const std::string tmp = o.port_file + ".tmp";
+    std::ofstream(tmp) << port << "\n";
+    std::rename(tmp.c_str(), o.port_file.c_str());
+  }
+  const std::string connect_host =
+      (o.listen == "0.0.0.0" || o.listen == "::" || o.listen == "[::]") ? "127.0.0.1" : o.listen;
+  if (o.external_workers > 0) {
+    std::printf("threadsplit: waiting for %s at %s:%d (threadsplit_worker --coordinator %s:%d, "
+                "THREADSPLIT_TOKEN in its environment)\n",
+                plural(s.world_size, "worker").c_str(), o.listen.c_str(), port,
+                connect_host.c_str(), port);
+    std::fflush(stdout);
+  }
+
+  // The workers, bound before their runtime starts.
+  std::vector<pid_t> pids(size_t(s.world_size), -1);
+  auto stop_all = [&](double grace_s) {
+    for (auto& pid : pids)
+      if (pid > 0) {
+        stop_worker(pid, grace_s);
+        pid = -1;
+      }
+  };
+  try {
+    for (int r = 0; r < int(s.worker_cores.size()); ++r) {
+      WorkerLaunch l;
+      l.program = p.worker_bin;
+      l.args = {"--coordinator", connect_host + ":" + std::to_string(port)};
+      l.cores = s.worker_cores[size_t(r)];
+      l.omp_threads = s.threads;
+      l.extra_env = {"THREADSPLIT_TOKEN=" + s.token, "THREADSPLIT_RANK=" + std::to_string(r),
+                     "THREADSPLIT_RUN_ID=" + s.run_id};
+      pids[size_t(r)] = launch_worker(l);
+    }
+    const int joined = service.wait_for_workers(o.connect_timeout_s, [&] {
+      for (int r = 0; r < int(pids.size()); ++r) {
+        int status = 0;
+        if (pids[size_t(r)] > 0 && !service.link(r) && worker_exited(pids[size_t(r)], &status)) {
+          pids[size_t(r)] = -1;
+          throw RunAborted("worker " + std::to_string(r) + " " + describe_wait_status(status) +
+                           " before joining (its own message is above)");
+        }
+      }
+    });
+    if (joined < s.world_size)
+      throw RunAborted("only " + std::to_string(joined) + " of " + std::to_string(s.world_size) +
+                       " workers joined within " + std::to_string(int(o.connect_timeout_s)) +
+                       " s (--connect-timeout)");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "threadsplit: %s\n", e.what());
+    service.close_and_release_all();
+    server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    stop_all(0);
+    return 1;
+  }
+
+  TrainingRun run(s, service, p.params, std::move(p.optimizer), p.step, p.epoch, p.step_in_epoch,
+                  pids);
+  for (const WorkerRecord& w : run.workers()) {
+    const auto& b = w.hello.binding();
+    const std::vector<int> got(b.cores().begin(), b.cores().end());
+    const std::string effective = CoreSet(got).to_string();
+    std::printf("threadsplit: worker %d pid %d on %s: cores %s, %s%s\n", w.rank, b.pid(),
+                b.hostname().c_str(), effective.c_str(), plural(b.omp_threads(), "OpenMP thread").c_str(),
+                w.assigned_cores.empty() || CoreSet::parse(w.assigned_cores).sorted() == CoreSet(got).sorted()
+                    ? "" : (" (ASKED FOR " + w.assigned_cores + ")").c_str());
+  }
+  const int coordinator_threads = process_thread_count();
+  std::fflush(stdout);
+
+  const bool live = o.progress == "on" || (o.progress == "auto" && isatty(STDOUT_FILENO));
+  ProgressDisplay progress(live);
+  std::optional<EvalOutcome> test;
+  std::string error;
+  try {
+    run.train(progress);
+    if (o.eval_every > 0) test = run.evaluate("test", progress);
+  } catch (const RunAborted& e) {
+    progress.clear();
+    error = e.what();
+    std::fprintf(stderr, "threadsplit: run aborted: %s\n", error.c_str());
+  }
+  const bool failed = !error.empty();
+  run.shutdown(failed, failed ? error : "training finished");
+  service.close_and_release_all();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  for (int r = 0; r < int(pids.size()); ++r)
+    if (pids[size_t(r)] > 0) {
+      const int st = stop_worker(pids[size_t(r)], 5);
+      if (run.workers()[size_t(r)].exit.empty()) run.workers()[size_t(r)].exit = describe_wait_status(st);
+      pids[size_t(r)] = -1;
+    }
+
+  if (test)
+    std::printf("test: loss %.4f acc %.4f (%lld records, %.1f s)\n", test->loss, test->accuracy,
+                (long long)test->samples, test->seconds);
+  int64_t samples = 0;
+  for (const auto& e : run.epochs()) samples += e.samples;
+  std::printf("trained %lld steps in %.1f s (%.0f img/s); wall %.1f s\n", (long long)run.step(),
+              run.train_seconds(), run.train_seconds() > 0 ? double(samples) / run.train_seconds() : 0.0,
+              now_seconds() - start);
+
+  int rc = failed ? 1 : 0;
+  if (!o.save.empty()) {
+    TrainingState st;
+    st.model = o.model;
+    st.step = run.step();
+    st.epoch = run.epochs_done();
+    st.step_in_epoch = run.step_in_epoch();
+    st.seed = o.seed;
+    st.params = run.params();
+    st.config_json = s.config_json;
+    try {
+      save_checkpoint(o.save, s.net, st, &run.optimizer());
+      std::printf("saved %s (step %lld%s)\n", o.save.c_str(), (long long)st.step,
+                  failed ? ", the last complete step before the abort" : "");
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "threadsplit: %s\n", e.what());
+      rc = 1;
+    }
+  }
+  if (!o.report.empty()) {
+    ReportInputs in;
+    in.setup = &s;
+    in.run = &run;
+    in.test = test;
+    in.status = failed ? "failed" : "completed";
+    in.error = error;
+    in.wall_seconds = now_seconds() - start;
+    in.coordinator_threads = coordinator_threads;
+    in.grpc_max_threads = grpc_max_threads;
+    in.refusals = service.refusals();
+    try {
+      write_run_report(o.report, in);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "threadsplit: %s\n", e.what());
+      rc = 1;
+    }
+  }
+  return rc;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ts::tune_malloc_for_messages();
+  if (argc >= 2 && std::string(argv[1]) == "make-synthetic-data") return make_synthetic_data(argc, argv);
+  ts::RunOptions o;
+  try {
+    o = ts::parse_run_options(argc, argv);
+    if (o.help) {
+      std::fputs(ts::usage_text(argv[0]).c_str(), stdout);
+      return 0;
+    }
+    ts::validate_options(o);
+  } catch (const ts::UsageError& e) {
+    std::fprintf(stderr, "threadsplit: %s\n", e.what());
+    return 2;
+  }
+  try {
+    return run(o);
+  } catch (const SetupError& e) {
+    std::fprintf(stderr, "threadsplit: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "threadsplit: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,33 @@
+// The run report (--report FILE): the configuration, each worker's effective binding as it
+// read it back, per-epoch metrics with per-phase times per worker, the machine and the
+// library versions. Written atomically (temporary file, then rename).
+#pragma once
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "training_run.h"
+
+namespace ts {
+
+class JsonWriter;
+
+// The configuration as a JSON object (also stored in checkpoints).
+std::string config_json(const RunSetup& setup);
+
+struct ReportInputs {
+  const RunSetup* setup = nullptr;
+  TrainingRun* run = nullptr;              // null when the run never started
+  std::optional<EvalOutcome> test;
+  std::string status = "completed";        // or "failed"
+  std::string error;
+  double wall_seconds = 0;
+  int coordinator_threads = 0;
+  int grpc_max_threads = 0;
+  std::vector<std::string> refusals;
+};
+
+// Throws std::runtime_error naming the file when it cannot be written.
+void write_run_report(const std::string& path, const ReportInputs& in);
+
+}  // namespace ts

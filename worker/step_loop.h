@@ -1,0 +1,23 @@
+// The worker's side of a run: join the coordinator (Hello -> Welcome), then serve its stream
+// until Shutdown: for each EpochDeal queue the epoch's batches on the loader and run its
+// steps (forward, backward, send the gradient, install the parameters that come back); for
+// each EvalRequest evaluate the records named; at the end say Goodbye.
+#pragma once
+#include <string>
+
+namespace ts {
+
+struct WorkerConfig {
+  std::string coordinator;        // HOST:PORT
+  std::string token;              // THREADSPLIT_TOKEN
+  std::string run_id;             // THREADSPLIT_RUN_ID, or empty
+  int rank = -1;                  // -1: the coordinator picks
+  std::string data_dir;           // empty: the directory the coordinator names
+  double connect_timeout_s = 60;  // to reach the coordinator and be welcomed
+};
+
+// Exit codes: 0 done; 1 the run failed (here or at the coordinator); 2 bad local setup
+// (data); 3 the coordinator vanished or went silent; 4 the coordinator refused us.
+int run_worker(const WorkerConfig& config);
+
+}  // namespace ts
