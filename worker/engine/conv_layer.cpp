@@ -46,7 +46,8 @@ class ConvLayer : public Layer {
 
   memory build_backward(NetBuilder& b, const memory& diff_dst_in, bool need_diff_src) override {
     const auto& s = spec_;
-    memory diff_dst = s.relu ? relu_backward_in_place(b, dst_, diff_dst_in, s.name + " relu bwd")
+    memory diff_dst = s.relu && !relu_backward_done_downstream
+                          ? relu_backward_in_place(b, dst_, diff_dst_in, s.name + " relu bwd")
                              : b.convert(diff_dst_in, dst_.get_desc(), b.bwd, s.name + " diff reorder");
     const memory::dims src_dims = {b.n, s.in.c, s.in.h, s.in.w};
     const memory::dims w_dims = {s.out.c, s.in.c, s.kernel, s.kernel};

@@ -41,7 +41,8 @@ class DenseLayer : public Layer {
 
   memory build_backward(NetBuilder& b, const memory& diff_dst_in, bool need_diff_src) override {
     const auto& s = spec_;
-    memory diff_dst = s.relu ? relu_backward_in_place(b, dst_, diff_dst_in, s.name + " relu bwd")
+    memory diff_dst = s.relu && !relu_backward_done_downstream
+                          ? relu_backward_in_place(b, dst_, diff_dst_in, s.name + " relu bwd")
                              : b.convert(diff_dst_in, dst_.get_desc(), b.bwd, s.name + " diff reorder");
     const memory::dims dst_dims = {b.n, s.out.c};
 

@@ -76,8 +76,12 @@ Model::BatchNet& Model::net_for(int n) {
   const auto& in = net_.input;
   bn->input = memory(md({n, in.c, in.h, in.w}, tag::nchw), b.eng, nullptr);
   memory cur = bn->input;
-  for (const auto& l : net_.layers) {
-    bn->layers.push_back(make_layer(net_, l));
+  for (size_t i = 0; i < net_.layers.size(); ++i) {
+    bn->layers.push_back(make_layer(net_, net_.layers[i]));
+    if (i > 0 && net_.layers[i].kind == LayerKind::kMaxPool && net_.layers[i - 1].relu) {
+      bn->layers[i - 1]->relu_backward_done_downstream = true;
+      bn->layers[i]->apply_upstream_relu_mask = true;
+    }
     cur = bn->layers.back()->build_forward(b, cur);
   }
   const int k = net_.num_classes;

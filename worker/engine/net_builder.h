@@ -106,6 +106,12 @@ class Layer {
   virtual memory build_forward(NetBuilder& b, const memory& src) = 0;
   // Returns the gradient w.r.t. the input, or an empty memory when !need_diff_src.
   virtual memory build_backward(NetBuilder& b, const memory& diff_dst, bool need_diff_src) = 0;
+
+  // ReLU then max pooling: relu'(x) at the window's arg-max is [pooled output > 0], so the
+  // pool applies the ReLU mask to its (4x smaller) output gradient and the layer before it
+  // skips its own ReLU backward. Same result, a quarter of the memory traffic. Set by Model.
+  bool relu_backward_done_downstream = false;  // on the conv/dense with fused ReLU
+  bool apply_upstream_relu_mask = false;       // on the max pool that follows it
 };
 
 // Factories, one file per layer kind.

@@ -39,7 +39,10 @@ class PoolLayer : public Layer {
     const auto& s = spec_;
     dnnl::pooling_backward::desc d(alg_, src_md_, dst_.get_desc(), strides_, kernel_, pad_l_, pad_r_);
     dnnl::pooling_backward::primitive_desc pd(d, b.eng, fwd_pd_);
-    memory diff_dst = b.convert(diff_dst_in, pd.diff_dst_desc(), b.bwd, s.name + " diff reorder");
+    memory diff_in = apply_upstream_relu_mask
+                         ? relu_backward_in_place(b, dst_, diff_dst_in, s.name + " upstream relu bwd")
+                         : diff_dst_in;
+    memory diff_dst = b.convert(diff_in, pd.diff_dst_desc(), b.bwd, s.name + " diff reorder");
     memory diff_src(pd.diff_src_desc(), b.eng);
     std::unordered_map<int, memory> args = {{DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_SRC, diff_src}};
     if (workspace_) args[DNNL_ARG_WORKSPACE] = workspace_;
