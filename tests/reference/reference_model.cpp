@@ -1,0 +1,182 @@
+#include "reference/reference_model.h"
+
+#include <stdexcept>
+#include <string>
+
+#include "reference/reference_layers.h"
+
+namespace ts {
+namespace {
+
+// What the forward pass keeps for backward: every activation (acts[0] is the input, acts[l+1]
+// the output of layer l after its fused ReLU), pooling argmaxes and LRN denominators.
+struct ForwardState {
+  std::vector<std::vector<double>> acts;
+  std::vector<std::vector<int64_t>> argmax;  // per layer, maxpool only
+  std::vector<std::vector<double>> denom;    // per layer, LRN only
+  std::vector<double> probs;                 // softmax of the logits [n, num_classes]
+};
+
+void check_inputs(const NetworkSpec& net, size_t params, size_t images,
+                  const std::vector<int32_t>& labels, int n) {
+  auto fail = [&](const std::string& why) {
+    throw std::invalid_argument("reference step on network '" + net.name + "': " + why);
+  };
+  if (n <= 0) fail("batch size must be positive, got " + std::to_string(n));
+  if (params != net.num_params)
+    fail("expected " + std::to_string(net.num_params) + " parameters, got " +
+         std::to_string(params));
+  if (images != size_t(n) * size_t(net.input.size()))
+    fail("expected " + std::to_string(size_t(n) * size_t(net.input.size())) +
+         " image values for a batch of " + std::to_string(n) + ", got " + std::to_string(images));
+  if (labels.size() != size_t(n))
+    fail("expected " + std::to_string(n) + " labels, got " + std::to_string(labels.size()));
+  for (int i = 0; i < n; ++i)
+    if (labels[i] < 0 || labels[i] >= net.num_classes)
+      fail("label " + std::to_string(labels[i]) + " of sample " + std::to_string(i) +
+           " is outside [0, " + std::to_string(net.num_classes) + ")");
+}
+
+ForwardState run_forward(const NetworkSpec& net, const std::vector<double>& params,
+                         const std::vector<double>& images, const std::vector<int32_t>& labels,
+                         int n, ReferenceResult& result) {
+  check_inputs(net, params.size(), images.size(), labels, n);
+  const size_t L = net.layers.size();
+  ForwardState st;
+  st.acts.resize(L + 1);
+  st.argmax.resize(L);
+  st.denom.resize(L);
+  st.acts[0] = images;
+  for (size_t li = 0; li < L; ++li) {
+    const LayerSpec& l = net.layers[li];
+    const double* in = st.acts[li].data();
+    std::vector<double>& out = st.acts[li + 1];
+    out.assign(size_t(n) * size_t(l.out.size()), 0.0);
+    const double* w = l.weight_param >= 0 ? params.data() + net.params[l.weight_param].offset
+                                          : nullptr;
+    const double* b = l.bias_param >= 0 ? params.data() + net.params[l.bias_param].offset
+                                        : nullptr;
+    switch (l.kind) {
+      case LayerKind::kConv:
+        ref::conv2d_forward(out.data(), in, w, b, n, l.in.c, l.in.h, l.in.w, l.out.c, l.kernel,
+                            l.stride, l.pad_begin, l.pad_end);
+        break;
+      case LayerKind::kMaxPool:
+        st.argmax[li].resize(out.size());
+        ref::maxpool_forward(out.data(), st.argmax[li].data(), in, n, l.in.c, l.in.h, l.in.w,
+                             l.kernel, l.stride, l.pad_begin, l.pad_end);
+        break;
+      case LayerKind::kGlobalAvgPool:
+        ref::global_avgpool_forward(out.data(), in, n, l.in.c, l.in.h, l.in.w);
+        break;
+      case LayerKind::kLrn:
+        st.denom[li].resize(out.size());
+        ref::lrn_forward(out.data(), st.denom[li].data(), in, n, l.in.c, l.in.h, l.in.w,
+                         l.lrn_size, l.lrn_alpha, l.lrn_beta, l.lrn_k);
+        break;
+      case LayerKind::kDense:  // a [C,H,W] input is already flat in C,H,W order
+        ref::dense_forward(out.data(), in, w, b, n, int(l.in.size()), l.out_channels);
+        break;
+    }
+    if (l.relu) ref::relu_forward(out.data(), out.data(), int64_t(out.size()));
+  }
+
+  const int K = net.num_classes;
+  result.logits = st.acts[L];
+  result.losses.assign(size_t(n), 0.0);
+  st.probs.assign(size_t(n) * K, 0.0);
+  ref::softmax_cross_entropy_forward(result.losses.data(), st.probs.data(), result.logits.data(),
+                                     labels.data(), n, K);
+  result.loss_sum = 0;
+  result.correct = 0;
+  for (int i = 0; i < n; ++i) {
+    result.loss_sum += result.losses[i];
+    const double* z = result.logits.data() + size_t(i) * K;
+    int best = 0;
+    for (int k = 1; k < K; ++k)
+      if (z[k] > z[best]) best = k;
+    if (best == labels[i]) ++result.correct;
+  }
+  return st;
+}
+
+}  // namespace
+
+ReferenceResult reference_forward(const NetworkSpec& net, const std::vector<double>& params_flat,
+                                  const std::vector<double>& images,
+                                  const std::vector<int32_t>& labels, int n) {
+  ReferenceResult result;
+  run_forward(net, params_flat, images, labels, n, result);
+  return result;
+}
+
+ReferenceResult reference_train_step(const NetworkSpec& net, const std::vector<double>& params_flat,
+                                     const std::vector<double>& images,
+                                     const std::vector<int32_t>& labels, int n,
+                                     double loss_scale) {
+  ReferenceResult result;
+  const ForwardState st = run_forward(net, params_flat, images, labels, n, result);
+  const size_t L = net.layers.size();
+  result.grad.assign(net.num_params, 0.0);
+
+  // dact holds d(loss)/d(acts[li + 1]) while layer li runs backward.
+  std::vector<double> dact(result.logits.size(), 0.0);
+  ref::softmax_cross_entropy_backward(dact.data(), st.probs.data(), labels.data(), n,
+                                      net.num_classes, loss_scale);
+  for (size_t li = L; li-- > 0;) {
+    const LayerSpec& l = net.layers[li];
+    const std::vector<double>& out = st.acts[li + 1];
+    if (l.relu) {  // through the fused ReLU first: its output is this layer's output
+      std::vector<double> dpre(dact.size(), 0.0);
+      ref::relu_backward(dpre.data(), dact.data(), out.data(), int64_t(out.size()));
+      dact.swap(dpre);
+    }
+    const double* in = st.acts[li].data();
+    const bool need_dinput = li > 0;  // nothing upstream of the input has parameters
+    std::vector<double> din(need_dinput ? st.acts[li].size() : 0, 0.0);
+    double* dinput = need_dinput ? din.data() : nullptr;
+    const double* w = l.weight_param >= 0
+                          ? params_flat.data() + net.params[l.weight_param].offset
+                          : nullptr;
+    double* dw = l.weight_param >= 0 ? result.grad.data() + net.params[l.weight_param].offset
+                                     : nullptr;
+    double* db = l.bias_param >= 0 ? result.grad.data() + net.params[l.bias_param].offset
+                                   : nullptr;
+    switch (l.kind) {
+      case LayerKind::kConv:
+        ref::conv2d_backward(dinput, dw, db, dact.data(), in, w, n, l.in.c, l.in.h, l.in.w,
+                             l.out.c, l.kernel, l.stride, l.pad_begin, l.pad_end);
+        break;
+      case LayerKind::kMaxPool:
+        if (dinput)
+          ref::maxpool_backward(dinput, dact.data(), st.argmax[li].data(), n, l.out.c, l.out.h,
+                                l.out.w);
+        break;
+      case LayerKind::kGlobalAvgPool:
+        if (dinput) ref::global_avgpool_backward(dinput, dact.data(), n, l.in.c, l.in.h, l.in.w);
+        break;
+      case LayerKind::kLrn:
+        if (dinput)
+          ref::lrn_backward(dinput, dact.data(), in, st.denom[li].data(), n, l.in.c, l.in.h,
+                            l.in.w, l.lrn_size, l.lrn_alpha, l.lrn_beta);
+        break;
+      case LayerKind::kDense:
+        ref::dense_backward(dinput, dw, db, dact.data(), in, w, n, int(l.in.size()),
+                            l.out_channels);
+        break;
+    }
+    dact.swap(din);
+  }
+  return result;
+}
+
+ReferenceResult reference_train_step(const NetworkSpec& net, const std::vector<float>& params_flat,
+                                     const std::vector<float>& images,
+                                     const std::vector<int32_t>& labels, int n,
+                                     double loss_scale) {
+  return reference_train_step(net, std::vector<double>(params_flat.begin(), params_flat.end()),
+                              std::vector<double>(images.begin(), images.end()), labels, n,
+                              loss_scale);
+}
+
+}  // namespace ts
