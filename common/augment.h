@@ -1,0 +1,42 @@
+// Batch assembly: records -> float NCHW in [0, 1] plus int32 labels, with optional
+// augmentation. Every random draw is keyed by (run seed, epoch, set, record index), never by
+// position in a batch or by process, so a record is augmented the same way whichever worker
+// gets it and wherever it sits in its batch.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "cifar10.h"
+
+namespace ts {
+
+enum class Augment {
+  kNone,
+  kFlip,      // horizontal flip with p = 0.5
+  kFlipCrop,  // flip, then a random 32x32 window of the image zero-padded to 40x40
+};
+
+// "none", "flip", "flip,crop"; throws std::invalid_argument listing them otherwise.
+Augment parse_augment(const std::string& text);
+const char* augment_name(Augment a);  // the inverse of parse_augment
+
+constexpr int kCropPad = 4;
+
+// What augmentation does to one record: crop, then flip. With the image zero-padded by
+// kCropPad on every side, output pixel (c, y, x) = input (c, y + dy, x' + dx), where
+// x' = flip ? 31 - x : x, and 0 where that falls outside the image.
+struct AugmentDraw {
+  bool flip = false;
+  int dy = 0, dx = 0;  // crop offsets, uniform in [-kCropPad, kCropPad]
+};
+AugmentDraw draw_augment(Augment a, uint64_t seed, int64_t epoch, Set s, int32_t index);
+
+// One image (3072 bytes, CHW) -> 3072 floats, pixel / 255 moved as `d` says.
+void assemble_image(const uint8_t* image, const AugmentDraw& d, float* out);
+
+// images_out: [n, 3, 32, 32] floats; labels_out: [n]. Throws std::out_of_range naming the
+// first index outside [0, data.size(s)).
+void assemble_batch(const Cifar10& data, Set s, const int32_t* idx, int n, Augment augment,
+                    uint64_t seed, int64_t epoch, float* images_out, int32_t* labels_out);
+
+}  // namespace ts
