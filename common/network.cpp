@@ -1,5 +1,6 @@
 #include "network.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -106,7 +107,9 @@ NetworkSpec finish_network(std::string name, Shape3 input, int num_classes,
     switch (l.kind) {
       case LayerKind::kConv: {
         const int pad = l.pad_begin + l.pad_end;
-        if (l.kernel <= 0 || l.out_channels <= 0) fail(l, "kernel and filters must be positive");
+        if (l.kernel <= 0 || l.out_channels <= 0 || l.stride <= 0)
+          fail(l, "kernel, filters and stride must be positive");
+        if (l.pad_begin < 0 || l.pad_end < 0) fail(l, "padding must not be negative");
         if (cur.h + pad < l.kernel || cur.w + pad < l.kernel) fail(l, "kernel larger than input");
         l.out = {l.out_channels, out_size(cur.h, l.kernel, l.stride, pad),
                  out_size(cur.w, l.kernel, l.stride, pad)};
@@ -118,6 +121,7 @@ NetworkSpec finish_network(std::string name, Shape3 input, int num_classes,
       }
       case LayerKind::kMaxPool: {
         if (l.kernel <= 0 || l.stride <= 0) fail(l, "window and stride must be positive");
+        if ((l.pad_begin < 0) != (l.pad_end < 0)) fail(l, "padding: both ends SAME (-1) or both explicit");
         if (l.pad_begin < 0) {  // TF "SAME"
           const int oh = (cur.h + l.stride - 1) / l.stride;
           const int total = std::max((oh - 1) * l.stride + l.kernel - cur.h, 0);
@@ -154,6 +158,8 @@ NetworkSpec finish_network(std::string name, Shape3 input, int num_classes,
     if (l.out.h <= 0 || l.out.w <= 0) fail(l, "output would be empty");
     cur = l.out;
   }
+  if (!layers.empty() && layers.back().relu)
+    throw std::invalid_argument("network '" + net.name + "': the last layer gives logits and must not end in ReLU");
   if (layers.empty() || cur.size() != num_classes)
     throw std::invalid_argument("network '" + net.name + "' must end in " +
                                 std::to_string(num_classes) + " logits");

@@ -82,8 +82,8 @@ NetworkSpec finish_network(std::string name, Shape3 input, int num_classes,
 void glorot_uniform_init(const NetworkSpec& net, uint64_t seed, float* params);
 
 // Floating-point operations (multiply and add counted separately) of the convolutions and
-// dense layers for one batch: forward, and backward (data + weights; the first layer has no
-// backward-data pass). Used for GFLOP/s figures.
+// dense layers for one batch: forward, and backward (data + weights; the first conv/dense layer
+// has no backward-data pass: nothing below it needs a gradient). Used for GFLOP/s figures.
 struct FlopCount {
   double forward = 0, backward = 0;
 };

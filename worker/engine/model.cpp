@@ -88,7 +88,12 @@ Model::BatchNet& Model::net_for(int n) {
   bn->logits = b.convert(cur, md({n, k}, tag::nc), b.fwd, "logits reorder");
   bn->diff_logits = memory(md({n, k}, tag::nc), b.eng);
   memory diff = bn->diff_logits;
-  for (size_t i = bn->layers.size(); i-- > 0;) diff = bn->layers[i]->build_backward(b, diff, i > 0);
+  // Input gradients are needed only above the first layer with parameters.
+  size_t first_with_params = 0;
+  while (first_with_params < net_.layers.size() && net_.layers[first_with_params].weight_param < 0)
+    ++first_with_params;
+  for (size_t i = bn->layers.size(); i-- > 0;)
+    diff = bn->layers[i]->build_backward(b, diff, i > first_with_params);
   slot = std::move(bn);
   return *slot;
 }

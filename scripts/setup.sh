@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what threadsplit needs from Debian (only what is missing) and builds it into
+# $BUILD_DIR (default ./build), Release, with every core. Sourced or run by train.sh and
+# test.sh; safe to run again (an up-to-date build does nothing).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
+PACKAGES=(cmake g++ make libdnnl-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
+          protobuf-compiler catch2)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+jobs="$(nproc 2>/dev/null || echo 2)"
+if [[ ! -f "$BUILD_DIR/CMakeCache.txt" ]]; then
+  cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >/dev/null
+fi
+log="$BUILD_DIR/build.log"
+echo "setup: building into $BUILD_DIR with $jobs jobs (log: $log)" >&2
+if ! cmake --build "$BUILD_DIR" -j"$jobs" >"$log" 2>&1; then
+  grep -E "error|Error" "$log" | head -40 >&2 || tail -40 "$log" >&2
+  echo "setup: the build failed; the full log is $log" >&2
+  exit 1
+fi
