@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <stdexcept>
@@ -94,6 +95,35 @@ CoreSet CoreSet::of_process(pid_t pid) {
     return parse(line.substr(b, e - b + 1));
   }
   throw std::runtime_error(path + " has no Cpus_allowed_list line");
+}
+
+CoreSet CoreSet::of_process_threads(pid_t pid) {
+  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  std::error_code ec;
+  CoreSet all;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string status = entry.path().string() + "/status";
+    std::ifstream in(status);
+    std::string line;
+    const std::string key = "Cpus_allowed_list:";
+    while (std::getline(in, line)) {
+      if (line.compare(0, key.size(), key) != 0) continue;
+      const size_t b = line.find_first_not_of(" \t", key.size());
+      const size_t e = line.find_last_not_of(" \t\r");
+      if (b != std::string::npos) all = united(all, parse(line.substr(b, e - b + 1)));
+      break;
+    }
+  }
+  if (ec) throw std::runtime_error("cannot read " + dir + " (is process " + std::to_string(pid) +
+                                   " alive?)");
+  return all.sorted();
+}
+
+CoreSet CoreSet::united(const CoreSet& a, const CoreSet& b) {
+  std::vector<int> out = a.cores_;
+  for (int c : b.cores_)
+    if (std::find(out.begin(), out.end(), c) == out.end()) out.push_back(c);
+  return CoreSet(std::move(out));
 }
 
 CoreSet CoreSet::slice(int rank, int threads) const {

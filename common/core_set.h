@@ -20,12 +20,21 @@ class CoreSet {
   // the offending piece (empty list, empty item, bad number, reversed range, duplicate core).
   static CoreSet parse(const std::string& text);
 
-  // The cores this process may run on now (sched_getaffinity), ascending.
+  // The cores the calling thread may run on now (sched_getaffinity), ascending. That is the
+  // process's set until a runtime pins threads (libgomp pins the initial thread to the first
+  // OpenMP place as soon as it starts when OMP_PROC_BIND is set).
   static CoreSet of_this_process();
 
-  // The cores another process may run on, from /proc/<pid>/status Cpus_allowed_list.
-  // Throws std::runtime_error when the process or the line does not exist.
+  // The cores another process's main thread may run on, from /proc/<pid>/status
+  // Cpus_allowed_list. Throws std::runtime_error when the process or the line does not exist.
   static CoreSet of_process(pid_t pid);
+
+  // The union over all of a process's threads (/proc/<pid>/task/*/status), ascending: the
+  // cores the process as a whole runs on, whatever its runtime pinned where.
+  static CoreSet of_process_threads(pid_t pid);
+
+  // The cores of `a` and then those of `b` not already in `a`.
+  static CoreSet united(const CoreSet& a, const CoreSet& b);
 
   // Worker `rank`'s share when each of the workers gets `threads` cores: positions
   // [rank*threads, (rank+1)*threads) of this list, wrapping around past its end.

@@ -131,7 +131,11 @@ void write_run_report(const std::string& path, const ReportInputs& in) {
           .field("hostname", b.hostname())
           .field("assigned_cores", w.assigned_cores)
           .field("cores", CoreSet(cores).to_string())
-          .field("omp_threads", b.omp_threads())
+          .field("omp_threads", b.omp_threads());
+      j.key("omp_thread_cores").begin_array();
+      for (const auto& c : b.omp_thread_cores()) j.value(c);
+      j.end_array();
+      j
           .field("omp_places", b.omp_places())
           .field("omp_proc_bind", b.omp_proc_bind())
           .field("process_threads_at_join", b.process_threads())
@@ -180,6 +184,9 @@ void write_run_report(const std::string& path, const ReportInputs& in) {
           .field("update", e.update_share)
           .end_object();
       j.field("gradient_wait_s", e.gradient_wait_s).field("update_s", e.update_s);
+      j.key("step_losses").begin_array();
+      for (double l : e.step_losses) j.value(l);
+      j.end_array();
       j.key("workers").begin_array();
       for (size_t r = 0; r < e.workers.size(); ++r) {
         j.begin_object().field("rank", int64_t(r));

@@ -154,6 +154,7 @@ void TrainingRun::run_epoch(ProgressDisplay& progress) {
     const std::vector<int32_t>& batch = plan.batches[size_t(s)];
     const std::string what = "step " + std::to_string(step_);
     std::fill(received.begin(), received.end(), false);
+    const double loss_before = loss_sum;
     const Stopwatch wait;
     for (int got = 0; got < P; ++got) {
       int r = -1;
@@ -207,6 +208,7 @@ void TrainingRun::run_epoch(ProgressDisplay& progress) {
     ++steps_this_run_;
     ++rec.steps;
     rec.samples += int64_t(batch.size());
+    rec.step_losses.push_back((loss_sum - loss_before) / double(batch.size()));
     const double t = wall.elapsed();
     progress.step(epoch_ + 1, o.epochs, s + 1, plan.steps(), loss_sum / double(rec.samples),
                   t > 0 ? double(rec.samples) / t : 0);

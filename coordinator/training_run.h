@@ -72,6 +72,7 @@ struct EpochRecord {
   double seconds = 0;                 // training steps only, evaluation excluded
   double images_per_s = 0;
   double train_loss = 0, train_accuracy = 0;
+  std::vector<double> step_losses;    // mean training loss of each step, in order
   std::optional<EvalOutcome> validation;
   double gradient_wait_s = 0;         // coordinator waiting for the slowest gradient
   double update_s = 0;                // coordinator: sum + optimizer + packing parameters

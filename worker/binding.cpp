@@ -1,22 +1,64 @@
 #include "binding.h"
 
+#include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <string>
 
-#include "core_set.h"
 #include "model.h"
 #include "process_facts.h"
 #include "wire_format.h"
 
 namespace ts {
 
+namespace {
+
+void set_thread_cores(const CoreSet& cores) {
+  if (cores.empty()) return;
+  int max_core = 0;
+  for (int c : cores.cores()) max_core = std::max(max_core, c);
+  const size_t n = size_t(max_core) + 1;
+  cpu_set_t* set = CPU_ALLOC(n);
+  const size_t bytes = CPU_ALLOC_SIZE(n);
+  CPU_ZERO_S(bytes, set);
+  for (int c : cores.cores()) CPU_SET_S(size_t(c), bytes, set);
+  sched_setaffinity(0, bytes, set);  // best effort: a refusal leaves the mask as it was
+  CPU_FREE(set);
+}
+
+CoreSet team_union() {
+  CoreSet all;
+  for (const CoreSet& c : omp_thread_cores()) all = CoreSet::united(all, c);
+  return all.sorted();
+}
+
+}  // namespace
+
+std::vector<CoreSet> omp_thread_cores() {
+  std::vector<CoreSet> masks(static_cast<size_t>(omp_team_size()));
+#pragma omp parallel
+  {
+    const int t = omp_get_thread_num();
+    CoreSet mine = CoreSet::of_this_process();
+#pragma omp critical
+    if (size_t(t) < masks.size()) masks[size_t(t)] = std::move(mine);
+  }
+  return masks;
+}
+
 threadsplit::Binding read_binding() {
   threadsplit::Binding b;
-  const CoreSet mine = CoreSet::of_this_process();
-  for (int c : mine.cores()) b.add_cores(c);
+  const std::vector<CoreSet> team = omp_thread_cores();
+  CoreSet all = CoreSet::of_process_threads(getpid());
+  for (const CoreSet& c : team) {
+    all = CoreSet::united(all, c);
+    b.add_omp_thread_cores(c.to_string());
+  }
+  const CoreSet sorted = all.sorted();
+  for (int c : sorted.cores()) b.add_cores(c);
   b.set_omp_threads(omp_team_size());
   const char* places = std::getenv("OMP_PLACES");
   const char* bind = std::getenv("OMP_PROC_BIND");
@@ -38,5 +80,11 @@ threadsplit::Versions library_versions() {
   v.set_compiler(compiler_version());
   return v;
 }
+
+HelperThreadCores::HelperThreadCores() : own_(CoreSet::of_this_process()) {
+  set_thread_cores(team_union());
+}
+
+HelperThreadCores::~HelperThreadCores() { set_thread_cores(own_); }
 
 }  // namespace ts

@@ -149,6 +149,11 @@ void WorkerSession::write(const WorkerMessage& m) {
 }
 
 void WorkerSession::join() {
+  // Read back before anything below changes this thread's mask.
+  const threadsplit::Binding binding = read_binding();
+  // gRPC's threads and the loader's are created inside this scope, so they may use every
+  // core of this worker rather than inheriting the OpenMP master's single place.
+  const HelperThreadCores helpers;
   grpc::ChannelArguments args;
   configure_channel(args);
   channel_ = grpc::CreateCustomChannel(config_.coordinator, grpc::InsecureChannelCredentials(), args);
@@ -168,7 +173,7 @@ void WorkerSession::join() {
   h->set_run_token(config_.token);
   h->set_rank(config_.rank);
   h->set_run_id(config_.run_id);
-  *h->mutable_binding() = read_binding();
+  *h->mutable_binding() = binding;
   *h->mutable_versions() = library_versions();
   write(hello);
 

@@ -44,7 +44,13 @@ TEST_CASE("core lists format back to the compact form", "[core_set]") {
     CHECK(CoreSet::parse(s).to_string() == s);
 }
 
-TEST_CASE("worker r gets cores [r*T, (r+1)*T) and wraps when oversubscribed", "[core_set]") {
+TEST_CASE("core sets unite without repeating a core", "[core_set]") {
+  CHECK(CoreSet::united(CoreSet::parse("3,1"), CoreSet::parse("1-2")).cores() ==
+        std::vector<int>{3, 1, 2});
+  CHECK(CoreSet::united(CoreSet(), CoreSet::parse("0")).cores() == std::vector<int>{0});
+}
+
+TEST_CASE("worker r gets cores r*T to (r+1)*T-1 and wraps when oversubscribed", "[core_set]") {
   const CoreSet cores = CoreSet::parse("0-3,8,10-11");
   CHECK(cores.slice(0, 2).cores() == std::vector<int>{0, 1});
   CHECK(cores.slice(1, 2).cores() == std::vector<int>{2, 3});
@@ -60,5 +66,7 @@ TEST_CASE("this process's cores agree with its /proc Cpus_allowed_list", "[core_
   const CoreSet mine = CoreSet::of_this_process();
   REQUIRE(!mine.empty());
   CHECK(CoreSet::of_process(getpid()) == mine);
+  CHECK(CoreSet::of_process_threads(getpid()) == mine);
+  CHECK_THROWS_AS(CoreSet::of_process_threads(-5), std::runtime_error);
   CHECK_THROWS_AS(CoreSet::of_process(-5), std::runtime_error);
 }

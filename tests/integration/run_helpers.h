@@ -1,0 +1,49 @@
+// Starting and watching real processes for the integration tests: the coordinator
+// (THREADSPLIT_BIN) and hand-started workers (THREADSPLIT_WORKER_BIN), on loopback.
+#pragma once
+#include <sys/types.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace ts_test {
+
+// TEST_TMP_DIR, created on first use.
+std::string tmp_dir();
+
+// CIFAR10_TEST_DIR when it holds the data set, else synthetic data generated once into
+// TEST_TMP_DIR/synthetic.
+std::string test_data_dir();
+
+struct Process {
+  pid_t pid = -1;
+  std::string out_path, err_path;  // its stdout and stderr
+  std::string out() const;
+  std::string err() const;
+};
+
+// fork/exec argv[0] with stdout/stderr in TEST_TMP_DIR/<name>.out/.err; `env` entries
+// ("NAME=value") are set, and "NAME=" entries unset, in the child.
+Process start(const std::string& name, const std::vector<std::string>& argv,
+              const std::vector<std::string>& env = {});
+
+// Waits up to timeout_s; returns the exit code (128 + signal when killed), or -1 after
+// killing a process that did not finish in time.
+int wait_exit(Process& p, double timeout_s);
+
+// Polls `cond` every 20 ms for up to timeout_s.
+bool wait_until(const std::function<bool()>& cond, double timeout_s);
+
+// True when no process `pid` runs any more (gone, or a zombie nobody reaped yet).
+bool process_gone(pid_t pid);
+
+std::string read_text(const std::string& path);
+
+// The coordinator's command line with the test defaults (loopback, worker binary, data).
+std::vector<std::string> coordinator_args(const std::vector<std::string>& extra);
+
+// Worker pids from the coordinator's "threadsplit: worker R pid N on ..." lines.
+std::vector<pid_t> worker_pids(const std::string& coordinator_stdout);
+
+}  // namespace ts_test
