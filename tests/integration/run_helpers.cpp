@@ -50,14 +50,18 @@ Process start(const std::string& name, const std::vector<std::string>& argv,
   Process p;
   p.out_path = tmp_dir() + "/" + name + ".out";
   p.err_path = tmp_dir() + "/" + name + ".err";
+  // Truncated here, not in the child: a caller polling out() right after start() must not
+  // read the previous run's output.
+  std::ofstream(p.out_path, std::ios::trunc).close();
+  std::ofstream(p.err_path, std::ios::trunc).close();
   std::vector<char*> args;
   std::vector<std::string> copy = argv;
   for (auto& a : copy) args.push_back(&a[0]);
   args.push_back(nullptr);
   p.pid = fork();
   if (p.pid == 0) {
-    const int out = open(p.out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    const int err = open(p.err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int out = open(p.out_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    const int err = open(p.err_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (out < 0 || err < 0) _exit(125);
     dup2(out, 1);
     dup2(err, 2);

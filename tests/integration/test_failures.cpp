@@ -81,3 +81,27 @@ TEST_CASE("hand-started workers: a wrong token or another run is refused, the ri
   CHECK(ts_test::wait_exit(good, 60) == 3);
   CHECK_THAT(good.err(), Catch::Contains("lost the coordinator at 127.0.0.1:" + port));
 }
+
+TEST_CASE("a worker that dies mid-run aborts the run with a message naming it, and a checkpoint",
+          "[integration][failure]") {
+  const std::string ckpt = ts_test::tmp_dir() + "/abort.ckpt";
+  std::filesystem::remove(ckpt);
+  ts_test::Process coord = ts_test::start(
+      "abort", ts_test::coordinator_args({"--procs", "2", "--threads", "1", "--steps", "1000000",
+                                          "--eval-every", "0", "--save", ckpt}));
+  std::vector<pid_t> pids;
+  REQUIRE(ts_test::wait_until(
+      [&] {
+        pids = ts_test::worker_pids(coord.out());
+        return pids.size() == 2 && pids[1] > 0;
+      },
+      60));
+  kill(pids[1], SIGKILL);
+  const int rc = ts_test::wait_exit(coord, 60);
+  INFO(coord.out() << coord.err());
+  CHECK(rc == 1);
+  CHECK_THAT(coord.err(), Catch::Contains("run aborted: worker 1 (pid " + std::to_string(pids[1])) &&
+                              Catch::Contains("killed by signal 9"));
+  CHECK(std::filesystem::exists(ckpt));
+  CHECK(ts_test::wait_until([&] { return ts_test::process_gone(pids[0]); }, 10));
+}

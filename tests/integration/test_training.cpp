@@ -146,3 +146,26 @@ TEST_CASE("--batch-per-worker makes the global batch P x B, and oversubscription
   CHECK(r["epochs"][0]["samples"].num == 96);
   for (size_t w = 0; w < 2; ++w) CHECK(r["workers"][w]["cores"].str == one_core);
 }
+
+TEST_CASE("a run resumed from its checkpoint continues exactly where an unbroken run goes",
+          "[integration][checkpoint]") {
+  const std::string dir = ts_test::tmp_dir();
+  auto train = [&](const std::string& tag, std::vector<std::string> extra) {
+    std::vector<std::string> flags = {"--procs", "2", "--threads", "1", "--seed", "9",
+                                      "--eval-every", "0", "--save", dir + "/" + tag + ".ckpt"};
+    flags.insert(flags.end(), extra.begin(), extra.end());
+    ts_test::Process p = ts_test::start(tag, ts_test::coordinator_args(flags));
+    const int rc = ts_test::wait_exit(p, 300);
+    INFO(tag << ":\n" << p.out() << p.err());
+    REQUIRE(rc == 0);
+    return ts::load_checkpoint(dir + "/" + tag + ".ckpt", ts::build_network("seed_cnn"));
+  };
+  train("resume_first", {"--steps", "12"});
+  const ts::TrainingState resumed = train("resume_second", {"--init", dir + "/resume_first.ckpt", "--steps", "8"});
+  const ts::TrainingState straight = train("resume_straight", {"--steps", "20"});
+  CHECK(resumed.step == 20);
+  CHECK(straight.step == 20);
+  CHECK(resumed.params == straight.params);  // same P, same order: bit for bit
+  REQUIRE(resumed.optimizer);
+  CHECK(resumed.optimizer->iterations == 20);
+}

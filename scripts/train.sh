@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The README's main command: installs what is missing, builds (Release, every core) into
+# ./build, finds CIFAR-10, and trains with the remaining arguments passed to `threadsplit`:
+#   scripts/train.sh --procs 2 --threads 1 --epochs 3 --report run.json
+# The data set: --data DIR, else $CIFAR10_DIR, else ./data/cifar-10-batches-bin, else
+# ../shared/data/cifar-10-batches-bin; when none has it, scripts/get_cifar10.sh downloads it,
+# and where that fails a synthetic stand-in is generated (timings valid, accuracies not).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
+
+"$ROOT/scripts/setup.sh"
+BIN="$BUILD_DIR/coordinator/threadsplit"
+[[ -x "$BIN" ]] || { echo "train.sh: $BIN was not built (see $BUILD_DIR/build.log)" >&2; exit 1; }
+
+has_cifar() { [[ -f "$1/data_batch_1.bin" && -f "$1/test_batch.bin" ]]; }
+
+# --data / --data=DIR among the arguments wins; everything else goes through untouched.
+data=""
+args=()
+while (($#)); do
+  case "$1" in
+    --data) [[ $# -ge 2 ]] || { echo "train.sh: --data needs a directory" >&2; exit 2; }
+            data="$2"; shift 2 ;;
+    --data=*) data="${1#--data=}"; shift ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+
+if [[ -z "$data" ]]; then
+  for candidate in "${CIFAR10_DIR:-}" "$ROOT/data/cifar-10-batches-bin" \
+                   "$ROOT/../shared/data/cifar-10-batches-bin"; do
+    if [[ -n "$candidate" ]] && has_cifar "$candidate"; then data="$candidate"; break; fi
+  done
+fi
+if [[ -z "$data" ]]; then
+  echo "train.sh: CIFAR-10 not found; trying scripts/get_cifar10.sh" >&2
+  if [[ -x "$ROOT/scripts/get_cifar10.sh" ]] && "$ROOT/scripts/get_cifar10.sh" "$ROOT/data" &&
+     has_cifar "$ROOT/data/cifar-10-batches-bin"; then
+    data="$ROOT/data/cifar-10-batches-bin"
+  else
+    data="$ROOT/data/synthetic-cifar10"
+    has_cifar "$data" || "$BIN" make-synthetic-data "$data" >&2
+    cat >&2 <<WARN
+train.sh: ================================================================================
+train.sh: NO CIFAR-10 AVAILABLE: training on SYNTHETIC data in $data.
+train.sh: Speeds and thread-split comparisons are real; ACCURACY MEANS NOTHING on this data.
+train.sh: ================================================================================
+WARN
+  fi
+fi
+
+exec "$BIN" --data "$data" ${args[@]+"${args[@]}"}
