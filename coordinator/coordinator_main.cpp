@@ -285,7 +285,7 @@ int run(const RunOptions& o) {
   }
   if (s.oversubscribed)
     std::fprintf(stderr,
-                 "threadsplit: WARNING: %d workers x %d threads = %d threads on %d cores: "
+                 "threadsplit: WARNING: %d worker(s) x %d thread(s) = %d threads on %d core(s): "
                  "OVERSUBSCRIBED. Threads will time-share cores, so OpenMP barriers wait for "
                  "descheduled threads and caches are thrashed; this usually runs slower than a "
                  "split with procs x threads = cores.\n",

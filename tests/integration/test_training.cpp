@@ -127,7 +127,7 @@ TEST_CASE("workers run on their assigned cores with the token only in their envi
     for (pid_t pid : pids) kill(pid, SIGKILL);
 }
 
-TEST_CASE("--batch-per-worker makes the global batch P x B, and oversubscription is announced",
+TEST_CASE("the per-worker batch mode makes the global batch P x B, and oversubscription is announced",
           "[integration][training]") {
   const std::string report = ts_test::tmp_dir() + "/per_worker.json";
   const std::string one_core = std::to_string(ts::CoreSet::of_this_process()[0]);
