@@ -42,8 +42,15 @@ struct Flag {
 
 const std::map<std::string, Flag>& flags() {
   static const std::map<std::string, Flag> table = {
-      {"--procs", {true, [](RunOptions& o, const std::string& v) { o.procs = to_int32("--procs", v); }}},
-      {"--threads", {true, [](RunOptions& o, const std::string& v) { o.threads = to_int32("--threads", v); }}},
+      // 0 in RunOptions means "not given"; a given value must be a real count.
+      {"--procs", {true, [](RunOptions& o, const std::string& v) {
+         o.procs = to_int32("--procs", v);
+         if (o.procs < 1) throw UsageError("--procs must be at least 1, got " + v);
+       }}},
+      {"--threads", {true, [](RunOptions& o, const std::string& v) {
+         o.threads = to_int32("--threads", v);
+         if (o.threads < 1) throw UsageError("--threads must be at least 1, got " + v);
+       }}},
       {"--cores", {true, [](RunOptions& o, const std::string& v) { o.cores = v; }}},
       {"--external-workers", {true, [](RunOptions& o, const std::string& v) { o.external_workers = to_int32("--external-workers", v); }}},
       {"--epochs", {true, [](RunOptions& o, const std::string& v) { o.epochs = to_int32("--epochs", v); }}},

@@ -64,6 +64,8 @@ TEST_CASE("bad flags are refused with one sentence naming the flag", "[options]"
   CHECK_THAT(refusal({"--lr", "1e", "--data", "/d"}), Catch::Contains("--lr expects a number"));
   CHECK_THAT(refusal({"--frobnicate"}), Catch::Contains("unknown argument '--frobnicate'"));
   CHECK_THAT(refusal({"--no-shuffle=1"}), Catch::Contains("--no-shuffle takes no value"));
+  CHECK_THAT(refusal({"--procs", "0", "--data", "/d"}), Catch::Contains("--procs must be at least 1"));
+  CHECK_THAT(refusal({"--threads", "0", "--data", "/d"}), Catch::Contains("--threads must be at least 1"));
   CHECK_THAT(refusal({"--epochs", "0", "--data", "/d"}), Catch::Contains("--epochs must be at least 1"));
   CHECK_THAT(refusal({"--port", "70000", "--data", "/d"}), Catch::Contains("--port must be in 0..65535"));
   CHECK_THAT(refusal({"--progress", "maybe", "--data", "/d"}), Catch::Contains("--progress"));
