@@ -34,6 +34,7 @@ struct Options {
   std::string model = "seed_cnn";
   int batch = 128, threads = 1, runs = 7, steps = 40, warmup = 10;
   std::string data, update = "adam";
+  bool winograd = true;
   bool verbose = false;
 };
 
@@ -42,7 +43,8 @@ struct Options {
   std::fprintf(stderr,
                "usage: step_bench [--model seed_cnn|tf_tutorial_cnn] [--batch 128] [--threads 1]\n"
                "                  [--runs 7] [--steps 40] [--warmup 10] [--data DIR]\n"
-               "                  [--update adam|none] [--verbose]\n"
+               "                  [--update adam|none] [--direct] [--verbose]\n"
+               "--direct: direct convolution only (no Winograd).\n"
                "Without --data (or CIFAR10_DIR) a generated CIFAR-shaped data set is used.\n");
   std::exit(why ? 2 : 0);
 }
@@ -61,6 +63,7 @@ Options parse(int argc, char** argv) {
     const std::string a = argv[i];
     if (a == "-h" || a == "--help") usage(nullptr);
     if (a == "--verbose") { o.verbose = true; continue; }
+    if (a == "--direct") { o.winograd = false; continue; }
     if (i + 1 >= argc) usage((a + " needs a value").c_str());
     const char* v = argv[++i];
     if (a == "--model") o.model = v;
@@ -115,7 +118,9 @@ int main(int argc, char** argv) {
   }
   ts::Cifar10 data = ts::Cifar10::open(dir);
 
-  ts::Model model(net, o.batch);
+  ts::ModelOptions mo;
+  mo.winograd = o.winograd;
+  ts::Model model(net, o.batch, mo);
   std::vector<float> params(net.num_params), grad(net.num_params);
   ts::glorot_uniform_init(net, 42, params.data());
   model.set_params(params.data());

@@ -1,5 +1,7 @@
 // Convolution + bias with optional fused ReLU.
 // conv {N,C,H,W} (x) {O,C,K,K} + {O} -> {N,O,H',W'}, stride s, padding (pb, pe).
+#include <stdexcept>
+
 #include "net_builder.h"
 
 namespace ts {
@@ -21,17 +23,28 @@ class ConvLayer : public Layer {
     w_user_ = md(w_dims, tag::oihw);
     b_user_ = md({s.out.c}, tag::x);
 
-    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_training,
-                                      dnnl::algorithm::convolution_direct, any_md(src_dims),
-                                      any_md(w_dims), b_user_, any_md(dst_dims), strides_,
-                                      pad_l_, pad_r_);
     dnnl::primitive_attr attr;
     if (s.relu) {
       dnnl::post_ops po;
       po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
       attr.set_post_ops(po);
     }
-    fwd_pd_ = dnnl::convolution_forward::primitive_desc(d, attr, b.eng);
+    // Winograd where oneDNN implements it for this shape (3x3, stride 1, channels in blocks of
+    // 16), else direct; backward follows the forward's choice.
+    alg_ = dnnl::algorithm::convolution_direct;
+    const bool wino_shape = s.kernel == 3 && s.stride == 1 && s.in.c % 16 == 0 && s.out.c % 16 == 0;
+    for (auto alg : {dnnl::algorithm::convolution_winograd, dnnl::algorithm::convolution_direct}) {
+      if (alg == dnnl::algorithm::convolution_winograd && !(b.winograd && wino_shape)) continue;
+      dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_training, alg, any_md(src_dims),
+                                        any_md(w_dims), b_user_, any_md(dst_dims), strides_,
+                                        pad_l_, pad_r_);
+      fwd_pd_ = dnnl::convolution_forward::primitive_desc(d, attr, b.eng, /*allow_empty=*/true);
+      if (fwd_pd_) {
+        alg_ = alg;
+        break;
+      }
+    }
+    if (!fwd_pd_) throw std::runtime_error(s.name + ": oneDNN has no convolution for this shape");
 
     src_ = b.convert(src, fwd_pd_.src_desc(), b.fwd, s.name + " src reorder");
     memory w = b.param_in(w_, w_user_, fwd_pd_.weights_desc(), s.name + " weight reorder");
@@ -54,10 +67,14 @@ class ConvLayer : public Layer {
     const memory::dims dst_dims = {b.n, s.out.c, s.out.h, s.out.w};
 
     // Weights gradient: reads the forward's input and the (ReLU-masked) output gradient.
-    dnnl::convolution_backward_weights::desc dw(dnnl::algorithm::convolution_direct,
-                                                any_md(src_dims), any_md(w_dims), b_user_,
-                                                any_md(dst_dims), strides_, pad_l_, pad_r_);
-    dnnl::convolution_backward_weights::primitive_desc bw_pd(dw, b.eng, fwd_pd_);
+    // Backward in the forward's algorithm where oneDNN has it, else direct.
+    auto make_bw = [&](dnnl::algorithm alg) {
+      dnnl::convolution_backward_weights::desc dw(alg, any_md(src_dims), any_md(w_dims), b_user_,
+                                                  any_md(dst_dims), strides_, pad_l_, pad_r_);
+      return dnnl::convolution_backward_weights::primitive_desc(dw, b.eng, fwd_pd_, true);
+    };
+    auto bw_pd = make_bw(alg_);
+    if (!bw_pd) bw_pd = make_bw(dnnl::algorithm::convolution_direct);
     memory bw_src = b.convert(src_, bw_pd.src_desc(), b.bwd, s.name + " bwd-w src reorder");
     memory bw_diff_dst = b.convert(diff_dst, bw_pd.diff_dst_desc(), b.bwd, s.name + " bwd-w diff reorder");
     memory dweights = b.grad_out(w_, w_user_, bw_pd.diff_weights_desc(), s.name + " dW reorder");
@@ -69,10 +86,13 @@ class ConvLayer : public Layer {
     b.flush_grad_reorders();
     if (!need_diff_src) return memory();
 
-    dnnl::convolution_backward_data::desc dd(dnnl::algorithm::convolution_direct,
-                                             any_md(src_dims), any_md(w_dims), any_md(dst_dims),
-                                             strides_, pad_l_, pad_r_);
-    dnnl::convolution_backward_data::primitive_desc bd_pd(dd, b.eng, fwd_pd_);
+    auto make_bd = [&](dnnl::algorithm alg) {
+      dnnl::convolution_backward_data::desc dd(alg, any_md(src_dims), any_md(w_dims),
+                                               any_md(dst_dims), strides_, pad_l_, pad_r_);
+      return dnnl::convolution_backward_data::primitive_desc(dd, b.eng, fwd_pd_, true);
+    };
+    auto bd_pd = make_bd(alg_);
+    if (!bd_pd) bd_pd = make_bd(dnnl::algorithm::convolution_direct);
     memory w = b.convert(weights_, bd_pd.weights_desc(), b.load, s.name + " bwd-d weight reorder");
     memory bd_diff_dst = b.convert(diff_dst, bd_pd.diff_dst_desc(), b.bwd, s.name + " bwd-d diff reorder");
     memory diff_src(bd_pd.diff_src_desc(), b.eng);
@@ -87,6 +107,7 @@ class ConvLayer : public Layer {
   ParamSpec w_, bias_;
   memory::dims strides_, pad_l_, pad_r_;
   memory::desc w_user_, b_user_;
+  dnnl::algorithm alg_ = dnnl::algorithm::convolution_direct;
   dnnl::convolution_forward::primitive_desc fwd_pd_;
   memory src_, dst_, weights_;
 };

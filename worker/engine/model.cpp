@@ -49,8 +49,8 @@ void run(const std::vector<Op>& ops, dnnl::stream& s) {
 
 }  // namespace
 
-Model::Model(const NetworkSpec& net, int max_batch)
-    : net_(net), max_batch_(max_batch), impl_(std::make_unique<Impl>()) {
+Model::Model(const NetworkSpec& net, int max_batch, ModelOptions options)
+    : net_(net), max_batch_(max_batch), options_(options), impl_(std::make_unique<Impl>()) {
   if (max_batch <= 0) throw std::invalid_argument("Model: max_batch must be positive");
   impl_->params.assign(net_.num_params, 0.f);
 }
@@ -72,6 +72,7 @@ Model::BatchNet& Model::net_for(int n) {
   NetBuilder& b = bn->b;
   b.eng = impl_->eng;
   b.n = n;
+  b.winograd = options_.winograd;
   b.params = impl_->params.data();
   const auto& in = net_.input;
   bn->input = memory(md({n, in.c, in.h, in.w}, tag::nchw), b.eng, nullptr);

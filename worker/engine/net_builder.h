@@ -34,6 +34,7 @@ struct BoundMemory {
 struct NetBuilder {
   dnnl::engine eng;
   int n = 0;                             // batch size
+  bool winograd = true;                  // let 3x3 stride-1 convolutions use Winograd
   const float* params = nullptr;         // the model's flat parameter copy (user layouts)
   std::vector<Op> load;                  // parameter reorders, run after set_params
   std::vector<Op> fwd;                   // forward, in layer order
