@@ -4,6 +4,7 @@
 // points into the caller's flat buffer.
 #pragma once
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -22,7 +23,8 @@ struct Op {
   dnnl::primitive prim;
   std::unordered_map<int, memory> args;
   std::string what;  // "conv1 fwd", for implementation reports
-  std::string impl;  // oneDNN implementation name
+  std::string impl;  // oneDNN implementation name, or "threadsplit:..." for our own kernels
+  std::function<void()> kernel;  // our own kernel, run instead of prim when set
 };
 
 // A memory whose data handle is re-pointed to (base + offset) of a caller's buffer each call.
@@ -84,10 +86,20 @@ struct NetBuilder {
     pending_grad_reorders.clear();
   }
 
+  // One of our own kernels, for what oneDNN only has a reference implementation of.
+  void add_kernel(std::vector<Op>& ops, std::function<void()> fn, const std::string& what,
+                  const std::string& impl) {
+    Op op;
+    op.kernel = std::move(fn);
+    op.what = what;
+    op.impl = impl;
+    ops.push_back(std::move(op));
+  }
+
   template <class Prim, class Pd>
   void add(std::vector<Op>& ops, const Prim& prim, std::unordered_map<int, memory> args,
            const std::string& what, const Pd& pd) {
-    ops.push_back({prim, std::move(args), what, pd.impl_info_str()});
+    ops.push_back({prim, std::move(args), what, pd.impl_info_str(), {}});
   }
 
  private:
