@@ -1,6 +1,5 @@
 #include "process_facts.h"
 
-#include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -61,10 +60,5 @@ MachineFacts machine_facts() {
   return m;
 }
 
-void tune_malloc_for_messages() {
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
-  // glibc caps the mmap threshold at 32 MiB on 64-bit (DEFAULT_MMAP_THRESHOLD_MAX).
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
-}
 
 }  // namespace ts

@@ -25,10 +25,5 @@ MachineFacts machine_facts();
 
 std::string host_name();
 
-// glibc tuning both processes apply first thing: never give freed heap back to the kernel
-// (M_TRIM_THRESHOLD) and serve large blocks from the heap, not fresh mmaps
-// (M_MMAP_THRESHOLD). Measured: with the defaults, gRPC round trips of parameter-sized
-// messages are ~10x slower, because every message pays page faults on new memory.
-void tune_malloc_for_messages();
 
 }  // namespace ts

@@ -21,6 +21,7 @@
 #include "core_set.h"
 #include "network.h"
 #include "optimizer.h"
+#include "malloc_tuning.h"
 #include "process_facts.h"
 #include "progress_display.h"
 #include "run_options.h"
@@ -485,7 +486,7 @@ int run(const RunOptions& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  ts::tune_malloc_for_messages();
+  ts::keep_freed_memory();
   if (argc >= 2 && std::string(argv[1]) == "make-synthetic-data") return make_synthetic_data(argc, argv);
   ts::RunOptions o;
   try {

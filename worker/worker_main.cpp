@@ -8,6 +8,7 @@
 #include <string>
 
 #include "omp_setup.h"
+#include "malloc_tuning.h"
 #include "process_facts.h"
 #include "step_loop.h"
 
@@ -35,7 +36,7 @@ int parse_int(const std::string& flag, const char* v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  ts::tune_malloc_for_messages();
+  ts::keep_freed_memory();
   ts::WorkerConfig c;
   int threads = 0;
   try {
