@@ -33,6 +33,7 @@
 #include "wire_format.h"
 #include "worker_launcher.h"
 #include "augment.h"
+#include "step_timing.h"
 
 namespace {
 
@@ -457,6 +458,28 @@ int run(const RunOptions& o) {
       save_checkpoint(o.save, s.net, st, &run.optimizer());
       std::printf("saved %s (step %lld%s)\n", o.save.c_str(), (long long)st.step,
                   failed ? ", the last complete step before the abort" : "");
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "threadsplit: %s\n", e.what());
+      rc = 1;
+    }
+  }
+  if (o.warmup_steps > 0) {
+    const TimedFigures t = summarize_steps(run.step_timings(), o.warmup_steps, s.world_size);
+    std::printf("timed after %d warm-up steps: %lld steps in %.2f s (%.0f img/s)\n", o.warmup_steps,
+                (long long)t.steps, t.seconds, t.images_per_s);
+  }
+  if (!o.trace.empty()) {
+    std::vector<std::string> names;
+    for (const WorkerRecord& w : run.workers())
+      names.push_back("worker " + std::to_string(w.rank) +
+                      (w.assigned_cores.empty() ? std::string() : " (cores " + w.assigned_cores + ")"));
+    try {
+      write_step_trace(o.trace, run.step_timings(), names,
+                       {{"run_id", s.run_id}, {"model", o.model},
+                        {"split", std::to_string(s.world_size) + "x" + std::to_string(s.threads)},
+                        {"placement", "worker spans end when the coordinator received the step's "
+                                      "result; gradient transfer counts as exchange"}});
+      std::printf("wrote trace %s (%zu steps)\n", o.trace.c_str(), run.step_timings().size());
     } catch (const std::exception& e) {
       std::fprintf(stderr, "threadsplit: %s\n", e.what());
       rc = 1;

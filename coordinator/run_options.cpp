@@ -82,6 +82,8 @@ const std::map<std::string, Flag>& flags() {
       {"--connect-timeout", {true, [](RunOptions& o, const std::string& v) { o.connect_timeout_s = to_double("--connect-timeout", v); }}},
       {"--step-timeout", {true, [](RunOptions& o, const std::string& v) { o.step_timeout_s = to_double("--step-timeout", v); }}},
       {"--progress", {true, [](RunOptions& o, const std::string& v) { o.progress = v; }}},
+      {"--warmup-steps", {true, [](RunOptions& o, const std::string& v) { o.warmup_steps = to_int32("--warmup-steps", v); }}},
+      {"--trace", {true, [](RunOptions& o, const std::string& v) { o.trace = v; }}},
       {"--help", {false, [](RunOptions& o, const std::string&) { o.help = true; }}},
       {"-h", {false, [](RunOptions& o, const std::string&) { o.help = true; }}},
   };
@@ -159,6 +161,10 @@ std::string usage_text(const char* program) {
     << "  --connect-timeout S    workers must join within S seconds (default " << d.connect_timeout_s << ")\n"
     << "  --step-timeout S       a worker silent for S seconds is dead (default " << d.step_timeout_s << ")\n"
     << "  --progress auto|on|off live progress bar (default auto: only on a terminal)\n"
+    << "Measuring:\n"
+    << "  --warmup-steps N       leave the first N steps out of the report's timed figures\n"
+    << "  --trace FILE           Chrome trace-event JSON: each worker's phases per step and the\n"
+    << "                         coordinator's reduce/update (chrome://tracing, ui.perfetto.dev)\n"
     << "  --help                 this text\n";
   return s.str();
 }
@@ -192,6 +198,10 @@ void validate_options(const RunOptions& o) {
   if (!(o.step_timeout_s > 0)) throw UsageError("--step-timeout must be positive");
   if (o.progress != "auto" && o.progress != "on" && o.progress != "off")
     throw UsageError("--progress must be auto, on or off, got '" + o.progress + "'");
+  if (o.warmup_steps < 0) throw UsageError("--warmup-steps must be >= 0, got " + std::to_string(o.warmup_steps));
+  if (o.steps > 0 && o.warmup_steps >= o.steps)
+    throw UsageError("--warmup-steps " + std::to_string(o.warmup_steps) + " leaves none of --steps " +
+                     std::to_string(o.steps) + " to time");
   if (o.data.empty()) throw UsageError("--data DIR is required (the CIFAR-10 binary version; "
                                        "scripts/train.sh finds or fetches it)");
 }

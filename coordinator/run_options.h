@@ -52,6 +52,10 @@ struct RunOptions {
   double step_timeout_s = 600;    // a worker silent this long during a step is dead
   std::string progress = "auto";  // auto (only on a tty), on, off
 
+  // Measurement (coordinator/step_timing.h, coordinator/autotune.h).
+  int warmup_steps = 0;           // first N steps excluded from the report's "timed" figures
+  std::string trace;              // Chrome trace-event JSON of every step
+
   bool help = false;
 };
 

@@ -8,6 +8,7 @@
 
 #include "json_writer.h"
 #include "process_facts.h"
+#include "step_timing.h"
 #include "wire_format.h"
 
 namespace ts {
@@ -202,6 +203,29 @@ void write_run_report(const std::string& path, const ReportInputs& in) {
   if (in.test) {
     j.key("test");
     write_eval(j, *in.test);
+  }
+  if (in.run) {
+    // The steps after --warmup-steps: what the sweep and --autotune compare.
+    const TimedFigures t = summarize_steps(in.run->step_timings(), s.options.warmup_steps, s.world_size);
+    j.key("timed").begin_object()
+        .field("warmup_steps", t.warmup_steps)
+        .field("steps", t.steps)
+        .field("samples", t.samples)
+        .field("seconds", t.seconds)
+        .field("images_per_s", t.images_per_s)
+        .field("step_s_median", t.step_s_median)
+        .field("step_s_min", t.step_s_min)
+        .field("step_s_max", t.step_s_max)
+        .field("gradient_wait_s", t.gradient_wait_s)
+        .field("update_s", t.update_s);
+    j.key("shares").begin_object()
+        .field("data_wait", t.data_share)
+        .field("forward", t.forward_share)
+        .field("backward", t.backward_share)
+        .field("exchange", t.exchange_share)
+        .field("update", t.update_share)
+        .end_object();
+    j.end_object();
   }
   j.key("totals").begin_object()
       .field("steps", in.run ? in.run->step() : int64_t(0))

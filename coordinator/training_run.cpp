@@ -156,6 +156,10 @@ void TrainingRun::run_epoch(ProgressDisplay& progress) {
     std::fill(received.begin(), received.end(), false);
     const double loss_before = loss_sum;
     const Stopwatch wait;
+    StepTiming timing;
+    timing.step = step_;
+    timing.start_s = now_seconds();
+    timing.workers.resize(size_t(P));
     for (int got = 0; got < P; ++got) {
       int r = -1;
       WorkerMessage msg = next_message(&r, o.step_timeout_s, "during " + what);
@@ -179,12 +183,15 @@ void TrainingRun::run_epoch(ProgressDisplay& progress) {
       if (!bad.empty()) throw RunAborted(describe_worker(r) + " sent " + bad + " during " + what);
       received[size_t(r)] = true;
       rec.workers[size_t(r)].add(res.times());
+      timing.workers[size_t(r)].received_s = now_seconds();
+      note_result(timing.workers[size_t(r)], res);
       workers_[size_t(r)].total.add(res.times());
       loss_sum += res.loss_sum();
       correct += res.correct();
     }
     rec.gradient_wait_s += wait.elapsed();
 
+    timing.gradients_s = now_seconds();
     const Stopwatch update;
     // Rank order, always: the sum (and so the run) is the same on every repetition.
     std::fill(sum_.begin(), sum_.end(), 0.f);
@@ -201,7 +208,12 @@ void TrainingRun::run_epoch(ProgressDisplay& progress) {
     p->set_step(step_);
     pack_floats(params_.data(), params_.size(), p->mutable_params());
     rec.update_s += update.elapsed();
+    timing.updated_s = now_seconds();
     send_all(m);
+
+    timing.end_s = now_seconds();
+    timing.samples = int64_t(batch.size());
+    step_timings_.push_back(std::move(timing));
 
     ++step_;
     ++step_in_epoch_;

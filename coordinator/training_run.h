@@ -19,6 +19,7 @@
 #include "network.h"
 #include "optimizer.h"
 #include "progress_display.h"
+#include "step_timing.h"
 #include "run_options.h"
 #include "trainer.pb.h"
 
@@ -115,6 +116,8 @@ class TrainingRun {
   const std::vector<EpochRecord>& epochs() const { return epochs_; }
   std::vector<WorkerRecord>& workers() { return workers_; }
   double train_seconds() const { return train_seconds_; }
+  // Every step of this run, in order (report's timed window, --trace).
+  const std::vector<StepTiming>& step_timings() const { return step_timings_; }
 
  private:
   void run_epoch(ProgressDisplay& progress);
@@ -140,6 +143,7 @@ class TrainingRun {
   std::vector<WorkerRecord> workers_;
   std::vector<std::vector<float>> grads_;  // per rank, reused
   std::vector<float> sum_;
+  std::vector<StepTiming> step_timings_;
 };
 
 }  // namespace ts

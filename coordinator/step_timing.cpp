@@ -1,0 +1,104 @@
+#include "step_timing.h"
+
+#include <algorithm>
+
+#include "trace_writer.h"
+
+namespace ts {
+
+TimedFigures summarize_steps(const std::vector<StepTiming>& steps, int warmup, int world_size) {
+  TimedFigures f;
+  f.warmup_steps = warmup;
+  const size_t first = std::min(steps.size(), size_t(std::max(0, warmup)));
+  if (first >= steps.size() || world_size < 1) return f;
+  std::vector<double> step_s;
+  double data = 0, forward = 0, backward = 0;
+  std::vector<double> exchange(size_t(world_size), 0.0);
+  for (size_t i = first; i < steps.size(); ++i) {
+    const StepTiming& s = steps[i];
+    f.samples += s.samples;
+    step_s.push_back(s.end_s - s.start_s);
+    f.gradient_wait_s += s.gradients_s - s.start_s;
+    f.update_s += s.updated_s - s.gradients_s;
+    for (size_t r = 0; r < s.workers.size() && r < exchange.size(); ++r) {
+      const WorkerStepTiming& w = s.workers[r];
+      data += w.data_wait;
+      forward += w.forward;
+      backward += w.backward;
+      exchange[r] += w.exchange_wait;
+    }
+  }
+  f.steps = int64_t(step_s.size());
+  f.seconds = steps.back().end_s - steps[first].start_s;
+  if (f.seconds <= 0) return f;
+  f.images_per_s = double(f.samples) / f.seconds;
+  std::vector<double> sorted = step_s;
+  std::sort(sorted.begin(), sorted.end());
+  const size_t n = sorted.size();
+  f.step_s_median = n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+  f.step_s_min = sorted.front();
+  f.step_s_max = sorted.back();
+  const double denom = f.seconds * world_size;
+  f.data_share = data / denom;
+  f.forward_share = forward / denom;
+  f.backward_share = backward / denom;
+  // As in the epoch records: a worker's wait for parameters minus the coordinator's update is
+  // transfer plus waiting for stragglers.
+  for (double e : exchange) f.exchange_share += std::max(0.0, e - f.update_s) / denom;
+  f.update_share = f.update_s / f.seconds;
+  return f;
+}
+
+void write_step_trace(const std::string& path, const std::vector<StepTiming>& steps,
+                      const std::vector<std::string>& worker_names,
+                      const std::map<std::string, std::string>& about) {
+  TraceWriter t;
+  t.name_process(0, "coordinator");
+  t.name_thread(0, 0, "reduce + update");
+  for (size_t r = 0; r < worker_names.size(); ++r) {
+    t.name_process(int(r) + 1, worker_names[r]);
+    t.name_thread(int(r) + 1, 0, "step phases");
+  }
+  if (steps.empty()) {
+    t.write(path, about);
+    return;
+  }
+  const double zero = steps.front().start_s;
+  auto us = [&](double s) { return (s - zero) * 1e6; };
+  std::vector<double> track_end(worker_names.size(), 0.0);  // no span may start before this
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const StepTiming& s = steps[i];
+    const std::vector<std::pair<std::string, double>> args = {{"step", double(s.step)},
+                                                              {"samples", double(s.samples)}};
+    t.span(0, 0, "wait for gradients", "coordinator", us(s.start_s), us(s.gradients_s) - us(s.start_s), args);
+    t.span(0, 0, "reduce + update", "coordinator", us(s.gradients_s), us(s.updated_s) - us(s.gradients_s), args);
+    t.span(0, 0, "send parameters", "coordinator", us(s.updated_s), us(s.end_s) - us(s.updated_s), args);
+    for (size_t r = 0; r < s.workers.size() && r < worker_names.size(); ++r) {
+      const WorkerStepTiming& w = s.workers[r];
+      const int pid = int(r) + 1;
+      // Backwards from the result's arrival, clipped so the track never overlaps itself.
+      struct Phase { const char* name; double seconds; };
+      const Phase phases[] = {{"data wait", w.data_wait}, {"forward", w.forward}, {"backward", w.backward}};
+      double start = us(w.received_s) - 1e6 * (w.data_wait + w.forward + w.backward);
+      for (const Phase& p : phases) {
+        const double end = start + 1e6 * p.seconds;
+        const double from = std::max(start, track_end[r]);
+        if (end > from) t.span(pid, 0, p.name, "worker", from, end - from, args);
+        track_end[r] = std::max(track_end[r], end);
+        start = end;
+      }
+      // This step's exchange and install arrive with the next step's result.
+      if (i + 1 < steps.size() && r < steps[i + 1].workers.size()) {
+        const WorkerStepTiming& next = steps[i + 1].workers[r];
+        const double from = std::max(us(w.received_s), track_end[r]);
+        t.span(pid, 0, "exchange wait", "worker", from, 1e6 * next.exchange_wait, args);
+        t.span(pid, 0, "apply parameters", "worker", from + 1e6 * next.exchange_wait,
+               1e6 * next.apply_params, args);
+        track_end[r] = from + 1e6 * (next.exchange_wait + next.apply_params);
+      }
+    }
+  }
+  t.write(path, about);
+}
+
+}  // namespace ts

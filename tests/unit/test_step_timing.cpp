@@ -1,0 +1,130 @@
+// The timed window after the warm-up, and the --trace file: valid trace-event JSON with one
+// track per worker plus the coordinator's.
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "json_reader.h"
+#include "step_timing.h"
+#include "trace_writer.h"
+
+namespace {
+
+// Steps of 1 s each: worker phases 0.1 data, 0.3 forward, 0.4 backward, results arriving
+// 0.8 s into the step; the update takes 0.05 s; exchange 0.2 s reported with the next step.
+std::vector<ts::StepTiming> steady_steps(int n, int workers, double first_step_s = 1.0) {
+  std::vector<ts::StepTiming> steps;
+  double t = 100;
+  for (int i = 0; i < n; ++i) {
+    const double len = i == 0 ? first_step_s : 1.0;
+    ts::StepTiming s;
+    s.step = i;
+    s.start_s = t;
+    s.gradients_s = t + 0.8 * len;
+    s.updated_s = s.gradients_s + 0.05;
+    s.end_s = t + len;
+    s.samples = 128;
+    for (int r = 0; r < workers; ++r) {
+      ts::WorkerStepTiming w;
+      w.received_s = s.gradients_s - 0.01 * r;
+      w.samples = 128 / workers;
+      w.data_wait = 0.1;
+      w.forward = 0.3;
+      w.backward = 0.4;
+      w.exchange_wait = i == 0 ? 0 : 0.2;
+      w.apply_params = i == 0 ? 0 : 0.01;
+      s.workers.push_back(w);
+    }
+    steps.push_back(s);
+    t += len;
+  }
+  return steps;
+}
+
+}  // namespace
+
+TEST_CASE("the timed window leaves the warm-up steps out", "[timing]") {
+  // A slow first step (10 s) must not show in the figures once it is warm-up.
+  const auto steps = steady_steps(11, 2, 10.0);
+  const ts::TimedFigures all = ts::summarize_steps(steps, 0, 2);
+  const ts::TimedFigures warm = ts::summarize_steps(steps, 1, 2);
+  CHECK(all.steps == 11);
+  CHECK(all.seconds == Approx(20));
+  CHECK(warm.steps == 10);
+  CHECK(warm.samples == 1280);
+  CHECK(warm.seconds == Approx(10));
+  CHECK(warm.images_per_s == Approx(128));
+  CHECK(warm.step_s_median == Approx(1));
+  CHECK(warm.step_s_max == Approx(1));
+  CHECK(warm.data_share == Approx(0.1));
+  CHECK(warm.forward_share == Approx(0.3));
+  CHECK(warm.backward_share == Approx(0.4));
+  CHECK(warm.update_share == Approx(0.05));
+  CHECK(warm.exchange_share == Approx((2.0 - 0.5) / 10));  // wait minus the coordinator's update
+  // A warm-up covering the whole run leaves nothing to time.
+  const ts::TimedFigures none = ts::summarize_steps(steps, 11, 2);
+  CHECK(none.steps == 0);
+  CHECK(none.images_per_s == 0);
+}
+
+TEST_CASE("the trace is valid trace-event JSON with one track per worker and the coordinator's", "[timing]") {
+  const std::string dir = std::string(TEST_TMP_DIR);
+  std::filesystem::create_directories(dir);
+  const std::string path = dir + "/trace_test.json";
+  const auto steps = steady_steps(4, 2);
+  ts::write_step_trace(path, steps, {"worker 0 (cores 0)", "worker 1 (cores 1)"}, {{"model", "seed_cnn"}});
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  const ts::Json doc = ts::parse_json(text.str());
+  CHECK(doc["otherData"]["model"].str == "seed_cnn");
+  const ts::Json& events = doc["traceEvents"];
+  std::map<int, std::string> process_names;
+  std::map<int, std::set<std::string>> phases;
+  std::map<int, double> last_end;
+  for (const ts::Json& e : events.items) {
+    const std::string ph = e["ph"].str;
+    REQUIRE((ph == "M" || ph == "X"));
+    const int pid = int(e["pid"].num);
+    if (ph == "M") {
+      if (e["name"].str == "process_name") process_names[pid] = e["args"]["name"].str;
+      continue;
+    }
+    CHECK(e["dur"].num >= 0);
+    CHECK(e["ts"].num >= 0);
+    phases[pid].insert(e["name"].str);
+    // Spans on one track never overlap (the viewers nest or garble overlapping ones).
+    if (last_end.count(pid)) CHECK(e["ts"].num >= last_end[pid] - 1e-3);
+    last_end[pid] = e["ts"].num + e["dur"].num;
+  }
+  CHECK(process_names[0] == "coordinator");
+  CHECK(process_names[1] == "worker 0 (cores 0)");
+  CHECK(process_names[2] == "worker 1 (cores 1)");
+  CHECK(phases[0] == std::set<std::string>{"wait for gradients", "reduce + update", "send parameters"});
+  for (int pid : {1, 2})
+    CHECK(phases[pid] == std::set<std::string>{"data wait", "forward", "backward", "exchange wait",
+                                               "apply parameters"});
+}
+
+TEST_CASE("the trace writer names tracks and clamps negative durations", "[timing]") {
+  ts::TraceWriter t;
+  t.name_process(3, "a \"quoted\" name");
+  t.name_thread(3, 0, "main");
+  t.span(3, 0, "x", "cat", 5, -2, {{"step", 1}});
+  const ts::Json doc = ts::parse_json(t.json());
+  const ts::Json& ev = doc["traceEvents"];
+  bool saw_span = false;
+  for (const ts::Json& e : ev.items)
+    if (e["ph"].str == "X") {
+      saw_span = true;
+      CHECK(e["dur"].num == 0);
+      CHECK(e["args"]["step"].num == 1);
+    } else if (e["name"].str == "process_name") {
+      CHECK(e["args"]["name"].str == "a \"quoted\" name");
+    }
+  CHECK(saw_span);
+  CHECK(doc["displayTimeUnit"].str == "ms");
+}
