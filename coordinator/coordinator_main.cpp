@@ -33,7 +33,10 @@
 #include "wire_format.h"
 #include "worker_launcher.h"
 #include "augment.h"
+#include "autotune.h"
 #include "step_timing.h"
+#include "sweep_command.h"
+#include "trial_runner.h"
 
 namespace {
 
@@ -511,6 +514,7 @@ int run(const RunOptions& o) {
 int main(int argc, char** argv) {
   ts::keep_freed_memory();
   if (argc >= 2 && std::string(argv[1]) == "make-synthetic-data") return make_synthetic_data(argc, argv);
+  if (argc >= 2 && std::string(argv[1]) == "sweep") return ts::sweep_main(argc, argv);
   ts::RunOptions o;
   try {
     o = ts::parse_run_options(argc, argv);
@@ -522,6 +526,18 @@ int main(int argc, char** argv) {
   } catch (const ts::UsageError& e) {
     std::fprintf(stderr, "threadsplit: %s\n", e.what());
     return 2;
+  }
+  if (o.autotune) {
+    try {
+      const ts::AutotuneChoice c = ts::autotune(o, ts::self_executable());
+      o.procs = c.procs;
+      o.threads = c.threads;
+      std::printf("threadsplit: %s\n", c.reason.c_str());
+      std::fflush(stdout);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "threadsplit: %s\n", e.what());
+      return 1;
+    }
   }
   try {
     return run(o);

@@ -1,0 +1,64 @@
+// The sweep's plan: which configurations (points) to measure and in which order to run their
+// repeats. Pure planning, no processes: coordinator/sweep_command.cpp runs the plan.
+//
+// For a core budget N the points are every split P x T = N (P dividing N), and on request
+// the under-subscribed splits P x T = N/2 (on the first N/2 cores) and the over-subscribed
+// P x T = 2N, each for every model, batch mode and loader thread count asked for.
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+namespace ts {
+
+struct SweepOptions {
+  std::vector<std::string> models = {"seed_cnn", "tf_tutorial_cnn"};
+  std::vector<std::string> batch_modes = {"global", "per_worker"};
+  std::vector<int> loader_threads = {1};
+  bool under = false, over = false;
+  int repeats = 3;
+  int batch = 128;                 // global batch, global mode
+  int batch_per_worker = 0;        // per_worker mode; 0: batch / N, so P = N matches global mode
+  std::map<std::string, int> steps = {{"seed_cnn", 100}, {"tf_tutorial_cnn", 20}};  // timed
+  int default_steps = 50;          // a model not named in `steps`
+  int warmup_steps = 5;            // run before the timed steps, excluded from the figures
+};
+
+struct SweepPoint {
+  int index = 0;                   // position in points order
+  std::string model;
+  std::string batch_mode;          // "global" or "per_worker"
+  std::string subscription;        // "full", "under", "over"
+  int procs = 1, threads = 1;
+  int cores = 1;                   // cores given to the run (N, or N/2 when under)
+  int loader_threads = 1;
+  int global_batch = 0;
+  int batch_per_worker = 0;        // 0 in global mode
+  int steps = 0, warmup_steps = 0; // timed steps, and the untimed ones before them
+  std::string label() const;       // "2x1", "2x1 L2", "4x1 over"
+};
+
+struct Trial {
+  int point = 0;                   // index into the points
+  int repeat = 0;                  // 0-based
+  int order = 0;                   // position in the run order
+};
+
+// Every P with P x T = n, as (P, T) pairs, P ascending.
+std::vector<std::pair<int, int>> splits_of(int n);
+
+// Points in a stable order: model, batch mode, subscription (full, under, over), P, loader
+// threads. Throws std::invalid_argument for an impossible request (no cores, bad mode).
+std::vector<SweepPoint> plan_points(const SweepOptions& o, int core_count);
+
+// R passes over the points, alternately forward and backward (A B C C B A A B C ...), so a
+// slow drift of the machine's speed lands on every point alike.
+std::vector<Trial> interleave(int points, int repeats);
+
+// "1,2,4" -> {1, 2, 4}; "seed_cnn=100,tf_tutorial_cnn=20" handled by parse_steps.
+std::vector<int> parse_int_list(const std::string& flag, const std::string& v);
+std::vector<std::string> parse_name_list(const std::string& v);
+// "N" (every model) or "model=N,model=N". Throws std::invalid_argument.
+void parse_steps(const std::string& v, SweepOptions& o);
+
+}  // namespace ts

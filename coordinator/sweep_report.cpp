@@ -1,0 +1,345 @@
+#include "sweep_report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <sstream>
+
+#include "json_reader.h"
+#include "json_writer.h"
+
+namespace ts {
+
+namespace {
+
+double median_of(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+std::string fmt(const char* f, double x) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, x);
+  return buf;
+}
+
+std::string pct(double x) { return fmt("%.1f%%", 100 * x); }
+
+// The files' precision. The JSON holds these rounded values and the CSV prints them, so the
+// two agree digit for digit.
+double r1(double x) { return std::round(x * 10) / 10; }
+double r3(double x) { return std::round(x * 1000) / 1000; }
+double r4(double x) { return std::round(x * 10000) / 10000; }
+
+}  // namespace
+
+TrialFigures figures_from_report(const std::string& text) {
+  TrialFigures f;
+  try {
+    const Json r = parse_json(text);
+    if (r["status"].str != "completed") {
+      f.error = "the run " + r["status"].str + (r.has("error") ? ": " + r["error"].str : "");
+      return f;
+    }
+    if (!r.has("timed") || r["timed"]["steps"].num < 1) {
+      f.error = "the report has no timed steps (warm-up as long as the run?)";
+      return f;
+    }
+    const Json& t = r["timed"];
+    f.images_per_s = t["images_per_s"].num;
+    f.seconds = t["seconds"].num;
+    const Json& s = t["shares"];
+    f.data_share = s["data_wait"].num;
+    f.forward_share = s["forward"].num;
+    f.backward_share = s["backward"].num;
+    f.exchange_share = s["exchange"].num;
+    f.update_share = s["update"].num;
+    f.train_records = int(r["config"]["train_records"].num);
+    f.oversubscribed = r["split"]["oversubscribed"].b;
+    for (const Json& w : r["workers"].items) f.worker_cores.push_back(w["cores"].str);
+    f.ok = f.images_per_s > 0;
+    if (!f.ok) f.error = "the timed window measured no throughput";
+  } catch (const std::exception& e) {
+    f.ok = false;
+    f.error = std::string("unreadable report: ") + e.what();
+  }
+  return f;
+}
+
+double PointResult::spread() const {
+  return ok_trials >= 2 && ips_median > 0 ? (ips_max - ips_min) / ips_median : 0.0;
+}
+
+PointResult aggregate(const SweepPoint& p, std::vector<TrialFigures> trials) {
+  PointResult r;
+  r.point = p;
+  std::sort(trials.begin(), trials.end(),
+            [](const TrialFigures& a, const TrialFigures& b) { return a.repeat < b.repeat; });
+  r.trials = std::move(trials);
+  std::vector<double> ips;
+  for (const TrialFigures& t : r.trials) {
+    if (!t.ok) continue;
+    ips.push_back(t.images_per_s);
+    r.data_share += t.data_share;
+    r.forward_share += t.forward_share;
+    r.backward_share += t.backward_share;
+    r.exchange_share += t.exchange_share;
+    r.update_share += t.update_share;
+    if (r.bindings.empty()) {
+      for (size_t w = 0; w < t.worker_cores.size(); ++w)
+        r.bindings += (w ? "|" : "") + t.worker_cores[w];
+    }
+  }
+  r.ok_trials = int(ips.size());
+  if (ips.empty()) return r;
+  const double n = double(ips.size());
+  r.data_share /= n;
+  r.forward_share /= n;
+  r.backward_share /= n;
+  r.exchange_share /= n;
+  r.update_share /= n;
+  r.ips_median = median_of(ips);
+  r.ips_min = *std::min_element(ips.begin(), ips.end());
+  r.ips_max = *std::max_element(ips.begin(), ips.end());
+  int records = 45000;
+  for (const TrialFigures& t : r.trials)
+    if (t.ok && t.train_records > 0) records = t.train_records;
+  r.epoch_s = double(records) / r.ips_median;
+  return r;
+}
+
+std::vector<GroupSummary> summarize(const std::vector<PointResult>& results) {
+  std::vector<GroupSummary> groups;
+  std::map<std::pair<std::string, std::string>, size_t> where;
+  for (const PointResult& r : results) {
+    const auto key = std::make_pair(r.point.model, r.point.batch_mode);
+    if (!where.count(key)) {
+      where[key] = groups.size();
+      GroupSummary g;
+      g.model = r.point.model;
+      g.batch_mode = r.point.batch_mode;
+      groups.push_back(g);
+    }
+  }
+  for (GroupSummary& g : groups) {
+    // Ranked by median images/s; ties keep the plan's order.
+    std::vector<const PointResult*> ranked;
+    for (const PointResult& r : results)
+      if (r.point.model == g.model && r.point.batch_mode == g.batch_mode && r.ok_trials > 0)
+        ranked.push_back(&r);
+    std::stable_sort(ranked.begin(), ranked.end(), [](const PointResult* a, const PointResult* b) {
+      return a->ips_median > b->ips_median;
+    });
+    const std::string head = g.model + ", " + (g.batch_mode == "global" ? "global batch fixed" : "per-worker batch fixed") + ": ";
+    if (ranked.empty()) {
+      g.text = head + "no point ran successfully.";
+      continue;
+    }
+    const PointResult& best = *ranked[0];
+    g.best = best.point.index;
+    std::ostringstream t;
+    t << head << "best " << best.point.label() << " at " << fmt("%.0f", best.ips_median)
+      << " img/s (" << fmt("%.1f", best.epoch_s) << " s/epoch)";
+    if (ranked.size() == 1) {
+      t << "; no other point to compare with.";
+      g.text = t.str();
+      continue;
+    }
+    const PointResult& second = *ranked[1];
+    g.runner_up = second.point.index;
+    g.margin = second.ips_median > 0 ? best.ips_median / second.ips_median - 1 : 0;
+    g.spread = std::max(best.spread(), second.spread());
+    g.decisive = best.ok_trials >= 2 && second.ok_trials >= 2 && best.ips_min > second.ips_max;
+    t << ", " << pct(g.margin) << " ahead of " << second.point.label() << " ("
+      << fmt("%.0f", second.ips_median) << " img/s). Run-to-run spread " << pct(g.spread) << ": ";
+    if (g.decisive)
+      t << "the margin is real (best's slowest repeat beats the runner-up's fastest).";
+    else if (best.ok_trials < 2 || second.ok_trials < 2)
+      t << "too few repeats to tell the margin from noise.";
+    else
+      t << "the repeats overlap, so the margin is within noise: either split will do.";
+    g.text = t.str();
+  }
+  return groups;
+}
+
+std::vector<std::string> model_contrast(const std::vector<PointResult>& results,
+                                        const std::vector<GroupSummary>& groups) {
+  std::vector<std::string> out;
+  auto point = [&](int index) -> const PointResult* {
+    for (const PointResult& r : results)
+      if (r.point.index == index) return &r;
+    return nullptr;
+  };
+  for (size_t i = 0; i < groups.size(); ++i)
+    for (size_t j = i + 1; j < groups.size(); ++j) {
+      const GroupSummary &a = groups[i], &b = groups[j];
+      if (a.batch_mode != b.batch_mode || a.model == b.model || a.best < 0 || b.best < 0) continue;
+      const PointResult *pa = point(a.best), *pb = point(b.best);
+      if (!pa || !pb) continue;
+      std::string line = a.batch_mode + " batch: " + a.model + " is fastest at " + pa->point.label() +
+                         ", " + b.model + " at " + pb->point.label();
+      if (pa->point.procs == pb->point.procs && pa->point.threads == pb->point.threads) {
+        line += ": the same split wins for both models.";
+      } else {
+        const PointResult& more_procs = pa->point.procs > pb->point.procs ? *pa : *pb;
+        const PointResult& more_threads = pa->point.procs > pb->point.procs ? *pb : *pa;
+        line += ": " + more_procs.point.model + " favours processes, " + more_threads.point.model +
+                " favours threads.";
+      }
+      out.push_back(line);
+    }
+  return out;
+}
+
+std::string sweep_csv(const std::vector<PointResult>& results) {
+  std::ostringstream s;
+  s << "model,batch_mode,subscription,procs,threads,cores,loader_threads,global_batch,"
+       "batch_per_worker,steps,warmup_steps,repeats_ok,images_per_s_median,images_per_s_min,"
+       "images_per_s_max,epoch_s,data_wait_share,forward_share,backward_share,exchange_share,"
+       "update_share,bindings\n";
+  for (const PointResult& r : results) {
+    const SweepPoint& p = r.point;
+    s << p.model << ',' << p.batch_mode << ',' << p.subscription << ',' << p.procs << ','
+      << p.threads << ',' << p.cores << ',' << p.loader_threads << ',' << p.global_batch << ','
+      << p.batch_per_worker << ',' << p.steps << ',' << p.warmup_steps << ',' << r.ok_trials << ','
+      << fmt("%.1f", r1(r.ips_median)) << ',' << fmt("%.1f", r1(r.ips_min)) << ','
+      << fmt("%.1f", r1(r.ips_max)) << ',' << fmt("%.3f", r3(r.epoch_s)) << ','
+      << fmt("%.4f", r4(r.data_share)) << ',' << fmt("%.4f", r4(r.forward_share)) << ','
+      << fmt("%.4f", r4(r.backward_share)) << ',' << fmt("%.4f", r4(r.exchange_share)) << ','
+      << fmt("%.4f", r4(r.update_share)) << ',' << r.bindings << '\n';
+  }
+  return s.str();
+}
+
+std::string sweep_json(const SweepFacts& facts, const SweepOptions& o,
+                       const std::vector<PointResult>& results,
+                       const std::vector<GroupSummary>& groups,
+                       const std::vector<std::string>& contrast) {
+  JsonWriter j;
+  j.begin_object();
+  j.key("machine").begin_object()
+      .field("cpu_model", facts.cpu_model)
+      .field("hostname", facts.hostname)
+      .field("online_cores", facts.online_cores)
+      .field("memory_bytes", facts.memory_bytes)
+      .end_object();
+  j.key("versions").begin_object()
+      .field("onednn", facts.onednn)
+      .field("grpc", facts.grpc)
+      .field("protobuf", facts.protobuf)
+      .field("compiler", facts.compiler)
+      .end_object();
+  j.key("sweep").begin_object()
+      .field("cores", facts.cores)
+      .field("data", facts.data_dir)
+      .field("synthetic_data", facts.synthetic_data)
+      .field("repeats", o.repeats)
+      .field("warmup_steps", o.warmup_steps)
+      .field("batch", o.batch)
+      .field("under", o.under)
+      .field("over", o.over)
+      .field("order", "interleaved: repeat passes alternately forward and backward over the points")
+      .field("wall_seconds", facts.wall_seconds)
+      .end_object();
+  j.key("points").begin_array();
+  for (const PointResult& r : results) {
+    const SweepPoint& p = r.point;
+    j.begin_object()
+        .field("index", p.index)
+        .field("label", p.label())
+        .field("model", p.model)
+        .field("batch_mode", p.batch_mode)
+        .field("subscription", p.subscription)
+        .field("procs", p.procs)
+        .field("threads", p.threads)
+        .field("cores", p.cores)
+        .field("loader_threads", p.loader_threads)
+        .field("global_batch", p.global_batch)
+        .field("batch_per_worker", p.batch_per_worker)
+        .field("steps", p.steps)
+        .field("warmup_steps", p.warmup_steps)
+        .field("repeats_ok", r.ok_trials)
+        .field("bindings", r.bindings);
+    j.key("images_per_s").begin_object()
+        .field("median", r1(r.ips_median))
+        .field("min", r1(r.ips_min))
+        .field("max", r1(r.ips_max))
+        .end_object();
+    j.field("epoch_s", r3(r.epoch_s));
+    j.key("shares").begin_object()
+        .field("data_wait", r4(r.data_share))
+        .field("forward", r4(r.forward_share))
+        .field("backward", r4(r.backward_share))
+        .field("exchange", r4(r.exchange_share))
+        .field("update", r4(r.update_share))
+        .end_object();
+    j.key("trials").begin_array();
+    for (const TrialFigures& t : r.trials) {
+      j.begin_object().field("repeat", t.repeat).field("order", t.order).field("ok", t.ok);
+      if (t.ok)
+        j.field("images_per_s", t.images_per_s).field("seconds", t.seconds);
+      else
+        j.field("error", t.error);
+      j.end_object();
+    }
+    j.end_array();
+    j.end_object();
+  }
+  j.end_array();
+  j.key("summary").begin_array();
+  for (const GroupSummary& g : groups) {
+    j.begin_object()
+        .field("model", g.model)
+        .field("batch_mode", g.batch_mode)
+        .field("best", g.best)
+        .field("runner_up", g.runner_up)
+        .field("margin", g.margin)
+        .field("spread", g.spread)
+        .field("margin_exceeds_spread", g.decisive)
+        .field("text", g.text)
+        .end_object();
+  }
+  j.end_array();
+  j.key("contrast").begin_array();
+  for (const std::string& c : contrast) j.value(c);
+  j.end_array();
+  j.end_object();
+  return j.str() + "\n";
+}
+
+std::string sweep_summary_text(const std::vector<PointResult>& results,
+                               const std::vector<GroupSummary>& groups,
+                               const std::vector<std::string>& contrast) {
+  std::ostringstream s;
+  char line[256];
+  std::snprintf(line, sizeof line, "%-16s %-10s %-10s %5s %9s %17s %8s  %5s %5s %5s %5s %5s\n",
+                "model", "batch", "split", "batch", "img/s", "min..max", "s/epoch", "data",
+                "fwd", "bwd", "exch", "upd");
+  s << line;
+  for (const PointResult& r : results) {
+    const SweepPoint& p = r.point;
+    if (r.ok_trials == 0) {
+      std::snprintf(line, sizeof line, "%-16s %-10s %-10s %5d  FAILED: %s\n", p.model.c_str(),
+                    p.batch_mode.c_str(), p.label().c_str(), p.global_batch,
+                    r.trials.empty() ? "not run" : r.trials.front().error.c_str());
+    } else {
+      std::snprintf(line, sizeof line,
+                    "%-16s %-10s %-10s %5d %9.0f %8.0f..%-8.0f %8.1f  %4.0f%% %4.0f%% %4.0f%% %4.0f%% %4.0f%%\n",
+                    p.model.c_str(), p.batch_mode.c_str(), p.label().c_str(), p.global_batch,
+                    r.ips_median, r.ips_min, r.ips_max, r.epoch_s, 100 * r.data_share,
+                    100 * r.forward_share, 100 * r.backward_share, 100 * r.exchange_share,
+                    100 * r.update_share);
+    }
+    s << line;
+  }
+  s << "\n";
+  for (const GroupSummary& g : groups) s << g.text << "\n";
+  for (const std::string& c : contrast) s << c << "\n";
+  return s.str();
+}
+
+}  // namespace ts

@@ -1,0 +1,87 @@
+// The sweep's results: what one trial measured (read from its run report), each point's
+// figures over its repeats, the CSV and JSON files, and the summary that names the best split
+// per model and batch mode. No processes here, so all of it can be tested on recorded figures.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "sweep_plan.h"
+
+namespace ts {
+
+class JsonWriter;
+
+// One run's timed window (run report "timed"), and how it was really bound.
+struct TrialFigures {
+  int repeat = 0, order = 0;
+  bool ok = false;
+  std::string error;               // when !ok
+  double images_per_s = 0, seconds = 0;
+  double data_share = 0, forward_share = 0, backward_share = 0, exchange_share = 0,
+         update_share = 0;
+  int train_records = 45000;       // for the epoch-time estimate
+  std::vector<std::string> worker_cores;  // effective binding, by rank
+  bool oversubscribed = false;
+};
+
+// Parses a run report's text. Returns ok == false with the reason when it has no timed window.
+TrialFigures figures_from_report(const std::string& report_json);
+
+struct PointResult {
+  SweepPoint point;
+  std::vector<TrialFigures> trials;   // in repeat order, failed ones included
+  int ok_trials = 0;
+  double ips_median = 0, ips_min = 0, ips_max = 0;
+  double epoch_s = 0;                 // train records / median images/s
+  // Means over the successful repeats.
+  double data_share = 0, forward_share = 0, backward_share = 0, exchange_share = 0,
+         update_share = 0;
+  std::string bindings;               // "0|1": each worker's effective cores, by rank
+  double spread() const;              // (max - min) / median; 0 with fewer than 2 repeats
+};
+
+// Medians, ranges and mean shares of the successful trials.
+PointResult aggregate(const SweepPoint& p, std::vector<TrialFigures> trials);
+
+// One model and batch mode: the best point and the runner-up by median images/s.
+struct GroupSummary {
+  std::string model, batch_mode;
+  int best = -1, runner_up = -1;      // point indices; -1 when absent
+  double margin = 0;                  // best median / runner-up median - 1
+  double spread = 0;                  // the larger run-to-run spread of the two
+  bool decisive = false;              // best's slowest repeat beats runner-up's fastest
+  std::string text;                   // one paragraph for people
+};
+
+// Groups in the order the points are in. Points without a successful trial take no part.
+std::vector<GroupSummary> summarize(const std::vector<PointResult>& results);
+
+// Lines across models: where the best split's process count differs between models with the
+// same batch mode, say so (a tiny model tends to favour processes, a heavy one threads).
+std::vector<std::string> model_contrast(const std::vector<PointResult>& results,
+                                        const std::vector<GroupSummary>& groups);
+
+std::string sweep_csv(const std::vector<PointResult>& results);
+
+struct SweepFacts {
+  std::string cpu_model, hostname;
+  int online_cores = 0;
+  int64_t memory_bytes = 0;
+  std::string onednn, grpc, protobuf, compiler;
+  std::string cores;                  // the budget swept
+  std::string data_dir;
+  bool synthetic_data = false;
+  double wall_seconds = 0;
+};
+
+std::string sweep_json(const SweepFacts& facts, const SweepOptions& options,
+                       const std::vector<PointResult>& results,
+                       const std::vector<GroupSummary>& groups,
+                       const std::vector<std::string>& contrast);
+
+// The printed table and summary.
+std::string sweep_summary_text(const std::vector<PointResult>& results,
+                               const std::vector<GroupSummary>& groups,
+                               const std::vector<std::string>& contrast);
+
+}  // namespace ts

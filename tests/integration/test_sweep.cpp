@@ -1,0 +1,79 @@
+// The measuring tools end to end, kept tiny (a few steps per run): the sweep writes a CSV and
+// a JSON that agree, --autotune trains with a split it measured, --trace writes a timeline
+// with every worker's phases.
+#include <catch2/catch.hpp>
+#include <algorithm>
+#include <fstream>
+#include <set>
+
+#include "core_set.h"
+#include "mini_json.h"
+#include "run_helpers.h"
+
+using ts_test::Json;
+
+TEST_CASE("a tiny sweep runs every split in both batch modes and writes agreeing CSV and JSON",
+          "[integration][sweep]") {
+  const std::string out = ts_test::tmp_dir() + "/sweep";
+  // At most two of this process's cores, so the test costs the same on any box.
+  const ts::CoreSet mine = ts::CoreSet::of_this_process();
+  const int n = std::min(2, mine.size());
+  const std::string cores = ts::CoreSet(std::vector<int>(mine.cores().begin(), mine.cores().begin() + n)).to_string();
+  ts_test::Process p = ts_test::start(
+      "sweep", {THREADSPLIT_BIN, "sweep", "--data", ts_test::test_data_dir(), "--worker-bin",
+                THREADSPLIT_WORKER_BIN, "--out", out, "--models", "seed_cnn", "--steps", "3",
+                "--warmup-steps", "1", "--repeats", "2", "--batch", "32", "--cores", cores});
+  const int rc = ts_test::wait_exit(p, 300);
+  INFO("stdout:\n" << p.out() << "\nstderr:\n" << p.err());
+  REQUIRE(rc == 0);
+  CHECK_THAT(p.out(), Catch::Contains("seed_cnn, global batch fixed: best"));
+  CHECK_THAT(p.out(), Catch::Contains("seed_cnn, per-worker batch fixed: best"));
+  const Json j = ts_test::read_json_file(out + "/sweep.json");
+  const Json& points = j["points"];
+  REQUIRE(points.size() == size_t(2 * n));  // 1x2 and 2x1 (or 1x1), global and per-worker batch
+  std::ifstream csv(out + "/sweep.csv");
+  std::string line;
+  std::getline(csv, line);
+  CHECK(line.rfind("model,batch_mode,", 0) == 0);
+  for (size_t i = 0; i < points.size(); ++i) {
+    const Json& pt = points[i];
+    INFO("point " << pt["label"].str << " " << pt["batch_mode"].str);
+    CHECK(pt["repeats_ok"].num == 2);
+    CHECK(pt["images_per_s"]["median"].num > 0);
+    CHECK(pt["procs"].num * pt["threads"].num == n);
+    if (pt["batch_mode"].str == "per_worker") CHECK(pt["global_batch"].num == 16 * pt["procs"].num);
+    REQUIRE(std::getline(csv, line));
+    CHECK(line.find(pt["model"].str + "," + pt["batch_mode"].str + ",full," +
+                    std::to_string(int(pt["procs"].num)) + "," + std::to_string(int(pt["threads"].num))) == 0);
+  }
+  CHECK(j["summary"].size() == 2);
+  CHECK_FALSE(j["versions"]["onednn"].str.empty());
+}
+
+TEST_CASE("autotune measures the splits, says what it chose, trains with it and traces the run",
+          "[integration][sweep]") {
+  const std::string dir = ts_test::tmp_dir();
+  const std::string report = dir + "/autotune.json", trace = dir + "/autotune_trace.json";
+  ts_test::Process p = ts_test::start(
+      "autotune", ts_test::coordinator_args({"--autotune", "--autotune-steps", "2",
+                                             "--autotune-rounds", "2", "--warmup-steps", "1",
+                                             "--steps", "4", "--batch", "32", "--eval-every", "0",
+                                             "--report", report, "--trace", trace}));
+  const int rc = ts_test::wait_exit(p, 300);
+  INFO("stdout:\n" << p.out() << "\nstderr:\n" << p.err());
+  REQUIRE(rc == 0);
+  CHECK_THAT(p.out(), Catch::Contains("--autotune chose"));
+  const Json r = ts_test::read_json_file(report);
+  const int cores = ts::CoreSet::of_this_process().size();
+  CHECK(r["split"]["procs"].num * r["split"]["threads"].num == cores);
+  CHECK(p.out().find("--autotune chose " + std::to_string(int(r["split"]["procs"].num)) + "x" +
+                     std::to_string(int(r["split"]["threads"].num))) != std::string::npos);
+  CHECK(r["timed"]["steps"].num == 3);
+  CHECK(r["timed"]["images_per_s"].num > 0);
+
+  const Json t = ts_test::read_json_file(trace);
+  std::set<double> worker_pids_with_backward;
+  for (const Json& e : t["traceEvents"].items)
+    if (e["ph"].str == "X" && e["name"].str == "backward") worker_pids_with_backward.insert(e["pid"].num);
+  CHECK(int(worker_pids_with_backward.size()) == int(r["split"]["procs"].num));
+}

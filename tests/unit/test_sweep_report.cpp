@@ -1,0 +1,185 @@
+// The sweep's results given recorded figures: aggregation, the summary's choice, and the CSV
+// and JSON files (which must agree with each other).
+#include <catch2/catch.hpp>
+#include <sstream>
+
+#include "autotune.h"
+#include "json_reader.h"
+#include "sweep_report.h"
+
+namespace {
+
+ts::SweepPoint point(int index, const std::string& model, int procs, int threads,
+                     const std::string& mode = "global") {
+  ts::SweepPoint p;
+  p.index = index;
+  p.model = model;
+  p.batch_mode = mode;
+  p.subscription = "full";
+  p.procs = procs;
+  p.threads = threads;
+  p.cores = procs * threads;
+  p.global_batch = 128;
+  p.steps = 100;
+  p.warmup_steps = 5;
+  return p;
+}
+
+ts::PointResult recorded(const ts::SweepPoint& p, std::vector<double> ips) {
+  std::vector<ts::TrialFigures> trials;
+  for (size_t r = 0; r < ips.size(); ++r) {
+    ts::TrialFigures f;
+    f.repeat = int(r);
+    f.ok = ips[r] > 0;
+    if (!f.ok) f.error = "exited with status 1";
+    f.images_per_s = ips[r];
+    f.forward_share = 0.3;
+    f.backward_share = 0.5;
+    f.exchange_share = 0.1;
+    f.data_share = 0.01;
+    f.update_share = 0.02;
+    f.train_records = 45000;
+    for (int w = 0; w < p.procs; ++w) f.worker_cores.push_back(std::to_string(w));
+    trials.push_back(f);
+  }
+  return ts::aggregate(p, trials);
+}
+
+std::vector<std::string> split_csv_line(const std::string& line) {
+  std::vector<std::string> out;
+  std::stringstream s(line);
+  std::string cell;
+  while (std::getline(s, cell, ',')) out.push_back(cell);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a point's figures are the median and range of its successful repeats", "[sweep]") {
+  const auto r = recorded(point(0, "seed_cnn", 2, 1), {900, 0, 1100, 1000});
+  CHECK(r.ok_trials == 3);
+  CHECK(r.ips_median == Approx(1000));
+  CHECK(r.ips_min == Approx(900));
+  CHECK(r.ips_max == Approx(1100));
+  CHECK(r.spread() == Approx(0.2));
+  CHECK(r.epoch_s == Approx(45.0));
+  CHECK(r.bindings == "0|1");
+  const auto even = recorded(point(0, "seed_cnn", 1, 2), {100, 300});
+  CHECK(even.ips_median == Approx(200));
+}
+
+TEST_CASE("the summary names the fastest split and says whether its margin beats the spread", "[sweep]") {
+  std::vector<ts::PointResult> results = {
+      recorded(point(0, "seed_cnn", 1, 2), {3400, 3500, 3450}),
+      recorded(point(1, "seed_cnn", 2, 1), {6800, 7000, 6900}),
+      recorded(point(2, "tf_tutorial_cnn", 1, 2), {410, 400, 420}),
+      recorded(point(3, "tf_tutorial_cnn", 2, 1), {405, 390, 415}),
+  };
+  const auto groups = ts::summarize(results);
+  REQUIRE(groups.size() == 2);
+  CHECK(groups[0].model == "seed_cnn");
+  CHECK(groups[0].best == 1);
+  CHECK(groups[0].runner_up == 0);
+  CHECK(groups[0].margin == Approx(6900.0 / 3450 - 1));
+  CHECK(groups[0].decisive);
+  CHECK_THAT(groups[0].text, Catch::Contains("best 2x1") && Catch::Contains("margin is real"));
+  // Overlapping repeats: the higher median still wins, but the summary says it is noise.
+  CHECK(groups[1].best == 2);
+  CHECK(groups[1].runner_up == 3);
+  CHECK_FALSE(groups[1].decisive);
+  CHECK_THAT(groups[1].text, Catch::Contains("within noise"));
+  const auto contrast = ts::model_contrast(results, groups);
+  REQUIRE(contrast.size() == 1);
+  CHECK_THAT(contrast[0], Catch::Contains("seed_cnn favours processes") &&
+                              Catch::Contains("tf_tutorial_cnn favours threads"));
+}
+
+TEST_CASE("the summary skips failed points and needs two repeats to call a margin real", "[sweep]") {
+  std::vector<ts::PointResult> results = {
+      recorded(point(0, "seed_cnn", 1, 2), {0, 0}),
+      recorded(point(1, "seed_cnn", 2, 1), {5000}),
+  };
+  auto groups = ts::summarize(results);
+  REQUIRE(groups.size() == 1);
+  CHECK(groups[0].best == 1);
+  CHECK(groups[0].runner_up == -1);
+  CHECK_FALSE(groups[0].decisive);
+  results.push_back(recorded(point(2, "seed_cnn", 2, 2), {4000}));
+  groups = ts::summarize(results);
+  CHECK(groups[0].runner_up == 2);
+  CHECK_FALSE(groups[0].decisive);  // one repeat each: no spread known
+  CHECK_THAT(groups[0].text, Catch::Contains("too few repeats"));
+  // --autotune picks by the same rule.
+  CHECK(ts::autotune_pick(results).best == 1);
+  CHECK(ts::autotune_pick({}).best == -1);
+}
+
+TEST_CASE("the sweep CSV and JSON carry the same figures for every point", "[sweep]") {
+  std::vector<ts::PointResult> results = {
+      recorded(point(0, "seed_cnn", 1, 2), {3412.34, 3500.06, 3450.55}),
+      recorded(point(1, "seed_cnn", 2, 1, "per_worker"), {6800, 7000.25, 6900}),
+  };
+  const auto groups = ts::summarize(results);
+  ts::SweepFacts facts;
+  facts.cpu_model = "Test CPU, 2 cores";
+  facts.online_cores = 2;
+  facts.onednn = "2.7.3";
+  const std::string csv = ts::sweep_csv(results);
+  const ts::Json j = ts::parse_json(ts::sweep_json(facts, ts::SweepOptions{}, results, groups, {}));
+  CHECK(j["machine"]["cpu_model"].str == "Test CPU, 2 cores");
+  CHECK(j["versions"]["onednn"].str == "2.7.3");
+  std::stringstream lines(csv);
+  std::string header, line;
+  std::getline(lines, header);
+  const auto cols = split_csv_line(header);
+  auto col = [&](const std::string& name) {
+    for (size_t i = 0; i < cols.size(); ++i)
+      if (cols[i] == name) return i;
+    FAIL("no CSV column " << name);
+    return size_t(0);
+  };
+  const ts::Json& points = j["points"];
+  REQUIRE(points.size() == 2);
+  for (size_t i = 0; i < 2; ++i) {
+    REQUIRE(std::getline(lines, line));
+    const auto cells = split_csv_line(line);
+    REQUIRE(cells.size() == cols.size());
+    const ts::Json& p = points[i];
+    INFO("point " << i << ": " << line);
+    CHECK(cells[col("model")] == p["model"].str);
+    CHECK(cells[col("batch_mode")] == p["batch_mode"].str);
+    CHECK(std::stoi(cells[col("procs")]) == p["procs"].num);
+    CHECK(std::stoi(cells[col("threads")]) == p["threads"].num);
+    CHECK(std::stod(cells[col("images_per_s_median")]) == p["images_per_s"]["median"].num);
+    CHECK(std::stod(cells[col("images_per_s_min")]) == p["images_per_s"]["min"].num);
+    CHECK(std::stod(cells[col("images_per_s_max")]) == p["images_per_s"]["max"].num);
+    CHECK(std::stod(cells[col("epoch_s")]) == p["epoch_s"].num);
+    CHECK(std::stod(cells[col("backward_share")]) == p["shares"]["backward"].num);
+    CHECK(cells[col("bindings")] == p["bindings"].str);
+    CHECK(p["trials"].size() == 3);
+  }
+  CHECK(points[0]["images_per_s"]["median"].num == Approx(3450.6));
+  CHECK_FALSE(std::getline(lines, line));
+  // One summary per model and batch mode.
+  REQUIRE(j["summary"].size() == 2);
+  CHECK(j["summary"][0]["best"].num == 0);
+  CHECK(j["summary"][1]["best"].num == 1);
+}
+
+TEST_CASE("a run report's timed window becomes a trial's figures; a failed run says why", "[sweep]") {
+  const std::string good = R"({"status": "completed",
+    "config": {"train_records": 45000}, "split": {"oversubscribed": false},
+    "workers": [{"cores": "0"}, {"cores": "1"}],
+    "timed": {"steps": 10, "seconds": 0.5, "images_per_s": 2560,
+              "shares": {"data_wait": 0.01, "forward": 0.3, "backward": 0.5, "exchange": 0.1, "update": 0.02}}})";
+  const ts::TrialFigures f = ts::figures_from_report(good);
+  CHECK(f.ok);
+  CHECK(f.images_per_s == 2560);
+  CHECK(f.backward_share == 0.5);
+  CHECK(f.worker_cores == std::vector<std::string>{"0", "1"});
+  const ts::TrialFigures failed = ts::figures_from_report(R"({"status": "failed", "error": "worker 1 died"})");
+  CHECK_FALSE(failed.ok);
+  CHECK_THAT(failed.error, Catch::Contains("worker 1 died"));
+  CHECK_FALSE(ts::figures_from_report("{not json").ok);
+  CHECK_FALSE(ts::figures_from_report(R"({"status": "completed", "timed": {"steps": 0}})").ok);
+}
