@@ -12,21 +12,12 @@ TimedFigures summarize_steps(const std::vector<StepTiming>& steps, int warmup, i
   const size_t first = std::min(steps.size(), size_t(std::max(0, warmup)));
   if (first >= steps.size() || world_size < 1) return f;
   std::vector<double> step_s;
-  double data = 0, forward = 0, backward = 0;
-  std::vector<double> exchange(size_t(world_size), 0.0);
   for (size_t i = first; i < steps.size(); ++i) {
     const StepTiming& s = steps[i];
     f.samples += s.samples;
     step_s.push_back(s.end_s - s.start_s);
     f.gradient_wait_s += s.gradients_s - s.start_s;
     f.update_s += s.updated_s - s.gradients_s;
-    for (size_t r = 0; r < s.workers.size() && r < exchange.size(); ++r) {
-      const WorkerStepTiming& w = s.workers[r];
-      data += w.data_wait;
-      forward += w.forward;
-      backward += w.backward;
-      exchange[r] += w.exchange_wait;
-    }
   }
   f.steps = int64_t(step_s.size());
   f.seconds = steps.back().end_s - steps[first].start_s;
@@ -38,14 +29,34 @@ TimedFigures summarize_steps(const std::vector<StepTiming>& steps, int warmup, i
   f.step_s_median = n % 2 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
   f.step_s_min = sorted.front();
   f.step_s_max = sorted.back();
-  const double denom = f.seconds * world_size;
+
+  // Shares over the steps whose every phase is known: a step's exchange wait and install
+  // arrive with the next step's result, so the window's last step has none and the first
+  // timed result's exchange belongs to the warm-up.
+  const size_t last = steps.size() - 1;  // exclusive for the shares
+  if (last <= first) return f;
+  const double span = steps[last - 1].end_s - steps[first].start_s;
+  if (span <= 0) return f;
+  double data = 0, forward = 0, backward = 0, update = 0;
+  std::vector<double> exchange(size_t(world_size), 0.0);
+  for (size_t i = first; i < last; ++i) {
+    update += steps[i].updated_s - steps[i].gradients_s;
+    for (size_t r = 0; r < steps[i].workers.size() && r < exchange.size(); ++r) {
+      const WorkerStepTiming& w = steps[i].workers[r];
+      data += w.data_wait;
+      forward += w.forward;
+      backward += w.backward;
+      if (r < steps[i + 1].workers.size()) exchange[r] += steps[i + 1].workers[r].exchange_wait;
+    }
+  }
+  const double denom = span * world_size;
   f.data_share = data / denom;
   f.forward_share = forward / denom;
   f.backward_share = backward / denom;
   // As in the epoch records: a worker's wait for parameters minus the coordinator's update is
   // transfer plus waiting for stragglers.
-  for (double e : exchange) f.exchange_share += std::max(0.0, e - f.update_s) / denom;
-  f.update_share = f.update_s / f.seconds;
+  for (double e : exchange) f.exchange_share += std::max(0.0, e - update) / denom;
+  f.update_share = update / span;
   return f;
 }
 

@@ -51,8 +51,9 @@ struct TimedFigures {
   double seconds = 0;             // first timed step's start to the last one's end
   double images_per_s = 0;
   double step_s_median = 0, step_s_min = 0, step_s_max = 0;
-  // Shares of the window's wall time, averaged over workers; they need not sum to 1 (the
-  // rest is time no phase covers: messages in flight, scheduling).
+  // Shares of wall time, averaged over workers, over the window less its last step (whose
+  // exchange is never reported); they need not sum to 1 (the rest is time no phase covers:
+  // messages in flight, scheduling).
   double data_share = 0, forward_share = 0, backward_share = 0, exchange_share = 0,
          update_share = 0;
   double gradient_wait_s = 0, update_s = 0;   // coordinator totals in the window
