@@ -35,7 +35,7 @@ AutotuneChoice autotune(const RunOptions& o, const std::string& exe) {
     p.batch_per_worker = o.batch_per_worker;
     p.global_batch = o.batch_per_worker > 0 ? o.batch_per_worker * P : o.batch;
     p.steps = o.autotune_steps;
-    p.warmup_steps = std::max(1, o.warmup_steps);
+    p.warmup_steps = o.warmup_steps > 0 ? o.warmup_steps : 5;  // as the sweep
     points.push_back(p);
   }
   std::printf("threadsplit: --autotune: trying %zu splits of %d cores (%s), %d timed steps "
