@@ -17,6 +17,8 @@
 #include <grpcpp/resource_quota.h>
 
 #include "checkpoint.h"
+#include "checkpoint_store.h"
+#include "server_security.h"
 #include "cifar10.h"
 #include "core_set.h"
 #include "network.h"
@@ -24,6 +26,7 @@
 #include "malloc_tuning.h"
 #include "process_facts.h"
 #include "progress_display.h"
+#include "run_checkpoints.h"
 #include "run_options.h"
 #include "run_report.h"
 #include "synthetic_cifar10.h"
@@ -33,10 +36,6 @@
 #include "wire_format.h"
 #include "worker_launcher.h"
 #include "augment.h"
-#include "autotune.h"
-#include "step_timing.h"
-#include "sweep_command.h"
-#include "trial_runner.h"
 
 namespace {
 
@@ -151,6 +150,8 @@ struct Prepared {
   std::unique_ptr<Optimizer> optimizer;
   int64_t step = 0, epoch = 0, step_in_epoch = 0;
   std::string worker_bin;
+  std::optional<CheckpointStore> store;  // --checkpoint-dir
+  bool nothing_left = false;             // --resume found the run already at --steps
 };
 
 // Everything that can be checked before a process starts or a port opens.
@@ -201,13 +202,46 @@ Prepared prepare(const RunOptions& o) {
 
   p.params.resize(s.net.num_params);
   p.optimizer = make_optimizer(s.optimizer, s.net.num_params);
-  if (!o.init.empty()) {
-    TrainingState st;
+  if (!o.checkpoint_dir.empty()) {
     try {
-      st = load_checkpoint(o.init, s.net);
+      p.store.emplace(o.checkpoint_dir, o.checkpoint_keep);
+    } catch (const CheckpointError& e) {
+      throw SetupError(e.what());
+    }
+  }
+  std::string start_from = o.init.empty() ? "" : "--init " + o.init;
+  std::optional<TrainingState> start;
+  if (o.resume) {
+    std::vector<std::string> skipped;
+    auto newest = p.store->load_newest(s.net, &skipped);
+    for (const auto& why : skipped)
+      std::fprintf(stderr, "threadsplit: skipping a damaged checkpoint: %s\n", why.c_str());
+    if (newest) {
+      start_from = "--resume " + newest->path;
+      start = std::move(newest->state);
+      if (start->seed != o.seed)
+        throw SetupError(start_from + " was trained with --seed " + std::to_string(start->seed) +
+                         ": resume with the flags of the interrupted run");
+      std::fprintf(stderr, "threadsplit: resuming from %s (step %lld)\n", newest->path.c_str(),
+                   (long long)start->step);
+      if (o.steps > 0) {
+        // --steps counts from step 0, as in the run that was interrupted.
+        s.options.steps = o.steps - start->step;
+        p.nothing_left = s.options.steps <= 0;
+      }
+    } else {
+      std::fprintf(stderr, "threadsplit: --resume: no usable checkpoint in %s; starting from step 0\n",
+                   o.checkpoint_dir.c_str());
+    }
+  } else if (!o.init.empty()) {
+    try {
+      start = load_checkpoint(o.init, s.net);
     } catch (const CheckpointError& e) {
       throw SetupError(std::string("--init: ") + e.what());
     }
+  }
+  if (start) {
+    const TrainingState& st = *start;
     p.params = st.params;
     p.step = st.step;
     p.epoch = st.epoch;
@@ -216,11 +250,11 @@ Prepared prepare(const RunOptions& o) {
       try {
         p.optimizer->restore(*st.optimizer);
       } catch (const std::invalid_argument& e) {
-        throw SetupError("--init " + o.init + ": its optimizer state does not fit this run (" +
+        throw SetupError(start_from + ": its optimizer state does not fit this run (" +
                          e.what() + ")");
       }
     }
-    if (st.seed != o.seed)
+    if (st.seed != o.seed && !o.resume)
       std::fprintf(stderr, "threadsplit: note: --init was trained with seed %llu, this run uses %llu\n",
                    (unsigned long long)st.seed, (unsigned long long)o.seed);
   } else {
@@ -275,6 +309,11 @@ int run(const RunOptions& o) {
   const double start = now_seconds();
   Prepared p = prepare(o);
   RunSetup& s = p.setup;
+  if (p.nothing_left) {
+    std::printf("threadsplit: the checkpoint resumed from is at step %lld, --steps %lld are done: "
+                "nothing left to train\n", (long long)p.step, (long long)o.steps);
+    return 0;
+  }
 
   // The split the run chose, and a loud warning where it oversubscribes.
   if (o.external_workers > 0) {
@@ -301,14 +340,21 @@ int run(const RunOptions& o) {
   std::fflush(stdout);
 
   // The service. Welcome hands each joining worker the run's settings and parameters.
+  // Under --on-worker-failure continue a lone survivor may compute a whole global batch.
   const int max_local_batch =
-      std::max((s.global_batch + s.world_size - 1) / s.world_size, o.eval_batch);
+      std::max(o.on_worker_failure == "continue" ? s.global_batch
+                                                 : (s.global_batch + s.world_size - 1) / s.world_size,
+               o.eval_batch);
   const std::vector<float>& initial = p.params;
   Admission admission;
   admission.token = s.token;
   admission.run_id = s.run_id;
   admission.model = o.model;
   admission.world_size = s.world_size;
+  admission.limits.run_id = s.run_id;
+  admission.limits.num_params = s.net.num_params;
+  admission.limits.max_samples = max_local_batch;
+  admission.limits.world_size = s.world_size;
   admission.welcome = [&](int rank) {
     threadsplit::Welcome w;
     w.set_run_id(s.run_id);
@@ -328,8 +374,18 @@ int run(const RunOptions& o) {
   TrainerService service(admission);
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(o.listen + ":" + std::to_string(o.port), grpc::InsecureServerCredentials(),
-                           &port);
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  try {
+    credentials = server_credentials(o);
+  } catch (const std::invalid_argument& e) {
+    throw SetupError(e.what());
+  }
+  if (!is_loopback(o.listen))
+    std::fprintf(stderr, "threadsplit: NOTE: listening on %s, not loopback: any host that reaches it "
+                 "and holds the run token may join%s\n", o.listen.c_str(),
+                 o.tls_cert.empty() ? ", and the wire is not encrypted (--tls-cert/--tls-key)" : "");
+  builder.AddListeningPort(o.listen + ":" + std::to_string(o.port), credentials, &port);
+  exclusive_port(builder);
   builder.RegisterService(&service);
   // One server thread per connected worker plus two pollers and room for a refused join.
   const int grpc_max_threads = s.world_size + 4;
@@ -377,6 +433,7 @@ int run(const RunOptions& o) {
       l.omp_threads = s.threads;
       l.extra_env = {"THREADSPLIT_TOKEN=" + s.token, "THREADSPLIT_RANK=" + std::to_string(r),
                      "THREADSPLIT_RUN_ID=" + s.run_id};
+      for (const auto& e : worker_tls_environment(o)) l.extra_env.push_back(e);
       pids[size_t(r)] = launch_worker(l);
     }
     const int joined = service.wait_for_workers(o.connect_timeout_s, [&] {
@@ -415,6 +472,7 @@ int run(const RunOptions& o) {
   const int coordinator_threads = process_thread_count();
   std::fflush(stdout);
 
+  if (p.store) schedule_checkpoints(run, s, *p.store);
   const bool live = o.progress == "on" || (o.progress == "auto" && isatty(STDOUT_FILENO));
   ProgressDisplay progress(live);
   std::optional<EvalOutcome> test;
@@ -428,6 +486,8 @@ int run(const RunOptions& o) {
     std::fprintf(stderr, "threadsplit: run aborted: %s\n", error.c_str());
   }
   const bool failed = !error.empty();
+  // First the work done so far, then the goodbyes (a stopped worker may take a while).
+  const bool saved = write_final_checkpoints(s, run, p.store ? &*p.store : nullptr, failed);
   run.shutdown(failed, failed ? error : "training finished");
   service.close_and_release_all();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
@@ -447,47 +507,7 @@ int run(const RunOptions& o) {
               run.train_seconds(), run.train_seconds() > 0 ? double(samples) / run.train_seconds() : 0.0,
               now_seconds() - start);
 
-  int rc = failed ? 1 : 0;
-  if (!o.save.empty()) {
-    TrainingState st;
-    st.model = o.model;
-    st.step = run.step();
-    st.epoch = run.epochs_done();
-    st.step_in_epoch = run.step_in_epoch();
-    st.seed = o.seed;
-    st.params = run.params();
-    st.config_json = s.config_json;
-    try {
-      save_checkpoint(o.save, s.net, st, &run.optimizer());
-      std::printf("saved %s (step %lld%s)\n", o.save.c_str(), (long long)st.step,
-                  failed ? ", the last complete step before the abort" : "");
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "threadsplit: %s\n", e.what());
-      rc = 1;
-    }
-  }
-  if (o.warmup_steps > 0) {
-    const TimedFigures t = summarize_steps(run.step_timings(), o.warmup_steps, s.world_size);
-    std::printf("timed after %d warm-up steps: %lld steps in %.2f s (%.0f img/s)\n", o.warmup_steps,
-                (long long)t.steps, t.seconds, t.images_per_s);
-  }
-  if (!o.trace.empty()) {
-    std::vector<std::string> names;
-    for (const WorkerRecord& w : run.workers())
-      names.push_back("worker " + std::to_string(w.rank) +
-                      (w.assigned_cores.empty() ? std::string() : " (cores " + w.assigned_cores + ")"));
-    try {
-      write_step_trace(o.trace, run.step_timings(), names,
-                       {{"run_id", s.run_id}, {"model", o.model},
-                        {"split", std::to_string(s.world_size) + "x" + std::to_string(s.threads)},
-                        {"placement", "worker spans end when the coordinator received the step's "
-                                      "result; gradient transfer counts as exchange"}});
-      std::printf("wrote trace %s (%zu steps)\n", o.trace.c_str(), run.step_timings().size());
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "threadsplit: %s\n", e.what());
-      rc = 1;
-    }
-  }
+  int rc = failed || !saved ? 1 : 0;
   if (!o.report.empty()) {
     ReportInputs in;
     in.setup = &s;
@@ -514,7 +534,6 @@ int run(const RunOptions& o) {
 int main(int argc, char** argv) {
   ts::keep_freed_memory();
   if (argc >= 2 && std::string(argv[1]) == "make-synthetic-data") return make_synthetic_data(argc, argv);
-  if (argc >= 2 && std::string(argv[1]) == "sweep") return ts::sweep_main(argc, argv);
   ts::RunOptions o;
   try {
     o = ts::parse_run_options(argc, argv);
@@ -526,18 +545,6 @@ int main(int argc, char** argv) {
   } catch (const ts::UsageError& e) {
     std::fprintf(stderr, "threadsplit: %s\n", e.what());
     return 2;
-  }
-  if (o.autotune) {
-    try {
-      const ts::AutotuneChoice c = ts::autotune(o, ts::self_executable());
-      o.procs = c.procs;
-      o.threads = c.threads;
-      std::printf("threadsplit: %s\n", c.reason.c_str());
-      std::fflush(stdout);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "threadsplit: %s\n", e.what());
-      return 1;
-    }
   }
   try {
     return run(o);

@@ -82,12 +82,16 @@ const std::map<std::string, Flag>& flags() {
       {"--connect-timeout", {true, [](RunOptions& o, const std::string& v) { o.connect_timeout_s = to_double("--connect-timeout", v); }}},
       {"--step-timeout", {true, [](RunOptions& o, const std::string& v) { o.step_timeout_s = to_double("--step-timeout", v); }}},
       {"--progress", {true, [](RunOptions& o, const std::string& v) { o.progress = v; }}},
-      {"--warmup-steps", {true, [](RunOptions& o, const std::string& v) { o.warmup_steps = to_int32("--warmup-steps", v); }}},
-      {"--trace", {true, [](RunOptions& o, const std::string& v) { o.trace = v; }}},
-      {"--autotune", {false, [](RunOptions& o, const std::string&) { o.autotune = true; }}},
-      {"--autotune-steps", {true, [](RunOptions& o, const std::string& v) { o.autotune_steps = to_int32("--autotune-steps", v); }}},
-      {"--autotune-rounds", {true, [](RunOptions& o, const std::string& v) { o.autotune_rounds = to_int32("--autotune-rounds", v); }}},
-      {"--autotune-time", {true, [](RunOptions& o, const std::string& v) { o.autotune_time_s = to_double("--autotune-time", v); }}},
+      {"--bind", {true, [](RunOptions& o, const std::string& v) { o.listen = v; }}},
+      {"--on-worker-failure", {true, [](RunOptions& o, const std::string& v) { o.on_worker_failure = v; }}},
+      {"--failure-grace", {true, [](RunOptions& o, const std::string& v) { o.failure_grace_s = to_double("--failure-grace", v); }}},
+      {"--checkpoint-dir", {true, [](RunOptions& o, const std::string& v) { o.checkpoint_dir = v; }}},
+      {"--checkpoint-every", {true, [](RunOptions& o, const std::string& v) { o.checkpoint_every = v; }}},
+      {"--checkpoint-keep", {true, [](RunOptions& o, const std::string& v) { o.checkpoint_keep = to_int32("--checkpoint-keep", v); }}},
+      {"--resume", {false, [](RunOptions& o, const std::string&) { o.resume = true; }}},
+      {"--tls-cert", {true, [](RunOptions& o, const std::string& v) { o.tls_cert = v; }}},
+      {"--tls-key", {true, [](RunOptions& o, const std::string& v) { o.tls_key = v; }}},
+      {"--tls-ca", {true, [](RunOptions& o, const std::string& v) { o.tls_ca = v; }}},
       {"--help", {false, [](RunOptions& o, const std::string&) { o.help = true; }}},
       {"-h", {false, [](RunOptions& o, const std::string&) { o.help = true; }}},
   };
@@ -165,15 +169,19 @@ std::string usage_text(const char* program) {
     << "  --connect-timeout S    workers must join within S seconds (default " << d.connect_timeout_s << ")\n"
     << "  --step-timeout S       a worker silent for S seconds is dead (default " << d.step_timeout_s << ")\n"
     << "  --progress auto|on|off live progress bar (default auto: only on a terminal)\n"
-    << "Measuring:\n"
-    << "  --warmup-steps N       leave the first N steps out of the report's timed figures\n"
-    << "  --trace FILE           Chrome trace-event JSON: each worker's phases per step and the\n"
-    << "                         coordinator's reduce/update (chrome://tracing, ui.perfetto.dev)\n"
-    << "  --autotune             first measure every split P x T = cores in short trials, then\n"
-    << "                         train with the fastest (give neither --procs nor --threads)\n"
-    << "  --autotune-steps N     timed steps per trial (default " << d.autotune_steps << ")\n"
-    << "  --autotune-rounds N    most trials per split (default " << d.autotune_rounds << ")\n"
-    << "  --autotune-time S      start no new round of trials after S seconds (default " << d.autotune_time_s << ")\n"
+    << "  --bind HOST            same as --listen; anything but loopback admits other hosts\n"
+    << "  --tls-cert/--tls-key PEM  serve TLS with this certificate and key\n"
+    << "  --tls-ca PEM           also require workers to present a certificate signed by it\n"
+    << "Failures and checkpoints:\n"
+    << "  --on-worker-failure abort|continue  abort: final checkpoint, exit 1; continue: re-deal\n"
+    << "                         the rest of the epoch among the survivors (default " << d.on_worker_failure << ")\n"
+    << "  --failure-grace S      a worker silent S seconds beyond the slowest recent step is\n"
+    << "                         lost (default " << d.failure_grace_s << ")\n"
+    << "  --checkpoint-dir DIR   write rotated checkpoints here (and the abort checkpoint)\n"
+    << "  --checkpoint-every K   every K steps, or Ne for every N epochs\n"
+    << "  --checkpoint-keep N    keep the newest N (default " << d.checkpoint_keep << ")\n"
+    << "  --resume               continue from the newest valid checkpoint in --checkpoint-dir;\n"
+    << "                         --steps then counts from step 0, as in the interrupted run\n"
     << "  --help                 this text\n";
   return s.str();
 }
@@ -207,16 +215,28 @@ void validate_options(const RunOptions& o) {
   if (!(o.step_timeout_s > 0)) throw UsageError("--step-timeout must be positive");
   if (o.progress != "auto" && o.progress != "on" && o.progress != "off")
     throw UsageError("--progress must be auto, on or off, got '" + o.progress + "'");
-  if (o.warmup_steps < 0) throw UsageError("--warmup-steps must be >= 0, got " + std::to_string(o.warmup_steps));
-  if (o.steps > 0 && o.warmup_steps >= o.steps)
-    throw UsageError("--warmup-steps " + std::to_string(o.warmup_steps) + " leaves none of --steps " +
-                     std::to_string(o.steps) + " to time");
-  if (o.autotune && (o.procs > 0 || o.threads > 0 || o.external_workers > 0))
-    throw UsageError("--autotune chooses the split itself: give neither --procs, --threads nor "
-                     "--external-workers with it");
-  positive("--autotune-steps", o.autotune_steps);
-  positive("--autotune-rounds", o.autotune_rounds);
-  if (!(o.autotune_time_s > 0)) throw UsageError("--autotune-time must be positive");
+  if (o.on_worker_failure != "abort" && o.on_worker_failure != "continue")
+    throw UsageError("--on-worker-failure must be abort or continue, got '" + o.on_worker_failure + "'");
+  if (!(o.failure_grace_s > 0) || o.failure_grace_s > 3600)
+    throw UsageError("--failure-grace must be in (0, 3600] seconds");
+  if (o.checkpoint_keep < 1) throw UsageError("--checkpoint-keep must be at least 1, got " + std::to_string(o.checkpoint_keep));
+  if (!o.checkpoint_every.empty() && o.checkpoint_dir.empty())
+    throw UsageError("--checkpoint-every needs --checkpoint-dir DIR");
+  if (o.resume && o.checkpoint_dir.empty()) throw UsageError("--resume needs --checkpoint-dir DIR");
+  if (o.resume && !o.init.empty()) throw UsageError("--resume and --init both name a starting point: give one");
+  if (!o.checkpoint_every.empty()) {
+    const std::string& v = o.checkpoint_every;
+    const bool epochs = v.back() == 'e';
+    const std::string n = epochs ? v.substr(0, v.size() - 1) : v;
+    char* end = nullptr;
+    const long long k = n.empty() ? 0 : std::strtoll(n.c_str(), &end, 10);
+    if (n.empty() || *end != '\0' || k < 1)
+      throw UsageError("--checkpoint-every expects a step count K or Ne for epochs, got '" + v + "'");
+  }
+  if (o.tls_cert.empty() != o.tls_key.empty())
+    throw UsageError("--tls-cert and --tls-key go together");
+  if (!o.tls_ca.empty() && o.tls_cert.empty())
+    throw UsageError("--tls-ca needs --tls-cert and --tls-key (the coordinator's own identity)");
   if (o.data.empty()) throw UsageError("--data DIR is required (the CIFAR-10 binary version; "
                                        "scripts/train.sh finds or fetches it)");
 }

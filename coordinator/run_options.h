@@ -52,13 +52,14 @@ struct RunOptions {
   double step_timeout_s = 600;    // a worker silent this long during a step is dead
   std::string progress = "auto";  // auto (only on a tty), on, off
 
-  // Measurement (coordinator/step_timing.h, coordinator/autotune.h).
-  int warmup_steps = 0;           // first N steps excluded from the report's "timed" figures
-  std::string trace;              // Chrome trace-event JSON of every step
-  bool autotune = false;          // measure the splits first, train with the fastest
-  int autotune_steps = 30;        // timed steps per trial
-  int autotune_rounds = 4;        // most trials per split
-  double autotune_time_s = 120;   // no new round of trials after this
+  // Reliability (coordinator/failure_policy.h, common/checkpoint_store.h).
+  std::string on_worker_failure = "abort";  // abort | continue
+  double failure_grace_s = 3;     // a worker silent this long beyond the slowest recent step is lost
+  std::string checkpoint_dir;     // rotated checkpoints go here
+  std::string checkpoint_every;   // "K" steps or "Ne" epochs; empty: only at the end / on abort
+  int checkpoint_keep = 3;        // newest checkpoints kept in checkpoint_dir
+  bool resume = false;            // continue from the newest valid checkpoint in checkpoint_dir
+  std::string tls_cert, tls_key, tls_ca;  // PEM files: serve TLS; with a CA, require client certs
 
   bool help = false;
 };

@@ -60,9 +60,8 @@ TrainerService::TrainerService(Admission admission)
     : admission_(std::move(admission)), links_(size_t(admission_.world_size)) {}
 
 std::string TrainerService::check_hello(const threadsplit::Hello& h, int* rank) {
-  if (h.protocol_version() != kProtocolVersion)
-    return "protocol version " + std::to_string(h.protocol_version()) + " (this coordinator speaks " +
-           std::to_string(kProtocolVersion) + "): use matching builds";
+  const std::string shape = check_hello_message(h, kProtocolVersion);
+  if (!shape.empty()) return shape;
   if (!same_secret(h.run_token(), admission_.token))
     return "wrong run token (THREADSPLIT_TOKEN must be the coordinator's)";
   if (!h.run_id().empty() && h.run_id() != admission_.run_id)
@@ -115,6 +114,29 @@ grpc::Status TrainerService::Session(grpc::ServerContext* context,
 
   WorkerMessage msg;
   while (stream->Read(&msg)) {
+    // The wire is untrusted: a message that fails the checks ends this worker's stream with
+    // a status saying why; the training loop then applies --on-worker-failure to the rank
+    // (or stops the run, for a non-finite gradient).
+    bool nonfinite = false;
+    const std::string bad = check_worker_message(msg, admission_.limits, &nonfinite);
+    if (!bad.empty()) {
+      const std::string line = "refused a message from worker " + std::to_string(link->rank()) + " (" +
+                               context->peer() + "): " + bad;
+      std::fprintf(stderr, "threadsplit: %s\n", line.c_str());
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        refusals_.push_back(line);
+        ++refused_messages_;
+      }
+      WorkerEvent e;
+      e.rank = link->rank();
+      e.closed = true;
+      e.fatal = nonfinite;
+      e.why = "sent " + bad + ", which was refused";
+      events_.push(std::move(e));
+      link->wait_released();
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "refused: " + bad);
+    }
     WorkerEvent e;
     e.rank = link->rank();
     e.message = std::move(msg);
@@ -162,6 +184,11 @@ void TrainerService::close_and_release_all() {
   }
   for (auto& l : links)
     if (l) l->release();
+}
+
+int TrainerService::refused_messages() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return refused_messages_;
 }
 
 std::vector<std::string> TrainerService::refusals() {

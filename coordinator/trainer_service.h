@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "trainer.grpc.pb.h"
+#include "wire_checks.h"
 
 namespace ts {
 
@@ -26,6 +27,7 @@ namespace ts {
 struct WorkerEvent {
   int rank = -1;
   bool closed = false;           // the stream ended; `why` says how
+  bool fatal = false;            // ... because of what it sent, which stops the run (NaN)
   std::string why;
   threadsplit::WorkerMessage message;
 };
@@ -75,6 +77,7 @@ struct Admission {
   std::string run_id;
   std::string model;
   int world_size = 0;
+  WireLimits limits;             // every message after Hello is checked against these
   // Builds the Welcome for a newly admitted rank (called on the handler's thread).
   std::function<threadsplit::Welcome(int rank)> welcome;
 };
@@ -100,6 +103,9 @@ class TrainerService final : public threadsplit::Trainer::Service {
   // No more joins (later Hellos are refused); release every link so handlers can return.
   void close_and_release_all();
 
+  // Messages refused so far (a closed stream each); for tests and the report.
+  int refused_messages();
+
   // Refusals so far, one line each, for the report.
   std::vector<std::string> refusals();
 
@@ -113,6 +119,7 @@ class TrainerService final : public threadsplit::Trainer::Service {
   std::vector<std::shared_ptr<WorkerLink>> links_;  // by rank
   std::vector<std::string> refusals_;
   bool closed_ = false;
+  int refused_messages_ = 0;
 };
 
 }  // namespace ts

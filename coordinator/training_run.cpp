@@ -1,6 +1,8 @@
 #include "training_run.h"
 
 #include <algorithm>
+#include <signal.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -61,7 +63,14 @@ TrainingRun::TrainingRun(const RunSetup& setup, TrainerService& service, std::ve
       local_pids_(std::move(local_pids)),
       workers_(size_t(setup.world_size)),
       grads_(size_t(setup.world_size), std::vector<float>(setup.net.num_params)),
-      sum_(setup.net.num_params) {
+      sum_(setup.net.num_params),
+      alive_(size_t(setup.world_size), true),
+      live_index_(size_t(setup.world_size)),
+      stopped_since_(size_t(setup.world_size), 0.0),
+      // Before a step was timed the first one may build primitives and fill the loader.
+      deadline_(setup.options.failure_grace_s, std::max(60.0, setup.options.failure_grace_s),
+                setup.options.step_timeout_s) {
+  for (int r = 0; r < setup.world_size; ++r) live_index_[size_t(r)] = r;
   for (int r = 0; r < setup.world_size; ++r) {
     WorkerRecord& w = workers_[size_t(r)];
     w.rank = r;
@@ -94,24 +103,128 @@ std::string TrainingRun::describe_worker(int rank) {
   return s;
 }
 
+std::vector<int> TrainingRun::live_ranks() const {
+  std::vector<int> live;
+  for (int r = 0; r < setup_.world_size; ++r)
+    if (alive_[size_t(r)]) live.push_back(r);
+  return live;
+}
+
 void TrainingRun::send(int rank, const CoordinatorMessage& m) {
   auto link = service_.link(rank);
-  if (!link || !link->send(m))
-    throw RunAborted(describe_worker(rank) + " can no longer be reached");
+  if (!link || !link->send(m)) throw WorkerLost{rank, "can no longer be reached"};
 }
 
-void TrainingRun::send_all(const CoordinatorMessage& m) {
-  for (int r = 0; r < setup_.world_size; ++r) send(r, m);
+void TrainingRun::send_all(const CoordinatorMessage& m, const std::string& during) {
+  for (int r : live_ranks()) {
+    try {
+      send(r, m);
+    } catch (const WorkerLost& lost) {
+      lose_worker(lost.rank, lost.why + " " + during);
+    }
+  }
 }
 
-WorkerMessage TrainingRun::next_message(int* rank, double timeout_s, const std::string& what) {
-  auto e = service_.events().pop(timeout_s);
-  if (!e)
-    throw RunAborted("no worker answered " + what + " within " +
-                     std::to_string(int(timeout_s)) + " s (--step-timeout)");
-  *rank = e->rank;
-  if (e->closed) throw RunAborted(describe_worker(e->rank) + " left " + what + ": " + e->why);
-  return std::move(e->message);
+void TrainingRun::lose_worker(int rank, const std::string& why) {
+  const std::string who = describe_worker(rank);
+  alive_[size_t(rank)] = false;
+  WorkerRecord& w = workers_[size_t(rank)];
+  if (w.spawned && w.pid > 0) {
+    // It may be stopped or hung: it is not coming back, and must not linger on its cores.
+    const int st = stop_worker(w.pid, 0);
+    if (w.exit.empty()) w.exit = describe_wait_status(st);
+    local_pids_[size_t(rank)] = -1;
+    w.spawned = false;
+  }
+  if (w.exit.empty()) w.exit = "lost: " + why;
+  if (auto link = service_.link(rank)) link->release();
+  if (setup_.options.on_worker_failure != "continue") throw RunAborted(who + " " + why);
+  if (live_ranks().empty()) throw RunAborted(who + " " + why + ", and it was the last worker");
+  int i = 0;
+  for (int r = 0; r < setup_.world_size; ++r) live_index_[size_t(r)] = alive_[size_t(r)] ? i++ : -1;
+  const std::string line = who + " " + why + "; continuing with " + std::to_string(i) + " of " +
+                           std::to_string(setup_.world_size) + " workers";
+  losses_.push_back(line);
+  std::fprintf(stderr, "threadsplit: WORKER LOST: %s\n", line.c_str());
+}
+
+void TrainingRun::deal(const EpochPlan& plan, int first, int last) {
+  // Every live worker gets its share of every step of this epoch (that will run) up front,
+  // so its loader can work ahead.
+  ++deal_id_;
+  const std::vector<int> live = live_ranks();
+  const int n = int(live.size());
+  for (int r : live) {
+    CoordinatorMessage m;
+    threadsplit::EpochDeal* d = m.mutable_deal();
+    d->set_run_id(setup_.run_id);
+    d->set_epoch(epoch_);
+    d->set_first_step(step_);
+    d->set_deal_id(deal_id_);
+    for (int s = first; s < last; ++s) {
+      threadsplit::StepShare* share = d->add_steps();
+      const std::vector<int32_t> idx = plan.share(s, live_index_[size_t(r)], n);
+      share->mutable_indices()->Add(idx.begin(), idx.end());
+      share->set_global_batch(int(plan.batches[size_t(s)].size()));
+    }
+    send(r, m);
+  }
+}
+
+WorkerMessage TrainingRun::next_message(int* rank, double deadline_s, const std::string& what,
+                                        const std::vector<bool>& waiting) {
+  const double start = now_seconds();
+  const double grace = setup_.options.failure_grace_s;
+  while (true) {
+    auto e = service_.events().pop(0.1);
+    if (e) {
+      if (e->rank < 0 || e->rank >= setup_.world_size || !alive_[size_t(e->rank)]) continue;
+      *rank = e->rank;
+      if (e->closed && e->fatal) {
+        // Its stream is over: no Shutdown to wait for.
+        alive_[size_t(e->rank)] = false;
+        if (auto link = service_.link(e->rank)) link->release();
+        throw RunAborted(describe_worker(e->rank) + " " + e->why + " " + what +
+                         ": the run diverged or the worker is faulty; stopped before the "
+                         "parameters were touched (lower --lr, or resume from the last checkpoint)");
+      }
+      if (e->closed) throw WorkerLost{e->rank, "left " + what + ": " + e->why};
+      return std::move(e->message);
+    }
+    const double now = now_seconds();
+    // Spawned workers: an exit is seen at once, a stop after the grace period.
+    for (int r : live_ranks()) {
+      const WorkerRecord& w = workers_[size_t(r)];
+      if (!w.spawned || w.pid <= 0) continue;
+      int status = 0;
+      if (worker_exited(w.pid, &status)) {
+        workers_[size_t(r)].exit = describe_wait_status(status);
+        workers_[size_t(r)].spawned = false;
+        local_pids_[size_t(r)] = -1;
+        throw WorkerLost{r, workers_[size_t(r)].exit + " " + what};
+      }
+      double& since = stopped_since_[size_t(r)];
+      if (!process_stopped(w.pid)) {
+        since = 0;
+      } else if (since == 0) {
+        since = now;
+      } else if (now - since > grace) {
+        throw WorkerLost{r, "was stopped (SIGSTOP or a debugger) for " + std::to_string(int(now - since)) +
+                                " s " + what};
+      }
+    }
+    if (now - start > deadline_s) {
+      for (int r : live_ranks())
+        if (waiting[size_t(r)]) {
+          char why[256];
+          std::snprintf(why, sizeof why,
+                        "did not answer %s within %.1f s (slowest recent step %.2f s + --failure-grace %.1f s)",
+                        what.c_str(), deadline_s, deadline_.slowest_recent(), grace);
+          throw WorkerLost{r, why};
+        }
+      throw RunAborted("no worker answered " + what + " within " + std::to_string(int(deadline_s)) + " s");
+    }
+  }
 }
 
 void TrainingRun::run_epoch(ProgressDisplay& progress) {
@@ -123,21 +236,12 @@ void TrainingRun::run_epoch(ProgressDisplay& progress) {
   int last = plan.steps();
   if (o.steps > 0) last = int(std::min<int64_t>(last, first + (o.steps - steps_this_run_)));
 
-  // Deal: every worker gets its share of every step of this epoch (that will run) up front,
-  // so its loader can work ahead.
-  for (int r = 0; r < P; ++r) {
-    CoordinatorMessage m;
-    threadsplit::EpochDeal* deal = m.mutable_deal();
-    deal->set_run_id(setup_.run_id);
-    deal->set_epoch(epoch_);
-    deal->set_first_step(step_);
-    for (int s = first; s < last; ++s) {
-      threadsplit::StepShare* share = deal->add_steps();
-      const std::vector<int32_t> idx = plan.share(s, r, P);
-      share->mutable_indices()->Add(idx.begin(), idx.end());
-      share->set_global_batch(int(plan.batches[size_t(s)].size()));
-    }
-    send(r, m);
+  bool redeal = false;  // a worker was lost: the rest of the epoch goes to the survivors
+  try {
+    deal(plan, first, last);
+  } catch (const WorkerLost& lost) {
+    lose_worker(lost.rank, lost.why + " (epoch " + std::to_string(epoch_ + 1) + " deal)");
+    redeal = true;
   }
 
   EpochRecord rec;
@@ -148,54 +252,90 @@ void TrainingRun::run_epoch(ProgressDisplay& progress) {
   int64_t correct = 0;
   std::vector<bool> received(static_cast<size_t>(P));
   std::vector<bool> empty(static_cast<size_t>(P));
+  std::vector<bool> waiting(static_cast<size_t>(P));
+  std::vector<threadsplit::StepResult> results(static_cast<size_t>(P));
   std::string packed;
   const Stopwatch wall;
   for (int s = first; s < last; ++s) {
     const std::vector<int32_t>& batch = plan.batches[size_t(s)];
-    const std::string what = "step " + std::to_string(step_);
-    std::fill(received.begin(), received.end(), false);
-    const double loss_before = loss_sum;
+    const std::string what = "during step " + std::to_string(step_);
     const Stopwatch wait;
-    StepTiming timing;
-    timing.step = step_;
-    timing.start_s = now_seconds();
-    timing.workers.resize(size_t(P));
-    for (int got = 0; got < P; ++got) {
-      int r = -1;
-      WorkerMessage msg = next_message(&r, o.step_timeout_s, "during " + what);
-      if (!msg.has_step())
-        throw RunAborted(describe_worker(r) + " sent " + message_kind(msg) + " during " + what);
-      const threadsplit::StepResult& res = msg.step();
-      const int expect = worker_share(int(batch.size()), P, r).count;
-      std::string bad;
-      if (res.run_id() != setup_.run_id) bad = "a message of run '" + res.run_id() + "'";
-      else if (res.step() != step_) bad = "a result for step " + std::to_string(res.step());
-      else if (received[size_t(r)]) bad = "a second result";
-      else if (res.samples() != expect)
-        bad = "a result for " + std::to_string(res.samples()) + " samples instead of " + std::to_string(expect);
-      else if (!std::isfinite(res.loss_sum()) || res.correct() < 0 || res.correct() > expect)
-        bad = "an impossible loss or accuracy (loss sum " + std::to_string(res.loss_sum()) + ")";
-      if (bad.empty()) {
-        empty[size_t(r)] = expect == 0 && res.gradient().empty();
-        if (!empty[size_t(r)])
-          bad = unpack_floats(res.gradient(), setup_.net.num_params, grads_[size_t(r)].data(), "its gradient");
+    while (true) {  // until every live rank's result for this step is in
+      try {
+        if (redeal) {
+          deal(plan, s, last);
+          redeal = false;
+          std::fprintf(stderr, "threadsplit: re-dealt steps %lld..%lld of epoch %lld among %d "
+                       "workers; each step keeps its global batch of %zu, so the math is "
+                       "unchanged (up to float summation order)\n",
+                       (long long)step_, (long long)(step_ + (last - s) - 1), (long long)epoch_ + 1,
+                       int(live_ranks().size()), batch.size());
+        }
+        const std::vector<int> live = live_ranks();
+        const int n = int(live.size());
+        for (int r = 0; r < P; ++r) {
+          received[size_t(r)] = false;
+          waiting[size_t(r)] = alive_[size_t(r)];
+        }
+        for (int got = 0; got < n;) {
+          int r = -1;
+          WorkerMessage msg = next_message(&r, deadline_.seconds(), what, waiting);
+          if (!msg.has_step()) throw WorkerLost{r, std::string("sent ") + message_kind(msg) + " " + what};
+          const threadsplit::StepResult& res = msg.step();
+          // A result computed under a deal before the latest re-deal is stale, not wrong.
+          if (res.deal_id() < deal_id_ && res.step() == step_) continue;
+          const int expect = worker_share(int(batch.size()), n, live_index_[size_t(r)]).count;
+          std::string bad;
+          if (res.run_id() != setup_.run_id) bad = "a message of run '" + res.run_id() + "'";
+          else if (res.deal_id() != deal_id_) bad = "a result for deal " + std::to_string(res.deal_id());
+          else if (res.step() != step_) bad = "a result for step " + std::to_string(res.step());
+          else if (received[size_t(r)]) bad = "a second result";
+          else if (res.samples() != expect)
+            bad = "a result for " + std::to_string(res.samples()) + " samples instead of " + std::to_string(expect);
+          else if (!std::isfinite(res.loss_sum()) || res.correct() < 0 || res.correct() > expect)
+            bad = "an impossible loss or accuracy (loss sum " + std::to_string(res.loss_sum()) + ")";
+          if (bad.empty()) {
+            empty[size_t(r)] = expect == 0 && res.gradient().empty();
+            if (!empty[size_t(r)]) {
+              bad = unpack_floats(res.gradient(), setup_.net.num_params, grads_[size_t(r)].data(), "its gradient");
+              // Not a broken worker but a diverged run: going on would poison the parameters.
+              if (!bad.empty() && res.gradient().size() == setup_.net.num_params * sizeof(float))
+                throw RunAborted(describe_worker(r) + " sent " + bad + " " + what +
+                                 ": the run diverged or the worker is faulty; stopping before the "
+                                 "parameters are touched (lower --lr, or resume from the last checkpoint)");
+            }
+          }
+          if (!bad.empty()) {
+            std::fprintf(stderr, "threadsplit: refused from %s: %s %s\n", describe_worker(r).c_str(),
+                         bad.c_str(), what.c_str());
+            throw WorkerLost{r, "sent " + bad + " " + what};
+          }
+          received[size_t(r)] = true;
+          waiting[size_t(r)] = false;
+          results[size_t(r)] = res;
+          ++got;
+        }
+        break;
+      } catch (const WorkerLost& lost) {
+        lose_worker(lost.rank, lost.why);
+        redeal = true;
       }
-      if (!bad.empty()) throw RunAborted(describe_worker(r) + " sent " + bad + " during " + what);
-      received[size_t(r)] = true;
+    }
+    const double loss_before = loss_sum;
+    for (int r : live_ranks()) {
+      const threadsplit::StepResult& res = results[size_t(r)];
       rec.workers[size_t(r)].add(res.times());
-      timing.workers[size_t(r)].received_s = now_seconds();
-      note_result(timing.workers[size_t(r)], res);
       workers_[size_t(r)].total.add(res.times());
       loss_sum += res.loss_sum();
       correct += res.correct();
     }
     rec.gradient_wait_s += wait.elapsed();
+    deadline_.record(wait.elapsed());
 
-    timing.gradients_s = now_seconds();
     const Stopwatch update;
     // Rank order, always: the sum (and so the run) is the same on every repetition.
     std::fill(sum_.begin(), sum_.end(), 0.f);
-    for (int r = 0; r < P; ++r) {
+    for (int r : live_ranks()) {
       if (empty[size_t(r)]) continue;
       const float* g = grads_[size_t(r)].data();
       float* acc = sum_.data();
@@ -208,12 +348,10 @@ void TrainingRun::run_epoch(ProgressDisplay& progress) {
     p->set_step(step_);
     pack_floats(params_.data(), params_.size(), p->mutable_params());
     rec.update_s += update.elapsed();
-    timing.updated_s = now_seconds();
-    send_all(m);
+    const size_t live_before = live_ranks().size();
+    send_all(m, "after step " + std::to_string(step_));
+    redeal = redeal || live_ranks().size() != live_before;
 
-    timing.end_s = now_seconds();
-    timing.samples = int64_t(batch.size());
-    step_timings_.push_back(std::move(timing));
 
     ++step_;
     ++step_in_epoch_;
@@ -224,6 +362,7 @@ void TrainingRun::run_epoch(ProgressDisplay& progress) {
     const double t = wall.elapsed();
     progress.step(epoch_ + 1, o.epochs, s + 1, plan.steps(), loss_sum / double(rec.samples),
                   t > 0 ? double(rec.samples) / t : 0);
+    if (after_step_ && s + 1 < plan.steps()) after_step_(false);
   }
   rec.seconds = wall.elapsed();
   train_seconds_ += rec.seconds;
@@ -239,11 +378,13 @@ void TrainingRun::run_epoch(ProgressDisplay& progress) {
     }
     rec.update_share = rec.update_s / rec.seconds;
   }
-  if (step_in_epoch_ == plan.steps()) {
+  const bool epoch_done = step_in_epoch_ == plan.steps();
+  if (epoch_done) {
     ++epoch_;
     step_in_epoch_ = 0;
   }
   epochs_.push_back(std::move(rec));
+  if (after_step_ && epoch_done) after_step_(true);
 }
 
 void TrainingRun::train(ProgressDisplay& progress) {
@@ -285,42 +426,56 @@ EvalOutcome TrainingRun::evaluate(const std::string& split, ProgressDisplay& pro
   out.split = split;
   if (all.empty()) return out;
   progress.status("evaluating " + split + " (" + std::to_string(all.size()) + " records) ...");
-  const int64_t round = eval_round_++;
-  const auto shares = split_among_workers(all, P);
-  for (int r = 0; r < P; ++r) {
-    CoordinatorMessage m;
-    threadsplit::EvalRequest* q = m.mutable_eval();
-    q->set_run_id(setup_.run_id);
-    q->set_round(round);
-    q->set_split(split);
-    q->mutable_indices()->Add(shares[size_t(r)].begin(), shares[size_t(r)].end());
-    q->set_batch(setup_.options.eval_batch);
-    send(r, m);
-  }
   const Stopwatch wall;
-  double loss_sum = 0;
-  int64_t correct = 0;
-  std::vector<bool> received(static_cast<size_t>(P));
   const std::string what = "during " + split + " evaluation";
-  for (int got = 0; got < P; ++got) {
-    int r = -1;
-    WorkerMessage msg = next_message(&r, setup_.options.step_timeout_s, what);
-    if (!msg.has_eval()) throw RunAborted(describe_worker(r) + " sent " + message_kind(msg) + " " + what);
-    const threadsplit::EvalResult& res = msg.eval();
-    const int expect = int(shares[size_t(r)].size());
-    if (res.run_id() != setup_.run_id || res.round() != round || received[size_t(r)] ||
-        res.samples() != expect || !std::isfinite(res.loss_sum()) || res.correct() < 0 ||
-        res.correct() > expect)
-      throw RunAborted(describe_worker(r) + " sent an evaluation result that does not match round " +
-                       std::to_string(round) + " (" + std::to_string(res.samples()) + " of " +
-                       std::to_string(expect) + " samples) " + what);
-    received[size_t(r)] = true;
-    loss_sum += res.loss_sum();
-    correct += res.correct();
+  while (true) {  // a worker lost under --on-worker-failure continue restarts the round
+    const int64_t round = eval_round_++;
+    const std::vector<int> live = live_ranks();
+    const auto shares = split_among_workers(all, int(live.size()));
+    double loss_sum = 0;
+    int64_t correct = 0;
+    std::vector<bool> received(static_cast<size_t>(P));
+    std::vector<bool> waiting(alive_);
+    try {
+      for (int r : live) {
+        CoordinatorMessage m;
+        threadsplit::EvalRequest* q = m.mutable_eval();
+        q->set_run_id(setup_.run_id);
+        q->set_round(round);
+        q->set_split(split);
+        const auto& share = shares[size_t(live_index_[size_t(r)])];
+        q->mutable_indices()->Add(share.begin(), share.end());
+        q->set_batch(setup_.options.eval_batch);
+        send(r, m);
+      }
+      for (size_t got = 0; got < live.size();) {
+        int r = -1;
+        WorkerMessage msg = next_message(&r, setup_.options.step_timeout_s, what, waiting);
+        if (!msg.has_eval()) throw WorkerLost{r, std::string("sent ") + message_kind(msg) + " " + what};
+        const threadsplit::EvalResult& res = msg.eval();
+        if (res.round() < round && res.run_id() == setup_.run_id) continue;  // of an abandoned round
+        const int expect = int(shares[size_t(live_index_[size_t(r)])].size());
+        if (res.run_id() != setup_.run_id || res.round() != round || received[size_t(r)] ||
+            res.samples() != expect || !std::isfinite(res.loss_sum()) || res.correct() < 0 ||
+            res.correct() > expect)
+          throw WorkerLost{r, "sent an evaluation result that does not match round " +
+                                  std::to_string(round) + " (" + std::to_string(res.samples()) + " of " +
+                                  std::to_string(expect) + " samples) " + what};
+        received[size_t(r)] = true;
+        waiting[size_t(r)] = false;
+        loss_sum += res.loss_sum();
+        correct += res.correct();
+        ++got;
+      }
+    } catch (const WorkerLost& lost) {
+      lose_worker(lost.rank, lost.why);
+      continue;
+    }
+    out.samples = int64_t(all.size());
+    out.loss = loss_sum / double(out.samples);
+    out.accuracy = double(correct) / double(out.samples);
+    break;
   }
-  out.samples = int64_t(all.size());
-  out.loss = loss_sum / double(out.samples);
-  out.accuracy = double(correct) / double(out.samples);
   out.seconds = wall.elapsed();
   progress.clear();
   return out;
@@ -330,7 +485,7 @@ void TrainingRun::shutdown(bool failed, const std::string& reason) {
   const int P = setup_.world_size;
   std::vector<bool> done(static_cast<size_t>(P), true);
   int waiting = 0;
-  for (int r = 0; r < P; ++r) {
+  for (int r : live_ranks()) {
     auto link = service_.link(r);
     CoordinatorMessage m;
     m.mutable_shutdown()->set_run_id(setup_.run_id);

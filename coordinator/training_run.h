@@ -8,6 +8,7 @@
 #pragma once
 #include <sys/types.h>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -16,10 +17,11 @@
 
 #include "cifar10.h"
 #include "core_set.h"
+#include "epoch_plan.h"
+#include "failure_policy.h"
 #include "network.h"
 #include "optimizer.h"
 #include "progress_display.h"
-#include "step_timing.h"
 #include "run_options.h"
 #include "trainer.pb.h"
 
@@ -108,6 +110,14 @@ class TrainingRun {
   // Tells every worker to stop and collects their Goodbyes (bounded wait).
   void shutdown(bool failed, const std::string& reason);
 
+  // Called after every completed step and at every epoch end (epoch_end true), in the
+  // training thread, for periodic checkpoints.
+  void set_after_step(std::function<void(bool epoch_end)> f) { after_step_ = std::move(f); }
+  // Ranks still in the run, in rank order.
+  std::vector<int> live_ranks() const;
+  // One line per worker lost and carried on without (--on-worker-failure continue).
+  const std::vector<std::string>& losses() const { return losses_; }
+
   const std::vector<float>& params() const { return params_; }
   const Optimizer& optimizer() const { return *optimizer_; }
   int64_t step() const { return step_; }
@@ -116,17 +126,28 @@ class TrainingRun {
   const std::vector<EpochRecord>& epochs() const { return epochs_; }
   std::vector<WorkerRecord>& workers() { return workers_; }
   double train_seconds() const { return train_seconds_; }
-  // Every step of this run, in order (report's timed window, --trace).
-  const std::vector<StepTiming>& step_timings() const { return step_timings_; }
 
  private:
   void run_epoch(ProgressDisplay& progress);
+  // Throws WorkerLost when the worker's stream is broken.
   void send(int rank, const threadsplit::CoordinatorMessage& m);
-  void send_all(const threadsplit::CoordinatorMessage& m);
-  // The next event, or RunAborted after `timeout_s` naming `waiting_for`.
-  struct Pending;
-  threadsplit::WorkerMessage next_message(int* rank, double timeout_s, const std::string& what);
+  // Sends to every live rank; a rank that cannot be reached is lost (policy applies).
+  void send_all(const threadsplit::CoordinatorMessage& m, const std::string& during);
+  // The next message of a live rank. Throws WorkerLost when a rank's stream ends, a spawned
+  // worker exits or is stopped, or a rank in `waiting` stays silent past `deadline_s`.
+  threadsplit::WorkerMessage next_message(int* rank, double deadline_s, const std::string& what,
+                                          const std::vector<bool>& waiting);
+  // Applies --on-worker-failure: throws RunAborted (abort, or no survivor), else marks the
+  // rank dead, stops it and records why.
+  void lose_worker(int rank, const std::string& why);
+  // Deals steps [first, last) of `plan` among the live ranks under a new deal id.
+  void deal(const EpochPlan& plan, int first, int last);
   std::string describe_worker(int rank);
+
+  struct WorkerLost {
+    int rank;
+    std::string why;
+  };
 
   const RunSetup& setup_;
   TrainerService& service_;
@@ -143,7 +164,13 @@ class TrainingRun {
   std::vector<WorkerRecord> workers_;
   std::vector<std::vector<float>> grads_;  // per rank, reused
   std::vector<float> sum_;
-  std::vector<StepTiming> step_timings_;
+  std::vector<bool> alive_;                 // by rank
+  std::vector<int> live_index_;             // rank -> position among the live ranks, or -1
+  uint32_t deal_id_ = 0;
+  std::vector<double> stopped_since_;       // spawned rank seen stopped since (0: not)
+  StepDeadline deadline_;
+  std::vector<std::string> losses_;
+  std::function<void(bool)> after_step_;
 };
 
 }  // namespace ts

@@ -10,6 +10,7 @@
 
 #include "model.h"
 #include "process_facts.h"
+#include "wire_checks.h"
 #include "wire_format.h"
 
 namespace ts {
@@ -78,6 +79,8 @@ threadsplit::Versions library_versions() {
   v.set_grpc(grpc_version());
   v.set_protobuf(protobuf_version());
   v.set_compiler(compiler_version());
+  v.set_threadsplit(threadsplit_version());
+  v.set_networks(networks_fingerprint());
   return v;
 }
 

@@ -82,6 +82,12 @@ struct ShutdownArrived {
   threadsplit::Shutdown shutdown;
 };
 
+// A deal that arrived where parameters were expected: another worker was lost and the rest
+// of the epoch is re-dealt, starting again at the step this worker just computed.
+struct Redealt {
+  threadsplit::EpochDeal deal;
+};
+
 class WorkerSession {
  public:
   explicit WorkerSession(const WorkerConfig& c) : config_(c) {}
@@ -100,6 +106,7 @@ class WorkerSession {
   int shutdown(const threadsplit::Shutdown& s);
   [[noreturn]] void lost(const char* waiting_for);
   void install_params(const std::string& bytes, int64_t step);
+  void restart_loader();
 
   const WorkerConfig& config_;
   std::shared_ptr<grpc::Channel> channel_;
@@ -113,6 +120,7 @@ class WorkerSession {
   std::optional<Cifar10> data_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<BatchLoader> loader_;
+  LoaderOptions loader_options_;
   Augment augment_ = Augment::kNone;
   std::vector<float> params_, grad_;
   int64_t step_ = 0;              // the next global step expected
@@ -156,12 +164,21 @@ void WorkerSession::join() {
   const HelperThreadCores helpers;
   grpc::ChannelArguments args;
   configure_channel(args);
-  channel_ = grpc::CreateCustomChannel(config_.coordinator, grpc::InsecureChannelCredentials(), args);
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  try {
+    credentials = channel_credentials(config_.tls);
+  } catch (const std::invalid_argument& e) {
+    throw WorkerExit{2, e.what()};
+  }
+  channel_ = grpc::CreateCustomChannel(config_.coordinator, credentials, args);
   const auto deadline = std::chrono::system_clock::now() +
                         std::chrono::milliseconds(int64_t(config_.connect_timeout_s * 1000));
   if (!channel_->WaitForConnected(deadline))
     throw WorkerExit{3, "cannot reach a coordinator at " + config_.coordinator + " within " +
-                            std::to_string(int(config_.connect_timeout_s)) + " s"};
+                            std::to_string(int(config_.connect_timeout_s)) + " s" +
+                            (config_.tls.ca.empty() ? "" : " over TLS") +
+                            ": is it running, is the address right, and does it listen there "
+                            "(--bind) with the same TLS setting?"};
   stub_ = threadsplit::Trainer::NewStub(channel_);
   watchdog_ = std::make_unique<SilenceWatchdog>(&ctx_);
   watchdog_->set_timeout(config_.connect_timeout_s);
@@ -205,7 +222,15 @@ void WorkerSession::join() {
   lo.seed = welcome_.seed();
   lo.threads = welcome_.loader_threads();
   lo.capacity = std::max(2, lo.threads + 1);
+  loader_options_ = lo;
   loader_ = std::make_unique<BatchLoader>(*data_, lo);
+}
+
+void WorkerSession::restart_loader() {
+  // Batches queued for the old deal are dropped with the old loader.
+  loader_.reset();
+  const HelperThreadCores helpers;
+  loader_ = std::make_unique<BatchLoader>(*data_, loader_options_);
 }
 
 void WorkerSession::install_params(const std::string& bytes, int64_t step) {
@@ -247,6 +272,7 @@ void WorkerSession::run_deal(const threadsplit::EpochDeal& deal) {
     r->set_run_id(welcome_.run_id());
     r->set_step(step_);
     r->set_samples(n);
+    r->set_deal_id(deal.deal_id());
     threadsplit::PhaseTimes* t = r->mutable_times();
     t->set_exchange_wait_s(pending_exchange_s_);
     t->set_apply_params_s(pending_apply_s_);
@@ -273,6 +299,7 @@ void WorkerSession::run_deal(const threadsplit::EpochDeal& deal) {
     const Stopwatch exchange;
     CoordinatorMessage m = read("the parameters of a step");
     if (m.has_shutdown()) throw ShutdownArrived{m.shutdown()};
+    if (m.has_deal()) throw Redealt{m.deal()};
     if (!m.has_params() || m.params().run_id() != welcome_.run_id() || m.params().step() != step_)
       throw WorkerExit{1, "expected the parameters of step " + std::to_string(step_) +
                               " but the coordinator sent something else"};
@@ -349,13 +376,21 @@ int WorkerSession::run() {
   while (true) {
     CoordinatorMessage m = read("its next instruction");
     switch (m.body_case()) {
-      case CoordinatorMessage::kDeal:
-        try {
-          run_deal(m.deal());
-        } catch (const ShutdownArrived& s) {
-          return shutdown(s.shutdown);
+      case CoordinatorMessage::kDeal: {
+        threadsplit::EpochDeal deal = m.deal();
+        while (true) {
+          try {
+            run_deal(deal);
+            break;
+          } catch (const ShutdownArrived& s) {
+            return shutdown(s.shutdown);
+          } catch (const Redealt& r) {
+            restart_loader();
+            deal = r.deal;
+          }
         }
         break;
+      }
       case CoordinatorMessage::kEval:
         run_eval(m.eval());
         break;

@@ -5,6 +5,8 @@
 #pragma once
 #include <string>
 
+#include "channel_security.h"
+
 namespace ts {
 
 struct WorkerConfig {
@@ -14,6 +16,7 @@ struct WorkerConfig {
   int rank = -1;                  // -1: the coordinator picks
   std::string data_dir;           // empty: the directory the coordinator names
   double connect_timeout_s = 60;  // to reach the coordinator and be welcomed
+  ChannelSecurity tls;            // THREADSPLIT_TLS_*: empty for plain gRPC
 };
 
 // Exit codes: 0 done; 1 the run failed (here or at the coordinator); 2 bad local setup

@@ -24,7 +24,9 @@ const char* kUsage =
     "  --threads T              OpenMP threads (re-executes with OMP_* set; default: as the\n"
     "                           environment says)\n"
     "  --data DIR               this host's CIFAR-10 copy (default: the coordinator's path)\n"
-    "  --connect-timeout S      give up when the coordinator cannot be reached (default 60)\n";
+    "  --connect-timeout S      give up when the coordinator cannot be reached (default 60)\n"
+    "TLS: THREADSPLIT_TLS_CA=PEM checks the coordinator's certificate; THREADSPLIT_TLS_CERT and\n"
+    "THREADSPLIT_TLS_KEY add a client certificate (coordinators started with --tls-ca).\n";
 
 int parse_int(const std::string& flag, const char* v) {
   char* end = nullptr;
@@ -67,6 +69,9 @@ int main(int argc, char** argv) {
                                   "be in the environment");
     c.token = token;
     if (const char* id = std::getenv("THREADSPLIT_RUN_ID")) c.run_id = id;
+    if (const char* v = std::getenv("THREADSPLIT_TLS_CA")) c.tls.ca = v;
+    if (const char* v = std::getenv("THREADSPLIT_TLS_CERT")) c.tls.cert = v;
+    if (const char* v = std::getenv("THREADSPLIT_TLS_KEY")) c.tls.key = v;
     if (c.rank < 0) {
       for (const char* var : {"THREADSPLIT_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID"}) {
         if (const char* v = std::getenv(var)) {

@@ -1,0 +1,61 @@
+#include "run_checkpoints.h"
+
+#include <cstdio>
+#include <cstdlib>
+
+namespace ts {
+
+TrainingState snapshot_state(const RunSetup& setup, const TrainingRun& run) {
+  TrainingState st;
+  st.model = setup.options.model;
+  st.step = run.step();
+  st.epoch = run.epochs_done();
+  st.step_in_epoch = run.step_in_epoch();
+  st.seed = setup.options.seed;
+  st.params = run.params();
+  st.config_json = setup.config_json;
+  return st;
+}
+
+void schedule_checkpoints(TrainingRun& run, const RunSetup& setup, CheckpointStore& store) {
+  const std::string& every = setup.options.checkpoint_every;
+  if (every.empty()) return;
+  const bool epochs = every.back() == 'e';
+  const long long k = std::strtoll(every.c_str(), nullptr, 10);  // validated by validate_options
+  run.set_after_step([&run, &setup, &store, epochs, k](bool epoch_end) {
+    const bool due = epochs ? epoch_end && run.epochs_done() % k == 0 : run.step() % k == 0;
+    if (!due) return;
+    try {
+      const std::string path = store.save(setup.net, snapshot_state(setup, run), &run.optimizer());
+      std::printf("threadsplit: checkpoint %s (step %lld)\n", path.c_str(), (long long)run.step());
+      std::fflush(stdout);
+    } catch (const std::exception& e) {
+      throw RunAborted(std::string(e.what()) + " (--checkpoint-dir must stay writable)");
+    }
+  });
+}
+
+bool write_final_checkpoints(const RunSetup& setup, const TrainingRun& run, CheckpointStore* store,
+                             bool failed) {
+  const TrainingState st = snapshot_state(setup, run);
+  const char* note = failed ? ", the last complete step before the abort" : "";
+  bool ok = true;
+  auto write = [&](const std::string& path, bool rotate) {
+    try {
+      const std::string written = rotate ? store->save(setup.net, st, &run.optimizer()) : path;
+      if (!rotate) save_checkpoint(path, setup.net, st, &run.optimizer());
+      std::printf("saved %s (step %lld%s)\n", written.c_str(), (long long)st.step, note);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "threadsplit: %s\n", e.what());
+      ok = false;
+    }
+  };
+  if (store) write("", true);
+  if (!setup.options.save.empty()) write(setup.options.save, false);
+  if (failed && !store && setup.options.save.empty())
+    write("threadsplit-abort-" + setup.run_id + ".ckpt", false);
+  std::fflush(stdout);
+  return ok;
+}
+
+}  // namespace ts

@@ -1,0 +1,58 @@
+// libFuzzer: the checkpoint reader (common/checkpoint.h) on arbitrary files. Most random
+// bytes fail the CRC-32 at once, so each input is also tried with its CRC fixed up when it
+// parses as a Checkpoint message: that reaches the model, tensor and optimizer checks.
+// The reader must throw CheckpointError, never crash; what it accepts must fit the network.
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include "checkpoint.h"
+#include "checkpoint.pb.h"
+#include "crc32.h"
+#include "network.h"
+
+namespace {
+
+const ts::NetworkSpec& net() {
+  static const ts::NetworkSpec n = ts::build_network("seed_cnn");
+  return n;
+}
+
+const std::string& path() {
+  static const std::string p = "/tmp/threadsplit-fuzz-checkpoint." + std::to_string(getpid());
+  return p;
+}
+
+void try_load(const std::string& bytes) {
+  {
+    std::ofstream out(path(), std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), std::streamsize(bytes.size()));
+  }
+  try {
+    const ts::TrainingState st = ts::load_checkpoint(path(), net());
+    if (st.params.size() != net().num_params) std::abort();
+  } catch (const ts::CheckpointError&) {
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string raw(reinterpret_cast<const char*>(data), size);
+  try_load(raw);
+  threadsplit::Checkpoint c;
+  if (c.ParseFromString(raw)) {
+    c.set_crc32(0);
+    std::string body;
+    c.SerializeToString(&body);
+    c.set_crc32(ts::crc32_ieee(body.data(), body.size()));
+    std::string fixed;
+    c.SerializeToString(&fixed);
+    try_load(fixed);
+  }
+  return 0;
+}

@@ -1,0 +1,255 @@
+#!/usr/bin/env bash
+# Fault-injection campaign, run by hand: RUNS runs of each failure kind against the real
+# programs, counting how many ended as designed and the longest time to notice a failure.
+#   scripts/fault_campaign.sh [RUNS] [KIND...]      (default 20 runs of every kind)
+# Kinds: kill9-abort kill9-continue sigstop-continue sigstop-abort coordinator-kill
+#        interrupt-resume corrupt-checkpoint wrong-token malformed
+# BUILD_DIR (default build/) must hold a built tree; DATA a CIFAR-10 directory (default:
+# ../shared/data/cifar-10-batches-bin, else synthetic data generated into the work dir).
+# Writes one line per run to $WORK/results.tsv and the summary to stdout.
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD_DIR="$(cd "${BUILD_DIR:-$ROOT/build}" && pwd)"
+RUNS="${1:-20}"
+shift || true
+KINDS=("$@")
+[ ${#KINDS[@]} -gt 0 ] || KINDS=(kill9-abort kill9-continue sigstop-continue sigstop-abort
+                                coordinator-kill interrupt-resume corrupt-checkpoint wrong-token malformed)
+COORD="$BUILD_DIR/coordinator/threadsplit"
+WORKER="$BUILD_DIR/worker/threadsplit_worker"
+ROGUE="$BUILD_DIR/tests/rogue_worker"
+COMPARE="$BUILD_DIR/tests/ckpt_compare"
+for b in "$COORD" "$WORKER" "$ROGUE" "$COMPARE"; do
+  [ -x "$b" ] || { echo "fault_campaign: $b is missing: build first" >&2; exit 2; }
+done
+WORK="${WORK:-$(mktemp -d /tmp/threadsplit-campaign.XXXXXX)}"
+mkdir -p "$WORK"
+DATA="${DATA:-$ROOT/../shared/data/cifar-10-batches-bin}"
+if [ ! -f "$DATA/test_batch.bin" ]; then
+  DATA="$WORK/synthetic"
+  "$COORD" make-synthetic-data "$DATA" >/dev/null
+fi
+RESULTS="$WORK/results.tsv"
+: >"$RESULTS"
+BASE=("$COORD" --data "$DATA" --worker-bin "$WORKER" --listen 127.0.0.1 --port 0 --eval-every 0 --progress off)
+
+now() { date +%s.%N; }
+rand_between() { awk -v a="$1" -v b="$2" -v s="$RANDOM$RANDOM" 'BEGIN{srand(s); printf "%.2f", a + rand() * (b - a)}'; }
+# Waits up to $2 s for a line matching regex $3 in file $1; prints the time it appeared.
+wait_for() {
+  local until=$(awk -v n="$(now)" -v t="$2" 'BEGIN{print n + t}')
+  while awk -v n="$(now)" -v u="$until" 'BEGIN{exit !(n < u)}'; do
+    if grep -qE "$3" "$1" 2>/dev/null; then now; return 0; fi
+    sleep 0.02
+  done
+  return 1
+}
+worker_pids() { grep -oP 'threadsplit: worker \d+ pid \K\d+' "$1"; }
+gone() { local st; st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 0; [ "$st" = Z ]; }
+all_gone() { local p; for p in "$@"; do gone "$p" || return 1; done; }
+wait_all_gone() {  # timeout pids...
+  local t=$1; shift
+  local until=$(awk -v n="$(now)" -v t="$t" 'BEGIN{print n + t}')
+  while ! all_gone "$@"; do
+    awk -v n="$(now)" -v u="$until" 'BEGIN{exit !(n < u)}' || return 1
+    sleep 0.02
+  done
+}
+record() {  # kind run ok detect_s note
+  printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" >>"$RESULTS"
+  printf '%-20s %3s  %-8s detect %-6s %s\n' "$1" "$2" "$([ "$3" = 1 ] && echo ok || echo FAILED)" "$4" "$5"
+}
+start_coord() {  # name args... ; sets CPID, OUT, ERR
+  OUT="$WORK/$1.out"; ERR="$WORK/$1.err"; local name=$1; shift
+  "$@" >"$OUT" 2>"$ERR" &
+  CPID=$!
+}
+external_port() {  # port file
+  local i
+  for i in $(seq 1 500); do [ -s "$1" ] && { cat "$1"; return 0; }; sleep 0.02; done
+  return 1
+}
+
+run_worker_fault() {  # kind n signal policy
+  local kind=$1 n=$2 sig=$3 policy=$4 dir="$WORK/$1-$2"
+  rm -rf "$dir"; mkdir -p "$dir"
+  local steps=100000; [ "$policy" = continue ] && steps=150
+  start_coord "$kind-$n" "${BASE[@]}" --procs 2 --threads 1 --steps $steps --on-worker-failure "$policy" \
+    --failure-grace 2 --checkpoint-dir "$dir"
+  if ! wait_for "$OUT" 60 'worker 1 pid' >/dev/null; then
+    kill -9 $CPID 2>/dev/null; wait $CPID 2>/dev/null; record "$kind" "$n" 0 - "workers never joined"; return
+  fi
+  local pids=($(worker_pids "$OUT"))
+  local victim=$((RANDOM % 2))
+  sleep "$(rand_between 0.1 2.0)"
+  local t0; t0=$(now)
+  kill -"$sig" "${pids[$victim]}"
+  local seen pattern='run aborted|WORKER LOST'
+  seen=$(wait_for "$ERR" 30 "$pattern") || seen=""
+  wait $CPID; local rc=$?
+  local detect="-"; [ -n "$seen" ] && detect=$(awk -v a="$t0" -v b="$seen" 'BEGIN{printf "%.2f", b - a}')
+  local ok=1 note="worker $victim"
+  [ -n "$seen" ] || { ok=0; note+=", never noticed"; }
+  if [ "$policy" = abort ]; then
+    [ $rc -eq 1 ] || { ok=0; note+=", rc $rc"; }
+    grep -q "run aborted: worker $victim (pid ${pids[$victim]}, cores [0-9]" "$ERR" || { ok=0; note+=", message"; }
+    grep -q "during step [0-9]" "$ERR" || { ok=0; note+=", no step named"; }
+    ls "$dir"/step-*.ckpt >/dev/null 2>&1 || { ok=0; note+=", no checkpoint"; }
+  else
+    [ $rc -eq 0 ] || { ok=0; note+=", rc $rc"; }
+    grep -q "re-dealt steps" "$ERR" || { ok=0; note+=", not re-dealt"; }
+    grep -q "trained 150 steps" "$OUT" || { ok=0; note+=", not all steps"; }
+  fi
+  [ "$sig" = STOP ] && kill -CONT "${pids[$victim]}" 2>/dev/null
+  wait_all_gone 10 "${pids[@]}" || { ok=0; note+=", ORPHAN"; kill -9 "${pids[@]}" 2>/dev/null; }
+  record "$kind" "$n" $ok "$detect" "$note"
+}
+
+run_coordinator_kill() {
+  local n=$1
+  start_coord "coordinator-kill-$n" "${BASE[@]}" --procs 2 --threads 1 --steps 100000
+  wait_for "$OUT" 60 'worker 1 pid' >/dev/null || { kill -9 $CPID; wait $CPID 2>/dev/null; record coordinator-kill "$n" 0 - "no join"; return; }
+  local pids=($(worker_pids "$OUT"))
+  sleep "$(rand_between 0.1 2.0)"
+  local t0; t0=$(now)
+  kill -9 $CPID; wait $CPID 2>/dev/null
+  local ok=1 note="" detect="-"
+  if wait_all_gone 10 "${pids[@]}"; then
+    detect=$(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.2f", b - a}')
+  else
+    ok=0; note="ORPHAN ${pids[*]}"; kill -9 "${pids[@]}" 2>/dev/null
+  fi
+  record coordinator-kill "$n" $ok "$detect" "$note"
+}
+
+REF_STEPS=120
+reference() {
+  [ -f "$WORK/reference.ckpt" ] && return
+  "${BASE[@]}" --procs 2 --threads 1 --seed 9 --steps $REF_STEPS --save "$WORK/reference.ckpt" >"$WORK/reference.out" 2>&1 ||
+    { echo "fault_campaign: the reference run failed" >&2; exit 1; }
+}
+
+run_interrupt_resume() {
+  local n=$1 dir="$WORK/resume-$1"
+  rm -rf "$dir"
+  local flags=(--procs 2 --threads 1 --seed 9 --steps $REF_STEPS --checkpoint-dir "$dir" --checkpoint-every 3 --checkpoint-keep 2)
+  start_coord "resume-$n-a" "${BASE[@]}" "${flags[@]}"
+  wait_for "$OUT" 60 'checkpoint .*step' >/dev/null
+  local pids=($(worker_pids "$OUT"))
+  sleep "$(rand_between 0.0 2.5)"
+  kill -9 $CPID 2>/dev/null; wait $CPID 2>/dev/null
+  local at; at=$(ls "$dir" | tail -1)
+  start_coord "resume-$n-b" "${BASE[@]}" "${flags[@]}" --resume
+  wait $CPID; local rc=$?
+  local ok=1 note="killed after ${at:-nothing}"
+  [ $rc -eq 0 ] || { ok=0; note+=", resume rc $rc"; }
+  local last; last=$(ls "$dir"/step-*.ckpt | tail -1)
+  if "$COMPARE" seed_cnn "$WORK/reference.ckpt" "$last" >"$WORK/resume-$n.cmp" 2>&1; then
+    note+=", bit-equal"
+  else
+    ok=0; note+=", $(cat "$WORK/resume-$n.cmp")"
+  fi
+  wait_all_gone 10 "${pids[@]}" || { ok=0; note+=", ORPHAN"; }
+  record interrupt-resume "$n" $ok - "$note"
+}
+
+run_corrupt_checkpoint() {
+  local n=$1 dir="$WORK/corrupt-$1"
+  rm -rf "$dir"
+  local flags=(--procs 1 --threads 1 --seed 3 --checkpoint-dir "$dir" --checkpoint-every 5)
+  "${BASE[@]}" "${flags[@]}" --steps 15 >"$WORK/corrupt-$n-a.out" 2>&1
+  local newest="$dir/step-000000000015.ckpt" size off
+  size=$(stat -c %s "$newest")
+  off=$(( (RANDOM * 32768 + RANDOM) % size ))
+  # Flip every bit of one byte at a random offset, or cut the file short.
+  if [ $((RANDOM % 4)) -eq 0 ]; then
+    truncate -s $off "$newest"
+  else
+    printf "$(printf '\\%03o' $(( 255 - $(od -An -tu1 -j $off -N1 "$newest") )))" |
+      dd of="$newest" bs=1 seek=$off conv=notrunc status=none
+  fi
+  start_coord "corrupt-$n-b" "${BASE[@]}" "${flags[@]}" --steps 20 --resume
+  wait $CPID; local rc=$?
+  local ok=1 note="byte $off of $size"
+  [ $rc -eq 0 ] || { ok=0; note+=", rc $rc"; }
+  grep -q "skipping a damaged checkpoint: .*step-000000000015.ckpt" "$ERR" || { ok=0; note+=", not named"; }
+  grep -q "resuming from .*step-000000000010.ckpt" "$ERR" || { ok=0; note+=", wrong start"; }
+  record corrupt-checkpoint "$n" $ok - "$note"
+}
+
+run_door() {  # kind n rogue-mode expected-status
+  local kind=$1 n=$2 mode=$3 want=$4
+  local pf="$WORK/$kind-$n.port"; rm -f "$pf"
+  local token; token="tok-$RANDOM$RANDOM"
+  THREADSPLIT_TOKEN=$token start_coord "$kind-$n" "${BASE[@]}" --external-workers 1 --steps 5 --port-file "$pf" --connect-timeout 60
+  local port; port=$(external_port "$pf") || { kill -9 $CPID; record "$kind" "$n" 0 - "no port"; return; }
+  local t0; t0=$(now)
+  THREADSPLIT_TOKEN=$token "$ROGUE" "127.0.0.1:$port" "$mode" >"$WORK/$kind-$n.rogue" 2>&1
+  local rrc=$? detect; detect=$(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.2f", b - a}')
+  THREADSPLIT_TOKEN=$token OMP_NUM_THREADS=1 "$WORKER" --coordinator "127.0.0.1:$port" >"$WORK/$kind-$n.worker" 2>&1 &
+  local wpid=$!
+  wait $CPID; local rc=$?
+  wait $wpid; local wrc=$?
+  local ok=1 note="$mode"
+  [ $rrc -eq 0 ] && grep -q "status $want" "$WORK/$kind-$n.rogue" || { ok=0; note+=", not refused ($(tail -1 "$WORK/$kind-$n.rogue"))"; }
+  [ $rc -eq 0 ] && [ $wrc -eq 0 ] || { ok=0; note+=", run did not go on (rc $rc, worker $wrc)"; }
+  grep -q "refused a worker" "$ERR" || { ok=0; note+=", not logged"; }
+  record "$kind" "$n" $ok "$detect" "$note"
+}
+
+run_malformed() {
+  local n=$1
+  local modes=(no-hello old-protocol other-build bad-rank bad-length too-many-samples second-hello nan-gradient)
+  local mode=${modes[$((RANDOM % ${#modes[@]}))]}
+  case $mode in
+    no-hello|old-protocol|other-build|bad-rank)
+      local want=7; [ $mode = no-hello ] && want=3
+      run_door malformed "$n" "$mode" $want; return ;;
+  esac
+  local pf="$WORK/malformed-$n.port"; rm -f "$pf"
+  local token="tok-$RANDOM$RANDOM"
+  THREADSPLIT_TOKEN=$token start_coord "malformed-$n" "${BASE[@]}" --external-workers 2 --steps 20 --port-file "$pf" \
+    --on-worker-failure continue --connect-timeout 60
+  local port; port=$(external_port "$pf") || { kill -9 $CPID; record malformed "$n" 0 - "no port"; return; }
+  THREADSPLIT_TOKEN=$token OMP_NUM_THREADS=1 "$WORKER" --coordinator "127.0.0.1:$port" >"$WORK/malformed-$n.worker" 2>&1 &
+  local wpid=$!
+  sleep 0.5  # let the real worker take rank 0 first
+  THREADSPLIT_TOKEN=$token "$ROGUE" "127.0.0.1:$port" "$mode" >"$WORK/malformed-$n.rogue" 2>&1
+  local rrc=$?
+  wait $CPID; local rc=$?
+  wait $wpid
+  local ok=1 note="$mode"
+  [ $rrc -eq 0 ] && grep -q "status 3" "$WORK/malformed-$n.rogue" || { ok=0; note+=", not refused"; }
+  grep -q "refused a message from worker" "$ERR" || { ok=0; note+=", not logged"; }
+  if [ $mode = nan-gradient ]; then
+    [ $rc -eq 1 ] && grep -q "non-finite gradient" "$ERR" || { ok=0; note+=", run not stopped (rc $rc)"; }
+    grep -q "^saved " "$OUT" || { ok=0; note+=", no checkpoint"; }
+  else
+    [ $rc -eq 0 ] && grep -q "trained 20 steps" "$OUT" || { ok=0; note+=", run did not go on (rc $rc)"; }
+  fi
+  record malformed "$n" $ok - "$note"
+}
+
+cd "$WORK"  # abort checkpoints without --checkpoint-dir land here
+echo "fault campaign: $RUNS runs per kind, work dir $WORK"
+for kind in "${KINDS[@]}"; do
+  for n in $(seq 1 "$RUNS"); do
+    case $kind in
+      kill9-abort) run_worker_fault "$kind" "$n" KILL abort ;;
+      kill9-continue) run_worker_fault "$kind" "$n" KILL continue ;;
+      sigstop-continue) run_worker_fault "$kind" "$n" STOP continue ;;
+      sigstop-abort) run_worker_fault "$kind" "$n" STOP abort ;;
+      coordinator-kill) run_coordinator_kill "$n" ;;
+      interrupt-resume) reference; run_interrupt_resume "$n" ;;
+      corrupt-checkpoint) run_corrupt_checkpoint "$n" ;;
+      wrong-token) run_door wrong-token "$n" bad-token 7 ;;
+      malformed) run_malformed "$n" ;;
+      *) echo "fault_campaign: unknown kind $kind" >&2; exit 2 ;;
+    esac
+  done
+done
+echo
+echo "summary (kind, runs, as designed, longest detection s):"
+awk -F'\t' '{ r[$1]++; ok[$1] += $3; if ($4 != "-" && $4 + 0 > mx[$1]) mx[$1] = $4 + 0; order[$1] = order[$1] ? order[$1] : ++k }
+  END { for (x in r) printf "%-20s %4d %4d   %s\n", x, r[x], ok[x], (x in mx) ? sprintf("%.2f", mx[x]) : "-" }' "$RESULTS" | sort
+echo "per-run lines: $RESULTS"

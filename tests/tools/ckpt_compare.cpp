@@ -1,0 +1,32 @@
+// Compares the parameters and optimizer state of two checkpoints of one model, for the fault
+// campaign (scripts/fault_campaign.sh):  ckpt_compare MODEL A.ckpt B.ckpt
+// Prints "bit-equal" (exit 0), or the largest difference (exit 1); exit 2 when one cannot
+// be read, with the reader's sentence.
+#include <cmath>
+#include <cstdio>
+#include <string>
+
+#include "checkpoint.h"
+#include "network.h"
+
+int main(int argc, char** argv) {
+  if (argc != 4) {
+    std::fprintf(stderr, "usage: ckpt_compare MODEL A.ckpt B.ckpt\n");
+    return 2;
+  }
+  try {
+    const ts::NetworkSpec net = ts::build_network(argv[1]);
+    const ts::TrainingState a = ts::load_checkpoint(argv[2], net), b = ts::load_checkpoint(argv[3], net);
+    double max_diff = 0;
+    for (size_t i = 0; i < a.params.size(); ++i)
+      max_diff = std::fmax(max_diff, std::fabs(double(a.params[i]) - double(b.params[i])));
+    const bool same = a.step == b.step && a.params == b.params &&
+                      (!a.optimizer || !b.optimizer || a.optimizer->iterations == b.optimizer->iterations);
+    std::printf("%s: steps %lld and %lld, max |diff| %g\n", same ? "bit-equal" : "different",
+                (long long)a.step, (long long)b.step, max_diff);
+    return same ? 0 : 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ckpt_compare: %s\n", e.what());
+    return 2;
+  }
+}

@@ -1,0 +1,95 @@
+// A misbehaving worker for the integration tests: speaks the wire protocol by hand and breaks
+// one rule on purpose, then prints the gRPC status the coordinator answered with.
+//   rogue_worker HOST:PORT MODE      (token from THREADSPLIT_TOKEN, as a real worker)
+// MODE, refused at the door:  no-hello, bad-token, old-protocol, other-build, bad-rank
+//       after joining:        bad-length, nan-gradient, too-many-samples, second-hello
+// Exit status 0 when the coordinator refused it with a status (what the tests want),
+// 1 when it was accepted where it should not have been, 2 on a usage or connection error.
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <string>
+
+#include "trainer.grpc.pb.h"
+#include "wire_checks.h"
+#include "wire_format.h"
+
+using threadsplit::CoordinatorMessage;
+using threadsplit::WorkerMessage;
+
+int main(int argc, char** argv) {
+  if (argc != 3) {
+    std::fprintf(stderr, "usage: rogue_worker HOST:PORT MODE\n");
+    return 2;
+  }
+  const std::string target = argv[1], mode = argv[2];
+  const char* token_env = std::getenv("THREADSPLIT_TOKEN");
+  const std::string token = token_env ? token_env : "";
+  auto channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+  if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(20))) {
+    std::fprintf(stderr, "rogue_worker: cannot reach %s\n", target.c_str());
+    return 2;
+  }
+  auto stub = threadsplit::Trainer::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  auto stream = stub->Session(&ctx);
+
+  WorkerMessage hello;
+  threadsplit::Hello* h = hello.mutable_hello();
+  h->set_protocol_version(ts::kProtocolVersion);
+  h->set_run_token(token);
+  h->set_rank(-1);
+  h->mutable_versions()->set_threadsplit(ts::threadsplit_version());
+  h->mutable_versions()->set_networks(ts::networks_fingerprint());
+  if (mode == "bad-token") h->set_run_token(token + "x");
+  if (mode == "old-protocol") h->set_protocol_version(ts::kProtocolVersion + 7);
+  if (mode == "other-build") h->mutable_versions()->set_networks("0badc0de");
+  if (mode == "bad-rank") h->set_rank(999);
+  if (mode == "no-hello") {
+    WorkerMessage m;
+    m.mutable_step()->set_step(0);
+    stream->Write(m);
+  } else {
+    stream->Write(hello);
+  }
+
+  CoordinatorMessage in;
+  std::string run_id;
+  int rank = -1;
+  size_t num_params = 0;  // from the Welcome's parameters
+  while (stream->Read(&in)) {
+    if (in.has_welcome()) {
+      run_id = in.welcome().run_id();
+      rank = in.welcome().rank();
+      num_params = in.welcome().params().size() / sizeof(float);
+      std::printf("joined as rank %d\n", rank);
+      std::fflush(stdout);
+      if (mode == "second-hello") stream->Write(hello);
+    } else if (in.has_deal()) {
+      const auto& d = in.deal();
+      WorkerMessage m;
+      threadsplit::StepResult* r = m.mutable_step();
+      r->set_run_id(run_id);
+      r->set_step(d.first_step());
+      r->set_deal_id(d.deal_id());
+      const int n = d.steps_size() ? d.steps(0).indices_size() : 0;
+      r->set_samples(mode == "too-many-samples" ? 1 << 20 : n);
+      r->set_loss_sum(2.3 * n);
+      std::string g((mode == "bad-length" ? num_params + 3 : num_params) * sizeof(float), '\0');
+      if (mode == "nan-gradient" && g.size() >= 8) {
+        const float nan = std::numeric_limits<float>::quiet_NaN();
+        std::memcpy(&g[4], &nan, sizeof nan);
+      }
+      r->set_gradient(g);
+      stream->Write(m);
+    }
+  }
+  const grpc::Status st = stream->Finish();
+  std::printf("status %d: %s\n", int(st.error_code()), st.error_message().c_str());
+  return st.ok() ? 1 : 0;
+}
