@@ -36,6 +36,10 @@
 #include "wire_format.h"
 #include "worker_launcher.h"
 #include "augment.h"
+#include "autotune.h"
+#include "step_timing.h"
+#include "sweep_command.h"
+#include "trial_runner.h"
 
 namespace {
 
@@ -508,6 +512,28 @@ int run(const RunOptions& o) {
               now_seconds() - start);
 
   int rc = failed || !saved ? 1 : 0;
+  if (o.warmup_steps > 0) {
+    const TimedFigures t = summarize_steps(run.step_timings(), o.warmup_steps, s.world_size);
+    std::printf("timed after %d warm-up steps: %lld steps in %.2f s (%.0f img/s)\n", o.warmup_steps,
+                (long long)t.steps, t.seconds, t.images_per_s);
+  }
+  if (!o.trace.empty()) {
+    std::vector<std::string> names;
+    for (const WorkerRecord& w : run.workers())
+      names.push_back("worker " + std::to_string(w.rank) +
+                      (w.assigned_cores.empty() ? std::string() : " (cores " + w.assigned_cores + ")"));
+    try {
+      write_step_trace(o.trace, run.step_timings(), names,
+                       {{"run_id", s.run_id}, {"model", o.model},
+                        {"split", std::to_string(s.world_size) + "x" + std::to_string(s.threads)},
+                        {"placement", "worker spans end when the coordinator received the step's "
+                                      "result; gradient transfer counts as exchange"}});
+      std::printf("wrote trace %s (%zu steps)\n", o.trace.c_str(), run.step_timings().size());
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "threadsplit: %s\n", e.what());
+      rc = 1;
+    }
+  }
   if (!o.report.empty()) {
     ReportInputs in;
     in.setup = &s;
@@ -534,6 +560,7 @@ int run(const RunOptions& o) {
 int main(int argc, char** argv) {
   ts::keep_freed_memory();
   if (argc >= 2 && std::string(argv[1]) == "make-synthetic-data") return make_synthetic_data(argc, argv);
+  if (argc >= 2 && std::string(argv[1]) == "sweep") return ts::sweep_main(argc, argv);
   ts::RunOptions o;
   try {
     o = ts::parse_run_options(argc, argv);
@@ -545,6 +572,18 @@ int main(int argc, char** argv) {
   } catch (const ts::UsageError& e) {
     std::fprintf(stderr, "threadsplit: %s\n", e.what());
     return 2;
+  }
+  if (o.autotune) {
+    try {
+      const ts::AutotuneChoice c = ts::autotune(o, ts::self_executable());
+      o.procs = c.procs;
+      o.threads = c.threads;
+      std::printf("threadsplit: %s\n", c.reason.c_str());
+      std::fflush(stdout);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "threadsplit: %s\n", e.what());
+      return 1;
+    }
   }
   try {
     return run(o);

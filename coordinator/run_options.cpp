@@ -92,6 +92,12 @@ const std::map<std::string, Flag>& flags() {
       {"--tls-cert", {true, [](RunOptions& o, const std::string& v) { o.tls_cert = v; }}},
       {"--tls-key", {true, [](RunOptions& o, const std::string& v) { o.tls_key = v; }}},
       {"--tls-ca", {true, [](RunOptions& o, const std::string& v) { o.tls_ca = v; }}},
+      {"--warmup-steps", {true, [](RunOptions& o, const std::string& v) { o.warmup_steps = to_int32("--warmup-steps", v); }}},
+      {"--trace", {true, [](RunOptions& o, const std::string& v) { o.trace = v; }}},
+      {"--autotune", {false, [](RunOptions& o, const std::string&) { o.autotune = true; }}},
+      {"--autotune-steps", {true, [](RunOptions& o, const std::string& v) { o.autotune_steps = to_int32("--autotune-steps", v); }}},
+      {"--autotune-rounds", {true, [](RunOptions& o, const std::string& v) { o.autotune_rounds = to_int32("--autotune-rounds", v); }}},
+      {"--autotune-time", {true, [](RunOptions& o, const std::string& v) { o.autotune_time_s = to_double("--autotune-time", v); }}},
       {"--help", {false, [](RunOptions& o, const std::string&) { o.help = true; }}},
       {"-h", {false, [](RunOptions& o, const std::string&) { o.help = true; }}},
   };
@@ -182,6 +188,15 @@ std::string usage_text(const char* program) {
     << "  --checkpoint-keep N    keep the newest N (default " << d.checkpoint_keep << ")\n"
     << "  --resume               continue from the newest valid checkpoint in --checkpoint-dir;\n"
     << "                         --steps then counts from step 0, as in the interrupted run\n"
+    << "Measuring:\n"
+    << "  --warmup-steps N       leave the first N steps out of the report's timed figures\n"
+    << "  --trace FILE           Chrome trace-event JSON: each worker's phases per step and the\n"
+    << "                         coordinator's reduce/update (chrome://tracing, ui.perfetto.dev)\n"
+    << "  --autotune             first measure every split P x T = cores in short trials, then\n"
+    << "                         train with the fastest (give neither --procs nor --threads)\n"
+    << "  --autotune-steps N     timed steps per trial (default " << d.autotune_steps << ")\n"
+    << "  --autotune-rounds N    most trials per split (default " << d.autotune_rounds << ")\n"
+    << "  --autotune-time S      start no new round of trials after S seconds (default " << d.autotune_time_s << ")\n"
     << "  --help                 this text\n";
   return s.str();
 }
@@ -237,6 +252,16 @@ void validate_options(const RunOptions& o) {
     throw UsageError("--tls-cert and --tls-key go together");
   if (!o.tls_ca.empty() && o.tls_cert.empty())
     throw UsageError("--tls-ca needs --tls-cert and --tls-key (the coordinator's own identity)");
+  if (o.warmup_steps < 0) throw UsageError("--warmup-steps must be >= 0, got " + std::to_string(o.warmup_steps));
+  if (o.steps > 0 && o.warmup_steps >= o.steps)
+    throw UsageError("--warmup-steps " + std::to_string(o.warmup_steps) + " leaves none of --steps " +
+                     std::to_string(o.steps) + " to time");
+  if (o.autotune && (o.procs > 0 || o.threads > 0 || o.external_workers > 0))
+    throw UsageError("--autotune chooses the split itself: give neither --procs, --threads nor "
+                     "--external-workers with it");
+  positive("--autotune-steps", o.autotune_steps);
+  positive("--autotune-rounds", o.autotune_rounds);
+  if (!(o.autotune_time_s > 0)) throw UsageError("--autotune-time must be positive");
   if (o.data.empty()) throw UsageError("--data DIR is required (the CIFAR-10 binary version; "
                                        "scripts/train.sh finds or fetches it)");
 }

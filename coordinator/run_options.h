@@ -61,6 +61,14 @@ struct RunOptions {
   bool resume = false;            // continue from the newest valid checkpoint in checkpoint_dir
   std::string tls_cert, tls_key, tls_ca;  // PEM files: serve TLS; with a CA, require client certs
 
+  // Measurement (coordinator/step_timing.h, coordinator/autotune.h).
+  int warmup_steps = 0;           // first N steps excluded from the report's "timed" figures
+  std::string trace;              // Chrome trace-event JSON of every step
+  bool autotune = false;          // measure the splits first, train with the fastest
+  int autotune_steps = 30;        // timed steps per trial
+  int autotune_rounds = 4;        // most trials per split
+  double autotune_time_s = 120;   // no new round of trials after this
+
   bool help = false;
 };
 

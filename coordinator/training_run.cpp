@@ -260,6 +260,10 @@ void TrainingRun::run_epoch(ProgressDisplay& progress) {
     const std::vector<int32_t>& batch = plan.batches[size_t(s)];
     const std::string what = "during step " + std::to_string(step_);
     const Stopwatch wait;
+    StepTiming timing;
+    timing.step = step_;
+    timing.start_s = now_seconds();
+    timing.workers.resize(size_t(P));
     while (true) {  // until every live rank's result for this step is in
       try {
         if (redeal) {
@@ -313,6 +317,7 @@ void TrainingRun::run_epoch(ProgressDisplay& progress) {
           received[size_t(r)] = true;
           waiting[size_t(r)] = false;
           results[size_t(r)] = res;
+          timing.workers[size_t(r)].received_s = now_seconds();
           ++got;
         }
         break;
@@ -325,6 +330,7 @@ void TrainingRun::run_epoch(ProgressDisplay& progress) {
     for (int r : live_ranks()) {
       const threadsplit::StepResult& res = results[size_t(r)];
       rec.workers[size_t(r)].add(res.times());
+      note_result(timing.workers[size_t(r)], res);
       workers_[size_t(r)].total.add(res.times());
       loss_sum += res.loss_sum();
       correct += res.correct();
@@ -332,6 +338,7 @@ void TrainingRun::run_epoch(ProgressDisplay& progress) {
     rec.gradient_wait_s += wait.elapsed();
     deadline_.record(wait.elapsed());
 
+    timing.gradients_s = now_seconds();
     const Stopwatch update;
     // Rank order, always: the sum (and so the run) is the same on every repetition.
     std::fill(sum_.begin(), sum_.end(), 0.f);
@@ -348,10 +355,14 @@ void TrainingRun::run_epoch(ProgressDisplay& progress) {
     p->set_step(step_);
     pack_floats(params_.data(), params_.size(), p->mutable_params());
     rec.update_s += update.elapsed();
+    timing.updated_s = now_seconds();
     const size_t live_before = live_ranks().size();
     send_all(m, "after step " + std::to_string(step_));
     redeal = redeal || live_ranks().size() != live_before;
 
+    timing.end_s = now_seconds();
+    timing.samples = int64_t(batch.size());
+    step_timings_.push_back(std::move(timing));
 
     ++step_;
     ++step_in_epoch_;

@@ -22,6 +22,7 @@
 #include "network.h"
 #include "optimizer.h"
 #include "progress_display.h"
+#include "step_timing.h"
 #include "run_options.h"
 #include "trainer.pb.h"
 
@@ -126,6 +127,8 @@ class TrainingRun {
   const std::vector<EpochRecord>& epochs() const { return epochs_; }
   std::vector<WorkerRecord>& workers() { return workers_; }
   double train_seconds() const { return train_seconds_; }
+  // Every step of this run, in order (report's timed window, --trace).
+  const std::vector<StepTiming>& step_timings() const { return step_timings_; }
 
  private:
   void run_epoch(ProgressDisplay& progress);
@@ -164,6 +167,7 @@ class TrainingRun {
   std::vector<WorkerRecord> workers_;
   std::vector<std::vector<float>> grads_;  // per rank, reused
   std::vector<float> sum_;
+  std::vector<StepTiming> step_timings_;
   std::vector<bool> alive_;                 // by rank
   std::vector<int> live_index_;             // rank -> position among the live ranks, or -1
   uint32_t deal_id_ = 0;
