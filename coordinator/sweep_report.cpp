@@ -83,6 +83,7 @@ PointResult aggregate(const SweepPoint& p, std::vector<TrialFigures> trials) {
   for (const TrialFigures& t : r.trials) {
     if (!t.ok) continue;
     ips.push_back(t.images_per_s);
+    r.foreign_cpu_max = std::max(r.foreign_cpu_max, t.foreign_cpu_share);
     r.data_share += t.data_share;
     r.forward_share += t.forward_share;
     r.backward_share += t.backward_share;
@@ -200,7 +201,7 @@ std::string sweep_csv(const std::vector<PointResult>& results) {
   s << "model,batch_mode,subscription,procs,threads,cores,loader_threads,global_batch,"
        "batch_per_worker,steps,warmup_steps,repeats_ok,images_per_s_median,images_per_s_min,"
        "images_per_s_max,epoch_s,data_wait_share,forward_share,backward_share,exchange_share,"
-       "update_share,bindings\n";
+       "update_share,foreign_cpu_max,bindings\n";
   for (const PointResult& r : results) {
     const SweepPoint& p = r.point;
     s << p.model << ',' << p.batch_mode << ',' << p.subscription << ',' << p.procs << ','
@@ -210,7 +211,8 @@ std::string sweep_csv(const std::vector<PointResult>& results) {
       << fmt("%.1f", r1(r.ips_max)) << ',' << fmt("%.3f", r3(r.epoch_s)) << ','
       << fmt("%.4f", r4(r.data_share)) << ',' << fmt("%.4f", r4(r.forward_share)) << ','
       << fmt("%.4f", r4(r.backward_share)) << ',' << fmt("%.4f", r4(r.exchange_share)) << ','
-      << fmt("%.4f", r4(r.update_share)) << ',' << r.bindings << '\n';
+      << fmt("%.4f", r4(r.update_share)) << ',' << fmt("%.4f", r4(r.foreign_cpu_max)) << ','
+      << r.bindings << '\n';
   }
   return s.str();
 }
@@ -277,9 +279,11 @@ std::string sweep_json(const SweepFacts& facts, const SweepOptions& o,
         .field("exchange", r4(r.exchange_share))
         .field("update", r4(r.update_share))
         .end_object();
+    j.field("foreign_cpu_max", r4(r.foreign_cpu_max));
     j.key("trials").begin_array();
     for (const TrialFigures& t : r.trials) {
       j.begin_object().field("repeat", t.repeat).field("order", t.order).field("ok", t.ok);
+      j.field("foreign_cpu_share", t.foreign_cpu_share);
       if (t.ok)
         j.field("images_per_s", t.images_per_s).field("seconds", t.seconds);
       else
@@ -337,6 +341,12 @@ std::string sweep_summary_text(const std::vector<PointResult>& results,
     s << line;
   }
   s << "\n";
+  double busiest = 0;
+  for (const PointResult& r : results) busiest = std::max(busiest, r.foreign_cpu_max);
+  if (busiest > 0.05)
+    s << "WARNING: other programs used up to " << pct(busiest) << " of this machine's CPU during "
+      << "some trials (column foreign_cpu_max): those repeats are slow for reasons unrelated to "
+      << "the split; rerun on a quiet machine, or with more --repeats.\n";
   for (const GroupSummary& g : groups) s << g.text << "\n";
   for (const std::string& c : contrast) s << c << "\n";
   return s.str();

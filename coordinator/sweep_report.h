@@ -22,6 +22,9 @@ struct TrialFigures {
   int train_records = 45000;       // for the epoch-time estimate
   std::vector<std::string> worker_cores;  // effective binding, by rank
   bool oversubscribed = false;
+  // Share of the machine's CPU (all cores) that other programs used during the trial; -1
+  // when unknown. Interference only ever slows a trial down.
+  double foreign_cpu_share = -1;
 };
 
 // Parses a run report's text. Returns ok == false with the reason when it has no timed window.
@@ -37,6 +40,7 @@ struct PointResult {
   double data_share = 0, forward_share = 0, backward_share = 0, exchange_share = 0,
          update_share = 0;
   std::string bindings;               // "0|1": each worker's effective cores, by rank
+  double foreign_cpu_max = 0;         // the busiest repeat's foreign_cpu_share
   double spread() const;              // (max - min) / median; 0 with fewer than 2 repeats
 };
 

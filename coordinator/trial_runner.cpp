@@ -4,9 +4,11 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <sstream>
@@ -23,6 +25,27 @@ std::string self_executable() {
   buf[n] = '\0';
   return buf;
 }
+
+namespace {
+
+// Seconds of CPU the whole machine spent busy so far (/proc/stat, every core), or -1.
+double machine_busy_seconds() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  long long user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
+  if (!(in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal) || cpu != "cpu")
+    return -1;
+  return double(user + nice + system + irq + softirq + steal) / double(sysconf(_SC_CLK_TCK));
+}
+
+// CPU seconds of the children this process has waited for, and their descendants.
+double children_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_CHILDREN, &u);
+  return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * double(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+}  // namespace
 
 std::vector<std::string> point_args(const SweepPoint& p) {
   std::vector<std::string> a = {"--model", p.model,
@@ -53,6 +76,8 @@ TrialFigures run_trial(const std::string& exe, const TrialRun& t) {
   for (auto& a : argv) cargs.push_back(&a[0]);
   cargs.push_back(nullptr);
 
+  const double busy_before = machine_busy_seconds(), own_before = children_cpu_seconds();
+  const double wall_before = now_seconds();
   const pid_t pid = fork();
   if (pid < 0) {
     TrialFigures f;
@@ -89,11 +114,20 @@ TrialFigures run_trial(const std::string& exe, const TrialRun& t) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+  // CPU time other programs took from the machine while the trial ran: a trial that shared
+  // the cores with a compiler is slower for reasons that have nothing to do with its split.
+  const double busy = machine_busy_seconds() - busy_before;
+  const double own = children_cpu_seconds() - own_before;
+  const double wall = now_seconds() - wall_before;
+  const long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  double foreign = -1;
+  if (busy_before >= 0 && wall > 0 && cores > 0) foreign = std::max(0.0, busy - own) / (wall * double(cores));
   std::ifstream in(t.report_path);
   std::stringstream text;
   text << in.rdbuf();
   TrialFigures f;
   if (!text.str().empty()) f = figures_from_report(text.str());
+  f.foreign_cpu_share = foreign;
   if (timed_out) {
     f.ok = false;
     f.error = "killed after " + std::to_string(int(t.timeout_s)) + " s (see " + t.log_path + ")";

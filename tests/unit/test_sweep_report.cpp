@@ -39,6 +39,7 @@ ts::PointResult recorded(const ts::SweepPoint& p, std::vector<double> ips) {
     f.data_share = 0.01;
     f.update_share = 0.02;
     f.train_records = 45000;
+    f.foreign_cpu_share = 0;
     for (int w = 0; w < p.procs; ++w) f.worker_cores.push_back(std::to_string(w));
     trials.push_back(f);
   }
@@ -66,6 +67,21 @@ TEST_CASE("a point's figures are the median and range of its successful repeats"
   CHECK(r.bindings == "0|1");
   const auto even = recorded(point(0, "seed_cnn", 1, 2), {100, 300});
   CHECK(even.ips_median == Approx(200));
+}
+
+TEST_CASE("trials that shared the machine with other programs are flagged in the summary", "[sweep]") {
+  auto quiet = recorded(point(0, "seed_cnn", 1, 2), {1000, 1010});
+  auto busy = recorded(point(1, "seed_cnn", 2, 1), {700, 1200});
+  CHECK(quiet.foreign_cpu_max == 0);
+  CHECK_THAT(ts::sweep_summary_text({quiet}, ts::summarize({quiet}), {}),
+             !Catch::Contains("WARNING"));
+  busy.trials[0].foreign_cpu_share = 0.4;
+  busy = ts::aggregate(busy.point, busy.trials);
+  CHECK(busy.foreign_cpu_max == Approx(0.4));
+  const std::vector<ts::PointResult> both = {quiet, busy};
+  CHECK_THAT(ts::sweep_summary_text(both, ts::summarize(both), {}),
+             Catch::Contains("WARNING: other programs used up to 40.0%"));
+  CHECK_THAT(ts::sweep_csv(both), Catch::Contains(",0.4000,"));
 }
 
 TEST_CASE("the summary names the fastest split and says whether its margin beats the spread", "[sweep]") {
