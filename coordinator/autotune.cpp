@@ -38,10 +38,11 @@ AutotuneChoice autotune(const RunOptions& o, const std::string& exe) {
     p.warmup_steps = o.warmup_steps > 0 ? o.warmup_steps : 5;  // as the sweep
     points.push_back(p);
   }
-  std::printf("threadsplit: --autotune: trying %zu splits of %d cores (%s), %d timed steps "
-              "each after %d warm-up steps, rounds until the winner is clear (2..%d) or %.0f s\n",
-              points.size(), n, cores.to_string().c_str(), o.autotune_steps,
-              points.front().warmup_steps, o.autotune_rounds, o.autotune_time_s);
+  std::printf("threadsplit: --autotune: trying %zu splits of %d cores (%s), %d warm-up steps and "
+              "%s timed ones each, rounds until the winner is clear (2..%d) or %.0f s\n",
+              points.size(), n, cores.to_string().c_str(), points.front().warmup_steps,
+              o.autotune_steps > 0 ? std::to_string(o.autotune_steps).c_str() : "about 2 s of",
+              o.autotune_rounds, o.autotune_time_s);
   std::fflush(stdout);
 
   AutotuneChoice choice;
@@ -55,6 +56,51 @@ AutotuneChoice autotune(const RunOptions& o, const std::string& exe) {
   const char* dir = mkdtemp(dir_template);
   if (!dir) throw std::runtime_error("--autotune: cannot create a temporary directory in /tmp");
 
+  // One trial of point p; a trial that shared the machine with other programs (more than a
+  // fifth of its CPU) is run once more, since interference only ever slows a trial down.
+  auto trial = [&](const SweepPoint& p, const std::string& tag, const std::string& shown) {
+    TrialRun run;
+    run.args = point_args(p);
+    const std::vector<std::string> more = {"--data", o.data, "--seed", std::to_string(o.seed),
+                                           "--augment", o.augment, "--optimizer", o.optimizer,
+                                           "--lr", std::to_string(o.lr)};
+    run.args.insert(run.args.end(), more.begin(), more.end());
+    if (!o.cores.empty()) run.args.insert(run.args.end(), {"--cores", o.cores});
+    if (!o.worker_bin.empty()) run.args.insert(run.args.end(), {"--worker-bin", o.worker_bin});
+    if (o.optimizer == "sgd") run.args.insert(run.args.end(), {"--momentum", std::to_string(o.momentum)});
+    const std::string stem = std::string(dir) + "/" + std::to_string(p.procs) + "x" +
+                             std::to_string(p.threads) + "_" + tag;
+    run.report_path = stem + ".json";
+    run.log_path = stem + ".log";
+    run.timeout_s = std::max(60.0, o.autotune_time_s);
+    TrialFigures f;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      f = run_trial(exe, run);
+      if (f.ok) {
+        std::remove(run.report_path.c_str());
+        std::remove(run.log_path.c_str());
+      }
+      if (!f.ok || f.foreign_cpu_share <= 0.2 || attempt == 1) break;
+      std::printf("threadsplit: --autotune: %s %s: %.0f img/s while other programs took %.0f%% of "
+                  "the CPU; once more\n", p.label().c_str(), shown.c_str(), f.images_per_s,
+                  100 * f.foreign_cpu_share);
+    }
+    return f;
+  };
+
+  // Trials of about 2 s unless --autotune-steps says otherwise: long enough that a step's
+  // jitter averages out, short enough for several rounds.
+  if (o.autotune_steps == 0) {
+    SweepPoint probe = points.back();
+    probe.steps = 10;
+    const TrialFigures f = trial(probe, "probe", "probe");
+    const double step_s = f.ok && f.images_per_s > 0 ? probe.global_batch / f.images_per_s : 0.1;
+    const int steps = std::max(10, std::min(300, int(2.0 / step_s + 0.5)));
+    for (SweepPoint& p : points) p.steps = steps;
+    std::printf("threadsplit: --autotune: a step takes about %.0f ms, so each trial times %d steps\n",
+                1000 * step_s, steps);
+  }
+
   std::vector<std::vector<TrialFigures>> figures(points.size());
   const double start = now_seconds();
   std::string stopped;
@@ -67,29 +113,12 @@ AutotuneChoice autotune(const RunOptions& o, const std::string& exe) {
       // Alternate direction per round, as the sweep does, so drift hits every split alike.
       const size_t i = round % 2 == 0 ? k : points.size() - 1 - k;
       const SweepPoint& p = points[i];
-      TrialRun run;
-      run.args = point_args(p);
-      const std::vector<std::string> more = {"--data", o.data, "--seed", std::to_string(o.seed),
-                                             "--augment", o.augment, "--optimizer", o.optimizer,
-                                             "--lr", std::to_string(o.lr)};
-      run.args.insert(run.args.end(), more.begin(), more.end());
-      if (!o.cores.empty()) run.args.insert(run.args.end(), {"--cores", o.cores});
-      if (!o.worker_bin.empty()) run.args.insert(run.args.end(), {"--worker-bin", o.worker_bin});
-      if (o.optimizer == "sgd") run.args.insert(run.args.end(), {"--momentum", std::to_string(o.momentum)});
-      const std::string stem = std::string(dir) + "/" + p.label() + "_r" + std::to_string(round);
-      run.report_path = stem + ".json";
-      run.log_path = stem + ".log";
-      run.timeout_s = std::max(60.0, o.autotune_time_s);
-      TrialFigures f = run_trial(exe, run);
+      TrialFigures f = trial(p, "round" + std::to_string(round + 1), "round " + std::to_string(round + 1));
       f.repeat = round;
       std::printf("threadsplit: --autotune: %s round %d: %s\n", p.label().c_str(), round + 1,
                   f.ok ? (std::to_string(int(f.images_per_s + 0.5)) + " img/s").c_str()
                        : ("failed: " + f.error).c_str());
       std::fflush(stdout);
-      if (f.ok) {
-        std::remove(run.report_path.c_str());
-        std::remove(run.log_path.c_str());
-      }
       figures[i].push_back(f);
     }
     rounds = round + 1;

@@ -136,6 +136,7 @@ std::string usage_text(const char* program) {
   const RunOptions d;
   std::ostringstream s;
   s << "usage: " << program << " [flags]\n"
+    << "       " << program << " sweep --data DIR [flags]   (measures every split; sweep --help)\n"
     << "       " << program << " make-synthetic-data DIR [--seed N]\n\n"
     << "Trains a CNN on CIFAR-10 with P worker processes of T OpenMP threads each, gradients\n"
     << "averaged over gRPC. For a fixed global batch and seed the result does not depend on P\n"
@@ -194,7 +195,7 @@ std::string usage_text(const char* program) {
     << "                         coordinator's reduce/update (chrome://tracing, ui.perfetto.dev)\n"
     << "  --autotune             first measure every split P x T = cores in short trials, then\n"
     << "                         train with the fastest (give neither --procs nor --threads)\n"
-    << "  --autotune-steps N     timed steps per trial (default " << d.autotune_steps << ")\n"
+    << "  --autotune-steps N     timed steps per trial (default: about 2 s worth)\n"
     << "  --autotune-rounds N    most trials per split (default " << d.autotune_rounds << ")\n"
     << "  --autotune-time S      start no new round of trials after S seconds (default " << d.autotune_time_s << ")\n"
     << "  --help                 this text\n";
@@ -259,7 +260,7 @@ void validate_options(const RunOptions& o) {
   if (o.autotune && (o.procs > 0 || o.threads > 0 || o.external_workers > 0))
     throw UsageError("--autotune chooses the split itself: give neither --procs, --threads nor "
                      "--external-workers with it");
-  positive("--autotune-steps", o.autotune_steps);
+  if (o.autotune_steps < 0) throw UsageError("--autotune-steps must be >= 0 (0: about 2 s per trial)");
   positive("--autotune-rounds", o.autotune_rounds);
   if (!(o.autotune_time_s > 0)) throw UsageError("--autotune-time must be positive");
   if (o.data.empty()) throw UsageError("--data DIR is required (the CIFAR-10 binary version; "
