@@ -185,11 +185,18 @@ std::vector<std::string> model_contrast(const std::vector<PointResult>& results,
                          ", " + b.model + " at " + pb->point.label();
       if (pa->point.procs == pb->point.procs && pa->point.threads == pb->point.threads) {
         line += ": the same split wins for both models.";
-      } else {
+      } else if (a.decisive && b.decisive) {
         const PointResult& more_procs = pa->point.procs > pb->point.procs ? *pa : *pb;
         const PointResult& more_threads = pa->point.procs > pb->point.procs ? *pb : *pa;
         line += ": " + more_procs.point.model + " favours processes, " + more_threads.point.model +
                 " favours threads.";
+      } else {
+        // Different winners where one of them won within noise is no evidence of a difference.
+        std::string noisy = !a.decisive ? a.model : b.model;
+        if (!a.decisive && !b.decisive) noisy = "both models'";
+        else noisy += "'s";
+        line += ", but " + noisy + " margin is within the run-to-run spread: no real difference "
+                "between the models shows here.";
       }
       out.push_back(line);
     }
