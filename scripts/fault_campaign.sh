@@ -37,7 +37,7 @@ now() { date +%s.%N; }
 rand_between() { awk -v a="$1" -v b="$2" -v s="$RANDOM$RANDOM" 'BEGIN{srand(s); printf "%.2f", a + rand() * (b - a)}'; }
 # Waits up to $2 s for a line matching regex $3 in file $1; prints the time it appeared.
 wait_for() {
-  local until=$(awk -v n="$(now)" -v t="$2" 'BEGIN{print n + t}')
+  local until=$(awk -v n="$(now)" -v t="$2" 'BEGIN{printf "%.3f", n + t}')
   while awk -v n="$(now)" -v u="$until" 'BEGIN{exit !(n < u)}'; do
     if grep -qE "$3" "$1" 2>/dev/null; then now; return 0; fi
     sleep 0.02
@@ -49,7 +49,7 @@ gone() { local st; st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 
 all_gone() { local p; for p in "$@"; do gone "$p" || return 1; done; }
 wait_all_gone() {  # timeout pids...
   local t=$1; shift
-  local until=$(awk -v n="$(now)" -v t="$t" 'BEGIN{print n + t}')
+  local until=$(awk -v n="$(now)" -v t="$t" 'BEGIN{printf "%.3f", n + t}')
   while ! all_gone "$@"; do
     awk -v n="$(now)" -v u="$until" 'BEGIN{exit !(n < u)}' || return 1
     sleep 0.02

@@ -375,3 +375,38 @@ TEST_CASE("TLS: spawned workers train over TLS, and a plain worker cannot join",
   ts_test::wait_exit(waiting, 10);
   CHECK(ts_test::wait_exit(secure, 60) == 3);
 }
+
+TEST_CASE("a hand-started worker that stops answering is lost after the slowest recent step plus "
+          "the grace, and the run goes on without it",
+          "[integration][reliability]") {
+  const std::string port_file = ts_test::tmp_dir() + "/silent.port";
+  fs::remove(port_file);
+  const std::string token = "silent-test-token-42";
+  ts_test::Process coord = ts_test::start(
+      "silent_coord",
+      ts_test::coordinator_args({"--external-workers", "2", "--steps", "120", "--eval-every", "0",
+                                 "--port-file", port_file, "--on-worker-failure", "continue",
+                                 "--failure-grace", "2"}),
+      {"THREADSPLIT_TOKEN=" + token});
+  REQUIRE(ts_test::wait_until([&] { return fs::exists(port_file); }, 60));
+  const std::vector<std::string> worker = {THREADSPLIT_WORKER_BIN, "--coordinator",
+                                           "127.0.0.1:" + std::to_string(std::stoi(ts_test::read_text(port_file)))};
+  ts_test::Process w0 = ts_test::start("silent_w0", worker, {"THREADSPLIT_TOKEN=" + token, "OMP_NUM_THREADS=1"});
+  ts_test::Process w1 = ts_test::start("silent_w1", worker, {"THREADSPLIT_TOKEN=" + token, "OMP_NUM_THREADS=1"});
+  REQUIRE(ts_test::wait_until([&] { return coord.out().find("worker 1 pid") != std::string::npos; }, 60));
+  random_pause(0.2, 0.8);
+  kill(w1.pid, SIGSTOP);
+  const auto stopped = std::chrono::steady_clock::now();
+  const bool noticed = ts_test::wait_until(
+      [&] { return coord.err().find("WORKER LOST") != std::string::npos; }, 30);
+  const double took = seconds_since(stopped);
+  const int rc = ts_test::wait_exit(coord, 120);
+  kill(w1.pid, SIGKILL);
+  ts_test::wait_exit(w1, 10);
+  INFO(coord.out() << coord.err() << "\nnoticed after " << took << " s");
+  CHECK(noticed);
+  CHECK(took < 2 + 3);  // the grace beyond a step of well under a second, plus polling
+  CHECK_THAT(coord.err(), Catch::Contains("did not answer during step") && Catch::Contains("--failure-grace 2"));
+  CHECK(rc == 0);
+  CHECK(ts_test::wait_exit(w0, 30) == 0);
+}
