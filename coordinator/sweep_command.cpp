@@ -36,7 +36,7 @@ const char* kUsage =
     "  --batch-modes M,M        global (fixed global batch) and/or per_worker (default both)\n"
     "  --batch B                global batch (default 128)\n"
     "  --batch-per-worker B     per-worker batch in per_worker mode (default batch / N)\n"
-    "  --steps N | M=N,M=N      timed steps per run (default seed_cnn=200,tf_tutorial_cnn=20)\n"
+    "  --steps N | M=N,M=N      timed steps per run (default seed_cnn=200,tf_tutorial_cnn=40)\n"
     "  --warmup-steps N         untimed steps first (default 5)\n"
     "  --repeats R              (default 3)\n"
     "  --under                  also P x T = N/2 on the first N/2 cores\n"

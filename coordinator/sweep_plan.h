@@ -19,7 +19,7 @@ struct SweepOptions {
   int repeats = 3;
   int batch = 128;                 // global batch, global mode
   int batch_per_worker = 0;        // per_worker mode; 0: batch / N, so P = N matches global mode
-  std::map<std::string, int> steps = {{"seed_cnn", 200}, {"tf_tutorial_cnn", 20}};  // timed
+  std::map<std::string, int> steps = {{"seed_cnn", 200}, {"tf_tutorial_cnn", 40}};  // timed
   int default_steps = 50;          // a model not named in `steps`
   int warmup_steps = 5;            // run before the timed steps, excluded from the figures
 };

@@ -25,7 +25,7 @@ TEST_CASE("the default plan on 2 cores covers both models, both batch modes and 
     CHECK(p.cores == 2);
     CHECK(p.subscription == "full");
     CHECK(p.warmup_steps == 5);
-    CHECK(p.steps == (p.model == "seed_cnn" ? 200 : 20));
+    CHECK(p.steps == (p.model == "seed_cnn" ? 200 : 40));
     if (p.batch_mode == "global") {
       CHECK(p.global_batch == 128);  // the same math for every split
       CHECK(p.batch_per_worker == 0);
