@@ -44,6 +44,9 @@ const char* kUsage =
     "  --loader-threads L,L     loader thread counts to try (default 1)\n"
     "  --seed N                 (default 1)\n"
     "  --trial-timeout S        kill a run after S seconds (default 600)\n"
+    "  --busy-share X           a run during which other programs took more than this share\n"
+    "                           of the machine's CPU is run again (default 0.2) ...\n"
+    "  --busy-retries N         ... at most N times (default 1; 0: never)\n"
     "  --worker-bin PATH        threadsplit_worker to use\n";
 
 struct SweepArgs {
@@ -51,6 +54,8 @@ struct SweepArgs {
   std::string data, out = "sweep-results", cores, worker_bin;
   uint64_t seed = 1;
   double trial_timeout_s = 600;
+  double busy_share = 0.2;   // a trial with more foreign CPU than this is run again ...
+  int busy_retries = 1;      // ... at most this many times
 };
 
 SweepArgs parse(int argc, char** argv) {
@@ -81,6 +86,11 @@ SweepArgs parse(int argc, char** argv) {
     else if (flag == "--seed") a.seed = std::strtoull(value().c_str(), nullptr, 10);
     else if (flag == "--trial-timeout") a.trial_timeout_s = std::atof(value().c_str());
     else if (flag == "--worker-bin") a.worker_bin = value();
+    else if (flag == "--busy-retries") {
+      const std::string v = value();
+      a.busy_retries = v == "0" ? 0 : parse_int_list(flag, v).at(0);
+    }
+    else if (flag == "--busy-share") a.busy_share = std::atof(value().c_str());
     else throw std::invalid_argument("unknown argument '" + flag + "' (see threadsplit sweep --help)");
   }
   if (a.data.empty()) throw std::invalid_argument("--data DIR is required");
@@ -164,6 +174,15 @@ int sweep_main(int argc, char** argv) {
     run.log_path = stem + ".log";
     run.timeout_s = a.trial_timeout_s;
     TrialFigures f = run_trial(exe, run);
+    // Another program's burst only ever slows a trial: run a contended one again (a bounded
+    // number of times) rather than let it drag a point's median.
+    for (int retry = 0; retry < a.busy_retries && f.ok && f.foreign_cpu_share > a.busy_share; ++retry) {
+      std::printf("[%3d/%zu] %s %s repeat %d: %.0f img/s while other programs took %.0f%% of the "
+                  "CPU; once more\n", t.order + 1, order.size(), p.model.c_str(), p.label().c_str(),
+                  t.repeat + 1, f.images_per_s, 100 * f.foreign_cpu_share);
+      std::fflush(stdout);
+      f = run_trial(exe, run);
+    }
     f.repeat = t.repeat;
     f.order = t.order;
     if (f.ok && first_report.empty()) first_report = read_file(run.report_path);
