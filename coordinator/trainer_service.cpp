@@ -88,8 +88,16 @@ grpc::Status TrainerService::Session(grpc::ServerContext* context,
                                      grpc::ServerReaderWriter<CoordinatorMessage, WorkerMessage>* stream) {
   WorkerMessage first;
   if (!stream->Read(&first)) return grpc::Status(grpc::StatusCode::CANCELLED, "no Hello");
-  if (!first.has_hello())
+  if (!first.has_hello()) {
+    const std::string line = "refused a connection from " + context->peer() +
+                             ": its first message was not a Hello";
+    std::fprintf(stderr, "threadsplit: %s\n", line.c_str());
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      refusals_.push_back(line);
+    }
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the first message must be Hello");
+  }
   const threadsplit::Hello& hello = first.hello();
   std::shared_ptr<WorkerLink> link;
   {

@@ -193,7 +193,7 @@ run_door() {  # kind n rogue-mode expected-status
   local ok=1 note="$mode"
   [ $rrc -eq 0 ] && grep -q "status $want" "$WORK/$kind-$n.rogue" || { ok=0; note+=", not refused ($(tail -1 "$WORK/$kind-$n.rogue"))"; }
   [ $rc -eq 0 ] && [ $wrc -eq 0 ] || { ok=0; note+=", run did not go on (rc $rc, worker $wrc)"; }
-  grep -q "refused a worker" "$ERR" || { ok=0; note+=", not logged"; }
+  grep -qE "refused a (worker|connection)" "$ERR" || { ok=0; note+=", not logged"; }
   record "$kind" "$n" $ok "$detect" "$note"
 }
 

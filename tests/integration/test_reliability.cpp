@@ -276,7 +276,8 @@ TEST_CASE("foreign clients and malformed messages are refused with a gRPC status
   CHECK(ts_test::wait_exit(bad, 30) == 0);
   CHECK_THAT(bad.out(), Catch::Contains("joined as rank") && Catch::Contains("status 3: refused: a gradient of"));
   CHECK_THAT(coord.err(), Catch::Contains("refused a message from worker") && Catch::Contains("WORKER LOST") &&
-                              Catch::Contains("refused a worker") && Catch::Contains("wrong run token"));
+                              Catch::Contains("refused a worker") && Catch::Contains("wrong run token") &&
+                              Catch::Contains("its first message was not a Hello"));
   CHECK_THAT(coord.out(), Catch::Contains("trained 30 steps"));
   CHECK(ts_test::wait_exit(good, 30) == 0);
 }
