@@ -236,6 +236,11 @@ void write_run_report(const std::string& path, const ReportInputs& in) {
   j.key("refused_workers").begin_array();
   for (const auto& r : in.refusals) j.value(r);
   j.end_array();
+  // Workers lost and carried on without (--on-worker-failure continue), one line each.
+  j.key("lost_workers").begin_array();
+  if (in.run)
+    for (const auto& l : in.run->losses()) j.value(l);
+  j.end_array();
   j.end_object();
 
   const std::string tmp = path + ".tmp." + std::to_string(getpid());

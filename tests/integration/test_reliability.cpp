@@ -130,6 +130,8 @@ TEST_CASE("continue policy: a worker killed at a random step is re-dealt around,
                               Catch::Contains("re-dealt steps") && Catch::Contains("math is unchanged"));
   const ts_test::Json r = ts_test::read_json_file(report);
   CHECK(r["totals"]["steps"].num == 80);
+  REQUIRE(r["lost_workers"].size() == 1);
+  CHECK_THAT(r["lost_workers"][0].str, Catch::StartsWith("worker 1 (pid " + std::to_string(pids[1])));
   const ts::TrainingState a = load(dir + "/continue_straight.ckpt"), b = load(dir + "/continue_broken.ckpt");
   REQUIRE(a.params.size() == b.params.size());
   double max_abs = 0, max_diff = 0;
