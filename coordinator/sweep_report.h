@@ -41,6 +41,10 @@ struct PointResult {
          update_share = 0;
   std::string bindings;               // "0|1": each worker's effective cores, by rank
   double foreign_cpu_max = 0;         // the busiest repeat's foreign_cpu_share
+  // The repeats during which other programs took under 5% of the CPU: on a shared machine
+  // these are the figures that describe the split rather than the neighbours.
+  int quiet_trials = 0;
+  double quiet_median = 0;
   double spread() const;              // (max - min) / median; 0 with fewer than 2 repeats
 };
 
@@ -55,6 +59,10 @@ struct GroupSummary {
   double spread = 0;                  // the larger run-to-run spread of the two
   bool decisive = false;              // best's slowest repeat beats runner-up's fastest
   std::string text;                   // one paragraph for people
+  // When some repeats were contended and every ranked point has a quiet one: the same ranking
+  // by quiet_median (-1 otherwise).
+  int quiet_best = -1, quiet_runner_up = -1;
+  double quiet_margin = 0;
 };
 
 // Groups in the order the points are in. Points without a successful trial take no part.
