@@ -211,7 +211,7 @@ TEST_CASE("the sweep CSV and JSON carry the same figures for every point", "[swe
   CHECK(j["summary"][1]["best"].num == 1);
 }
 
-TEST_CASE("a run report's timed window becomes a trial's figures; a failed run says why", "[sweep]") {
+TEST_CASE("a run report's timed window becomes a trial's figures, and a failed run says why", "[sweep]") {
   const std::string good = R"({"status": "completed",
     "config": {"train_records": 45000}, "split": {"oversubscribed": false},
     "workers": [{"cores": "0"}, {"cores": "1"}],
