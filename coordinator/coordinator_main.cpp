@@ -140,7 +140,7 @@ void resolve_split(RunSetup& s) {
     P = std::max(1, n / T);
     s.split_reason = "--threads " + std::to_string(T) + ": procs = cores / threads";
   } else {
-    s.split_reason = "--procs and --threads as given";
+    s.split_reason = o.split_chosen_by.empty() ? "--procs and --threads as given" : o.split_chosen_by;
   }
   s.world_size = P;
   s.threads = T;
@@ -578,6 +578,7 @@ int main(int argc, char** argv) {
       const ts::AutotuneChoice c = ts::autotune(o, ts::self_executable());
       o.procs = c.procs;
       o.threads = c.threads;
+      o.split_chosen_by = c.reason;
       std::printf("threadsplit: %s\n", c.reason.c_str());
       std::fflush(stdout);
     } catch (const std::exception& e) {

@@ -65,6 +65,7 @@ struct RunOptions {
   int warmup_steps = 0;           // first N steps excluded from the report's "timed" figures
   std::string trace;              // Chrome trace-event JSON of every step
   bool autotune = false;          // measure the splits first, train with the fastest
+  std::string split_chosen_by;  // set after --autotune: why it chose --procs/--threads
   int autotune_steps = 0;         // timed steps per trial; 0: about 2 s worth
   int autotune_rounds = 4;        // most trials per split
   double autotune_time_s = 120;   // no new round of trials after this
