@@ -201,6 +201,7 @@ Prepared prepare(const RunOptions& o) {
   }
   check_writable("--save", o.save);
   check_writable("--report", o.report);
+  check_writable("--trace", o.trace);
   if (!o.port_file.empty()) check_writable("--port-file", o.port_file);
   if (o.external_workers == 0) p.worker_bin = find_worker_binary(o.worker_bin);
 
