@@ -163,23 +163,23 @@ def threadsplit_run(args, cores, p, t, steps, workdir, tag, extra=()):
 
 
 def run_threadsplit(args, cores, p, t, workdir, rep):
-    """threadsplit times whole epochs (report: epochs[].seconds, totals.train_seconds, from
-    the first step to the last, worker start-up excluded); it has no per-step times. The
-    steady-state rate after warm-up is therefore taken by difference: one run of W+N steps,
-    one of W steps, images/s = N*B / (train_seconds(W+N) - train_seconds(W))."""
+    """One run of W+N steps with --warmup-steps W: the report's `timed` object covers the N
+    steps after the warm-up (from the first timed step's start to the last one's parameters
+    being sent), the same window PyTorch is timed over."""
+    extra = ["--warmup-steps", str(args.warmup)] if args.warmup > 0 else []
     full, _ = threadsplit_run(args, cores, p, t, args.warmup + args.steps, workdir,
-                              "%dx%d_%d_full" % (p, t, rep))
+                              "%dx%d_%d" % (p, t, rep), extra)
     tot = full["totals"]
     res = {"images_per_s_incl_warmup": tot["images_per_s"], "all_seconds": tot["train_seconds"],
            "binding": [w.get("cores") for w in full.get("workers", [])]}
-    if args.warmup > 0:
-        warm, _ = threadsplit_run(args, cores, p, t, args.warmup, workdir, "%dx%d_%d_warm" % (p, t, rep))
-        timed = tot["train_seconds"] - warm["totals"]["train_seconds"]
-        res["warmup_seconds"] = warm["totals"]["train_seconds"]
+    timed = full.get("timed") or {}
+    if args.warmup > 0 and timed.get("images_per_s"):
+        res["timed_seconds"] = timed["seconds"]
+        res["images_per_s"] = timed["images_per_s"]
+        res["shares"] = timed.get("shares", {})
     else:
-        timed = tot["train_seconds"]
-    res["timed_seconds"] = timed
-    res["images_per_s"] = args.steps * args.batch / timed if timed > 0 else float("nan")
+        res["timed_seconds"] = tot["train_seconds"]
+        res["images_per_s"] = tot["images_per_s"]
     return res
 
 
@@ -284,8 +284,9 @@ def speed_mode(args):
         print("  best vs best (PyTorch allocator: %-8s): threadsplit %s / PyTorch %s = %.2fx"
               % (q["pytorch_allocator"], q["threadsplit"], q["pytorch"], q["ratio"]))
     print()
-    print("notes: threadsplit's timed figure is (N*B) / (train_seconds of a W+N-step run minus "
-          "that of a W-step run), both from its --report; PyTorch's is N*B over the wall time of "
+    print("notes: threadsplit's timed figure is its report's `timed` window (--warmup-steps W: the "
+          "N steps after the warm-up, start of the first to parameters sent after the last); "
+          "PyTorch's is N*B over the wall time of "
           "the N steps on rank 0 (slowest rank), each step = batch from memmap, forward, backward "
           "(DDP allreduce over gloo when P > 1), Keras-form Adam. threadsplit sets its own malloc "
           "options (mallopt), so it has one allocator row. Both use no augmentation.")
