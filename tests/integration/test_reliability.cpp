@@ -17,7 +17,7 @@
 
 #include "checkpoint.h"
 #include "checkpoint_store.h"
-#include "mini_json.h"
+#include "json_reader.h"
 #include "network.h"
 #include "run_helpers.h"
 
@@ -128,7 +128,7 @@ TEST_CASE("continue policy: a worker killed at a random step is re-dealt around,
   REQUIRE(rc == 0);
   CHECK_THAT(coord.err(), Catch::Contains("WORKER LOST: worker 1 (pid " + std::to_string(pids[1])) &&
                               Catch::Contains("re-dealt steps") && Catch::Contains("math is unchanged"));
-  const ts_test::Json r = ts_test::read_json_file(report);
+  const ts::Json r = ts::read_json_file(report);
   CHECK(r["totals"]["steps"].num == 80);
   REQUIRE(r["lost_workers"].size() == 1);
   CHECK_THAT(r["lost_workers"][0].str, Catch::StartsWith("worker 1 (pid " + std::to_string(pids[1])));

@@ -7,10 +7,10 @@
 #include <set>
 
 #include "core_set.h"
-#include "mini_json.h"
+#include "json_reader.h"
 #include "run_helpers.h"
 
-using ts_test::Json;
+using ts::Json;
 
 TEST_CASE("a tiny sweep runs every split in both batch modes and writes agreeing CSV and JSON",
           "[integration][sweep]") {
@@ -28,7 +28,7 @@ TEST_CASE("a tiny sweep runs every split in both batch modes and writes agreeing
   REQUIRE(rc == 0);
   CHECK_THAT(p.out(), Catch::Contains("seed_cnn, global batch fixed: best"));
   CHECK_THAT(p.out(), Catch::Contains("seed_cnn, per-worker batch fixed: best"));
-  const Json j = ts_test::read_json_file(out + "/sweep.json");
+  const Json j = ts::read_json_file(out + "/sweep.json");
   const Json& points = j["points"];
   REQUIRE(points.size() == size_t(2 * n));  // 1x2 and 2x1 (or 1x1), global and per-worker batch
   std::ifstream csv(out + "/sweep.csv");
@@ -63,7 +63,7 @@ TEST_CASE("autotune measures the splits, says what it chose, trains with it and 
   INFO("stdout:\n" << p.out() << "\nstderr:\n" << p.err());
   REQUIRE(rc == 0);
   CHECK_THAT(p.out(), Catch::Contains("--autotune chose"));
-  const Json r = ts_test::read_json_file(report);
+  const Json r = ts::read_json_file(report);
   const int cores = ts::CoreSet::of_this_process().size();
   CHECK(r["split"]["procs"].num * r["split"]["threads"].num == cores);
   CHECK(p.out().find("--autotune chose " + std::to_string(int(r["split"]["procs"].num)) + "x" +
@@ -71,7 +71,7 @@ TEST_CASE("autotune measures the splits, says what it chose, trains with it and 
   CHECK(r["timed"]["steps"].num == 3);
   CHECK(r["timed"]["images_per_s"].num > 0);
 
-  const Json t = ts_test::read_json_file(trace);
+  const Json t = ts::read_json_file(trace);
   std::set<double> worker_pids_with_backward;
   for (const Json& e : t["traceEvents"].items)
     if (e["ph"].str == "X" && e["name"].str == "backward") worker_pids_with_backward.insert(e["pid"].num);

@@ -9,11 +9,11 @@
 
 #include "checkpoint.h"
 #include "core_set.h"
-#include "mini_json.h"
+#include "json_reader.h"
 #include "network.h"
 #include "run_helpers.h"
 
-using ts_test::Json;
+using ts::Json;
 
 namespace {
 
@@ -67,7 +67,7 @@ TEST_CASE("1x2 and 2x1 splits train to the same parameters from one seed, and th
     const int rc = ts_test::wait_exit(p, 600);
     INFO(tag << " stdout:\n" << p.out() << "\nstderr:\n" << p.err());
     REQUIRE(rc == 0);
-    const Json r = ts_test::read_json_file(report);
+    const Json r = ts::read_json_file(report);
     CHECK(r["status"].str == "completed");
     CHECK(r["totals"]["steps"].num == 50);
     CHECK(r["split"]["procs"].num == s.procs);
@@ -139,7 +139,7 @@ TEST_CASE("the per-worker batch mode makes the global batch P x B, and oversubsc
   INFO("stdout:\n" << p.out() << "\nstderr:\n" << p.err());
   REQUIRE(rc == 0);
   CHECK_THAT(p.err(), Catch::Contains("OVERSUBSCRIBED"));
-  const Json r = ts_test::read_json_file(report);
+  const Json r = ts::read_json_file(report);
   CHECK(r["config"]["global_batch"].num == 32);
   CHECK(r["config"]["batch_mode"].str == "per_worker");
   CHECK(r["split"]["oversubscribed"].b);
