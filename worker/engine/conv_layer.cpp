@@ -23,12 +23,7 @@ class ConvLayer : public Layer {
     w_user_ = md(w_dims, tag::oihw);
     b_user_ = md({s.out.c}, tag::x);
 
-    dnnl::primitive_attr attr;
-    if (s.relu) {
-      dnnl::post_ops po;
-      po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
-      attr.set_post_ops(po);
-    }
+    const dnnl::primitive_attr attr = fused_relu_attr(s.relu);
     // Winograd where oneDNN implements it for this shape (3x3, stride 1, channels in blocks of
     // 16), else direct; backward follows the forward's choice.
     alg_ = dnnl::algorithm::convolution_direct;

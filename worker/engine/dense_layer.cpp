@@ -31,12 +31,7 @@ class DenseLayer : public Layer {
 
     dnnl::inner_product_forward::desc d(dnnl::prop_kind::forward_training, any_md(src_dims_),
                                         any_md(w_dims_), b_user_, any_md(dst_dims));
-    dnnl::primitive_attr attr;
-    if (s.relu) {
-      dnnl::post_ops po;
-      po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
-      attr.set_post_ops(po);
-    }
+    const dnnl::primitive_attr attr = fused_relu_attr(s.relu);
     fwd_pd_ = dnnl::inner_product_forward::primitive_desc(d, attr, b.eng);
     src_ = b.convert(flat_src, fwd_pd_.src_desc(), b.fwd, s.name + " src reorder");
     weights_ = b.param_in(w_, w_user_, fwd_pd_.weights_desc(), s.name + " weight reorder");

@@ -104,9 +104,10 @@ Model::BatchNet& Model::net_for(int n) {
   return *slot;
 }
 
-StepStats Model::train_step(const float* images, const int32_t* labels, int n, float loss_scale,
-                            float* grad) {
-  BatchNet& bn = net_for(n);
+// Loads parameters if they changed, runs the forward list and the loss; writes the logits'
+// gradient (scaled by loss_scale) when `with_gradient`.
+StepStats Model::forward_and_loss(BatchNet& bn, const float* images, const int32_t* labels, int n,
+                                  float loss_scale, bool with_gradient) {
   auto& s = impl_->strm;
   StepStats st;
   Stopwatch sw;
@@ -122,42 +123,29 @@ StepStats Model::train_step(const float* images, const int32_t* labels, int n, f
     if (labels[i] < 0 || labels[i] >= k)
       throw std::invalid_argument("label " + std::to_string(labels[i]) + " out of range");
   auto* logits = static_cast<const float*>(bn.logits.get_data_handle());
-  auto* dlogits = static_cast<float*>(bn.diff_logits.get_data_handle());
+  auto* dlogits = with_gradient ? static_cast<float*>(bn.diff_logits.get_data_handle()) : nullptr;
   const XentResult xr = softmax_xent(logits, labels, n, k, loss_scale, dlogits);
-  impl_->last_logits.assign(logits, logits + size_t(n) * k);
-  st.loss_sum = xr.loss_sum;
-  st.correct = xr.correct;
-  st.forward_s = sw.restart();
-  for (auto& g : bn.b.grad_outputs) g.mem.set_data_handle(grad + g.offset);
-  run(bn.b.bwd, s);
-  s.wait();
-  st.backward_s = sw.restart();
-  return st;
-}
-
-StepStats Model::evaluate(const float* images, const int32_t* labels, int n) {
-  BatchNet& bn = net_for(n);
-  auto& s = impl_->strm;
-  StepStats st;
-  Stopwatch sw;
-  if (bn.loaded_version != impl_->version) {
-    run(bn.b.load, s);
-    bn.loaded_version = impl_->version;
-  }
-  bn.input.set_data_handle(const_cast<float*>(images));
-  run(bn.b.fwd, s);
-  s.wait();
-  const int k = net_.num_classes;
-  for (int i = 0; i < n; ++i)
-    if (labels[i] < 0 || labels[i] >= k)
-      throw std::invalid_argument("label " + std::to_string(labels[i]) + " out of range");
-  auto* logits = static_cast<const float*>(bn.logits.get_data_handle());
-  const XentResult xr = softmax_xent(logits, labels, n, k, 0.f, nullptr);
   impl_->last_logits.assign(logits, logits + size_t(n) * k);
   st.loss_sum = xr.loss_sum;
   st.correct = xr.correct;
   st.forward_s = sw.elapsed();
   return st;
+}
+
+StepStats Model::train_step(const float* images, const int32_t* labels, int n, float loss_scale,
+                            float* grad) {
+  BatchNet& bn = net_for(n);
+  StepStats st = forward_and_loss(bn, images, labels, n, loss_scale, true);
+  Stopwatch sw;
+  for (auto& g : bn.b.grad_outputs) g.mem.set_data_handle(grad + g.offset);
+  run(bn.b.bwd, impl_->strm);
+  impl_->strm.wait();
+  st.backward_s = sw.elapsed();
+  return st;
+}
+
+StepStats Model::evaluate(const float* images, const int32_t* labels, int n) {
+  return forward_and_loss(net_for(n), images, labels, n, 0.f, false);
 }
 
 std::vector<float> Model::last_logits() const { return impl_->last_logits; }

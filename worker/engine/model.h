@@ -60,6 +60,8 @@ class Model {
   struct Impl;
   struct BatchNet;
   BatchNet& net_for(int n);
+  StepStats forward_and_loss(BatchNet& bn, const float* images, const int32_t* labels, int n,
+                             float loss_scale, bool with_gradient);
   NetworkSpec net_;
   int max_batch_;
   ModelOptions options_;

@@ -137,6 +137,17 @@ std::unique_ptr<Layer> make_dense_layer(const NetworkSpec& net, const LayerSpec&
 inline memory::desc md(const memory::dims& dims, tag t) { return memory::desc(dims, dt::f32, t); }
 inline memory::desc any_md(const memory::dims& dims) { return md(dims, tag::any); }
 
+// Attributes that fuse a ReLU after the primitive (or nothing when !relu).
+inline dnnl::primitive_attr fused_relu_attr(bool relu) {
+  dnnl::primitive_attr attr;
+  if (relu) {
+    dnnl::post_ops po;
+    po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+    attr.set_post_ops(po);
+  }
+  return attr;
+}
+
 // ReLU backward against the fused forward's output (relu'(x) = [y > 0]), in place on diff.
 // Returns diff converted to dst's layout, with the ReLU mask applied.
 memory relu_backward_in_place(NetBuilder& b, const memory& dst, const memory& diff_dst,
