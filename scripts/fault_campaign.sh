@@ -8,9 +8,14 @@
 # ../shared/data/cifar-10-batches-bin, else synthetic data generated into the work dir).
 # Writes one line per run to $WORK/results.tsv and the summary to stdout.
 set -uo pipefail
+if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
+  sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"
+  exit 0
+fi
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="$(cd "${BUILD_DIR:-$ROOT/build}" && pwd)"
 RUNS="${1:-20}"
+[[ $RUNS =~ ^[0-9]+$ ]] || { echo "fault_campaign.sh: RUNS must be a whole number, got '$RUNS' (see --help)" >&2; exit 2; }
 shift || true
 KINDS=("$@")
 [ ${#KINDS[@]} -gt 0 ] || KINDS=(kill9-abort kill9-continue sigstop-continue sigstop-abort

@@ -10,10 +10,15 @@
 # logs (default $BUILD_DIR/fuzz). Exit status 77 when clang with libFuzzer is not installed
 # (apt-get install clang), 1 when a target crashed (the reproducer is in FUZZ_DIR).
 set -euo pipefail
+if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
+  sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"
+  exit 0
+fi
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
 FUZZ_DIR="${FUZZ_DIR:-$BUILD_DIR/fuzz}"
 SECONDS_EACH="${1:-60}"
+[[ $SECONDS_EACH =~ ^[0-9]+$ ]] || { echo "fuzz.sh: SECONDS must be a whole number, got '$SECONDS_EACH' (see --help)" >&2; exit 2; }
 shift || true
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(fuzz_wire fuzz_checkpoint fuzz_cifar10)

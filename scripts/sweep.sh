@@ -4,8 +4,12 @@
 # batch modes, 3 interleaved repeats), then draws OUT/sweep.png from OUT/sweep.json.
 #   scripts/sweep.sh                               # the default sweep into ./sweep-results
 #   scripts/sweep.sh --out /tmp/s --repeats 5 --over --loader-threads 1,2
-# Every other argument goes to `threadsplit sweep` (see `threadsplit sweep --help`).
+# Every other argument goes to `threadsplit sweep` (see `build/coordinator/threadsplit sweep --help`).
 set -euo pipefail
+if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
+  sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"
+  exit 0
+fi
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
 

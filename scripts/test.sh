@@ -4,6 +4,10 @@
 # Real CIFAR-10 is used from ../shared/data/cifar-10-batches-bin when present, generated
 # data otherwise. Extra arguments go to ctest (e.g. -R engine).
 set -euo pipefail
+if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
+  sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"
+  exit 0
+fi
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
 "$ROOT/scripts/setup.sh"
