@@ -1,5 +1,7 @@
 #include "checkpoint.h"
 
+#include "atomic_file.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -103,44 +105,13 @@ void read_tensors(const TensorList& tensors, const std::vector<WantedTensor>& wa
   for (size_t i = 0; i < wanted.size(); ++i) decode_floats(found[i]->data(), wanted[i].dst);
 }
 
-std::string directory_of(const std::string& path) {
-  const size_t slash = path.find_last_of('/');
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return path.substr(0, slash);
-}
-
-// Writes bytes to path through a temporary file and a rename, so readers see the old file or
-// the new one, never a torn one. Throws CheckpointError; removes the temporary on failure.
+// Durable and atomic (common/atomic_file.h), with the failure named as a checkpoint's.
 void write_atomically(const std::string& path, const std::string& bytes) {
-  const std::string what = "cannot save checkpoint " + path + ": ";
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw CheckpointError(what + "cannot create " + tmp + ": " + errno_text(errno));
-  int err = 0;
-  if (std::fwrite(bytes.data(), 1, bytes.size(), f) != bytes.size()) err = errno;
-  if (!err && std::fflush(f) != 0) err = errno;
-  if (!err && ::fsync(::fileno(f)) != 0) err = errno;
-  if (std::fclose(f) != 0 && !err) err = errno;
-  if (err) {
-    ::unlink(tmp.c_str());
-    throw CheckpointError(what + "writing " + tmp + " failed: " + errno_text(err));
+  try {
+    write_file_atomically(path, bytes, /*durable=*/true);
+  } catch (const std::runtime_error& e) {
+    throw CheckpointError("cannot save checkpoint " + path + ": " + e.what());
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    err = errno;
-    ::unlink(tmp.c_str());
-    throw CheckpointError(what + "cannot rename " + tmp + " to it: " + errno_text(err));
-  }
-  // The rename is durable only once the directory entry is on disk.
-  const std::string dir = directory_of(path);
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (dfd < 0 || ::fsync(dfd) != 0) {
-    err = errno;
-    if (dfd >= 0) ::close(dfd);
-    throw CheckpointError(what + "written, but syncing directory " + dir +
-                          " failed: " + errno_text(err));
-  }
-  ::close(dfd);
 }
 
 std::string read_file(const std::string& path) {

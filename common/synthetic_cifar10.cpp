@@ -1,5 +1,7 @@
 #include "synthetic_cifar10.h"
 
+#include "atomic_file.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -76,27 +78,6 @@ void fill_file(std::vector<uint8_t>& buf, const std::vector<float>& templates, u
   }
 }
 
-// Writes `size` bytes to path via a temporary file in the same directory and a rename.
-void write_atomically(const std::string& path, const void* data, size_t size) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) {
-    throw std::runtime_error(tmp + ": cannot create (" + std::strerror(errno) + ")");
-  }
-  const bool wrote = std::fwrite(data, 1, size, f) == size && std::fflush(f) == 0 &&
-                     ::fsync(::fileno(f)) == 0;
-  const int err = errno;
-  if (std::fclose(f) != 0 || !wrote) {
-    std::remove(tmp.c_str());
-    throw std::runtime_error(tmp + ": write failed (" + std::strerror(err) + ")");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int rerr = errno;
-    std::remove(tmp.c_str());
-    throw std::runtime_error(path + ": rename from " + tmp + " failed (" +
-                             std::strerror(rerr) + ")");
-  }
-}
 
 }  // namespace
 
@@ -109,17 +90,17 @@ void write_synthetic_cifar10(const std::string& dir, uint64_t seed) {
   std::vector<uint8_t> buf;
   for (int file = 0; file < kCifarFiles; ++file) {
     fill_file(buf, templates, seed, file);
-    write_atomically(dir + "/" + cifar10_file_name(file), buf.data(), buf.size());
+    write_file_atomically(dir + "/" + cifar10_file_name(file), buf.data(), buf.size(), /*durable=*/true);
   }
   const std::string meta =
       "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n";
-  write_atomically(dir + "/batches.meta.txt", meta.data(), meta.size());
+  write_file_atomically(dir + "/batches.meta.txt", meta, true);
   const std::string marker =
       "Synthetic CIFAR-10-shaped data written by threadsplit's write_synthetic_cifar10, seed " +
       std::to_string(seed) +
       ".\nEach class is a tint plus stripes of its own orientation, under noise. Timings on it\n"
       "are valid; accuracies are not comparable with CIFAR-10's.\n";
-  write_atomically(dir + "/SYNTHETIC.txt", marker.data(), marker.size());
+  write_file_atomically(dir + "/SYNTHETIC.txt", marker, true);
 }
 
 }  // namespace ts

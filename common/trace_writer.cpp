@@ -1,5 +1,7 @@
 #include "trace_writer.h"
 
+#include "atomic_file.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -69,19 +71,10 @@ std::string TraceWriter::json(const std::map<std::string, std::string>& other_da
 
 void TraceWriter::write(const std::string& path,
                         const std::map<std::string, std::string>& other_data) const {
-  const std::string tmp = path + ".tmp." + std::to_string(getpid());
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << json(other_data) << "\n";
-    out.flush();
-    if (!out) {
-      std::remove(tmp.c_str());
-      throw std::runtime_error("cannot write the trace " + path);
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw std::runtime_error("cannot write the trace " + path + " (rename failed)");
+  try {
+    write_file_atomically(path, json(other_data) + "\n");
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error("cannot write the trace " + path + ": " + e.what());
   }
 }
 

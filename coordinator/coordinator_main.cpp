@@ -1,4 +1,6 @@
 // threadsplit: the coordinator. Checks the flags and the data set, spawns the workers bound to
+
+#include "atomic_file.h"
 // their cores, runs the training loop (coordinator/training_run.h), evaluates, writes the
 // checkpoint and the report.
 #include <limits.h>
@@ -70,16 +72,9 @@ std::string absolute_path(const std::string& p) {
   return buf;
 }
 
-std::string parent_dir(const std::string& path) {
-  const size_t slash = path.find_last_of('/');
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return path.substr(0, slash);
-}
-
 void check_writable(const std::string& flag, const std::string& path) {
   if (path.empty()) return;
-  const std::string dir = parent_dir(path);
+  const std::string dir = parent_directory(path);
   if (access(dir.c_str(), W_OK) != 0)
     throw SetupError(flag + " " + path + ": the directory " + dir + " does not exist or is not writable");
 }
@@ -93,7 +88,7 @@ std::string find_worker_binary(const std::string& flag_value) {
   }
   if (const char* env = getenv("THREADSPLIT_WORKER_BIN")) candidates.push_back(env);
   const std::string self = absolute_path("/proc/self/exe");
-  const std::string dir = parent_dir(self);
+  const std::string dir = parent_directory(self);
   candidates.push_back(dir + "/threadsplit_worker");
   candidates.push_back(dir + "/../worker/threadsplit_worker");
   for (const auto& c : candidates)
@@ -406,9 +401,11 @@ int run(const RunOptions& o) {
     throw SetupError("cannot listen on " + o.listen + ":" + std::to_string(o.port) +
                      " (port in use? try --port 0)");
   if (!o.port_file.empty()) {
-    const std::string tmp = o.port_file + ".tmp";
-    std::ofstream(tmp) << port << "\n";
-    std::rename(tmp.c_str(), o.port_file.c_str());
+    try {
+      write_file_atomically(o.port_file, std::to_string(port) + "\n");
+    } catch (const std::runtime_error& e) {
+      throw SetupError(std::string("--port-file: ") + e.what());
+    }
   }
   const std::string connect_host =
       (o.listen == "0.0.0.0" || o.listen == "::" || o.listen == "[::]") ? "127.0.0.1" : o.listen;

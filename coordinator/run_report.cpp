@@ -1,5 +1,7 @@
 #include "run_report.h"
 
+#include "atomic_file.h"
+
 #include <unistd.h>
 
 #include <cstdio>
@@ -243,19 +245,10 @@ void write_run_report(const std::string& path, const ReportInputs& in) {
   j.end_array();
   j.end_object();
 
-  const std::string tmp = path + ".tmp." + std::to_string(getpid());
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << j.str() << "\n";
-    out.flush();
-    if (!out) {
-      std::remove(tmp.c_str());
-      throw std::runtime_error("cannot write the report " + path);
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw std::runtime_error("cannot write the report " + path + " (rename failed)");
+  try {
+    write_file_atomically(path, j.str() + "\n");
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error("cannot write the report " + path + ": " + e.what());
   }
 }
 

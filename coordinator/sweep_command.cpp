@@ -1,5 +1,7 @@
 #include "sweep_command.h"
 
+#include "atomic_file.h"
+
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -106,13 +108,11 @@ std::string read_file(const std::string& path) {
 }
 
 void write_file(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << text;
-    if (!out) throw std::runtime_error("cannot write " + path);
+  try {
+    write_file_atomically(path, text);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error("cannot write " + path + ": " + e.what());
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw std::runtime_error("cannot write " + path);
 }
 
 }  // namespace

@@ -39,7 +39,7 @@ FLAGS=(-std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recov
 LIBS=($(pkg-config --libs grpc++ protobuf) -lpthread)
 COMMON=("$ROOT/common/wire_checks.cpp" "$ROOT/common/wire_format.cpp" "$ROOT/common/network.cpp"
         "$ROOT/common/crc32.cpp" "$ROOT/common/checkpoint.cpp" "$ROOT/common/optimizer.cpp"
-        "$ROOT/common/cifar10.cpp" "$ROOT/common/synthetic_cifar10.cpp"
+        "$ROOT/common/cifar10.cpp" "$ROOT/common/synthetic_cifar10.cpp" "$ROOT/common/atomic_file.cpp"
         "$GEN/trainer.pb.cc" "$GEN/checkpoint.pb.cc")
 
 status=0
