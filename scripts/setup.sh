@@ -8,17 +8,7 @@ BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
 PACKAGES=(cmake g++ make libdnnl-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
           protobuf-compiler catch2)
 
-missing=()
-for p in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "setup: installing ${missing[*]}" >&2
-  SUDO=""
-  if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+"$ROOT/scripts/apt_ensure.sh" setup "${PACKAGES[@]}"
 
 jobs="$(nproc 2>/dev/null || echo 2)"
 if [[ ! -f "$BUILD_DIR/CMakeCache.txt" ]]; then

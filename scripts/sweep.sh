@@ -17,7 +17,6 @@ export BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
 BIN="$BUILD_DIR/coordinator/threadsplit"
 [[ -x "$BIN" ]] || { echo "sweep.sh: $BIN was not built (see $BUILD_DIR/build.log)" >&2; exit 1; }
 
-has_cifar() { [[ -f "$1/data_batch_1.bin" && -f "$1/test_batch.bin" ]]; }
 data=""
 out="sweep-results"
 args=()
@@ -30,18 +29,8 @@ while (($#)); do
     *) args+=("$1"); shift ;;
   esac
 done
-if [[ -z "$data" ]]; then
-  for candidate in "${CIFAR10_DIR:-}" "$ROOT/data/cifar-10-batches-bin" \
-                   "$ROOT/../shared/data/cifar-10-batches-bin"; do
-    if [[ -n "$candidate" ]] && has_cifar "$candidate"; then data="$candidate"; break; fi
-  done
-fi
-if [[ -z "$data" ]]; then
-  # Speed does not depend on the pixels: synthetic data gives the same timings.
-  data="$ROOT/data/synthetic-cifar10"
-  has_cifar "$data" || "$BIN" make-synthetic-data "$data" >&2
-  echo "sweep.sh: CIFAR-10 not found; sweeping on SYNTHETIC data in $data (timings are real)" >&2
-fi
+# Speed does not depend on the pixels: where CIFAR-10 is absent, generated data times the same.
+data="$("$ROOT/scripts/find_cifar10.sh" "$BIN" "$data")"
 
 # The plot needs matplotlib: Debian's python3-matplotlib, installed when missing. Debian's
 # interpreter is asked too, since a python3 earlier on PATH (pyenv, venv) may not see it.
@@ -52,10 +41,7 @@ plot_python() {
   done
 }
 if [[ -z "$(plot_python)" ]]; then
-  echo "sweep.sh: installing python3-matplotlib for the plot" >&2
-  SUDO=""
-  if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
-  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-matplotlib >/dev/null; } ||
+  "$ROOT/scripts/apt_ensure.sh" sweep.sh python3-matplotlib ||
     echo "sweep.sh: could not install python3-matplotlib; no plot" >&2
 fi
 

@@ -15,17 +15,8 @@ export BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
 # themselves, saying why, where these are missing; the test command installs them: about a
 # minute of download and two of fuzzing on top of the suite. THREADSPLIT_TEST_EXTRAS=0: don't.
 if [[ "${THREADSPLIT_TEST_EXTRAS:-1}" != 0 ]]; then
-  extras=()
-  for p in clang openssl iproute2; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || extras+=("$p")
-  done
-  if ((${#extras[@]})); then
-    echo "test: installing ${extras[*]}" >&2
-    SUDO=""
-    if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
-    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${extras[@]}" >/dev/null; } ||
-      echo "test: could not install ${extras[*]}; their tests will say they were skipped" >&2
-  fi
+  "$ROOT/scripts/apt_ensure.sh" test clang openssl iproute2 ||
+    echo "test: could not install clang, openssl, iproute2; their tests will say they were skipped" >&2
 fi
 cd "$BUILD_DIR"
 ctest --output-on-failure --timeout 900 -j1 "$@"

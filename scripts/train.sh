@@ -13,8 +13,6 @@ export BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
 BIN="$BUILD_DIR/coordinator/threadsplit"
 [[ -x "$BIN" ]] || { echo "train.sh: $BIN was not built (see $BUILD_DIR/build.log)" >&2; exit 1; }
 
-has_cifar() { [[ -f "$1/data_batch_1.bin" && -f "$1/test_batch.bin" ]]; }
-
 # --data / --data=DIR among the arguments wins; everything else goes through untouched.
 data=""
 args=()
@@ -27,27 +25,6 @@ while (($#)); do
   esac
 done
 
-if [[ -z "$data" ]]; then
-  for candidate in "${CIFAR10_DIR:-}" "$ROOT/data/cifar-10-batches-bin" \
-                   "$ROOT/../shared/data/cifar-10-batches-bin"; do
-    if [[ -n "$candidate" ]] && has_cifar "$candidate"; then data="$candidate"; break; fi
-  done
-fi
-if [[ -z "$data" ]]; then
-  echo "train.sh: CIFAR-10 not found; trying scripts/get_cifar10.sh" >&2
-  if [[ -x "$ROOT/scripts/get_cifar10.sh" ]] && "$ROOT/scripts/get_cifar10.sh" "$ROOT/data" &&
-     has_cifar "$ROOT/data/cifar-10-batches-bin"; then
-    data="$ROOT/data/cifar-10-batches-bin"
-  else
-    data="$ROOT/data/synthetic-cifar10"
-    has_cifar "$data" || "$BIN" make-synthetic-data "$data" >&2
-    cat >&2 <<WARN
-train.sh: ================================================================================
-train.sh: NO CIFAR-10 AVAILABLE: training on SYNTHETIC data in $data.
-train.sh: Speeds and thread-split comparisons are real; ACCURACY MEANS NOTHING on this data.
-train.sh: ================================================================================
-WARN
-  fi
-fi
+data="$("$ROOT/scripts/find_cifar10.sh" "$BIN" --download "$data")"
 
 exec "$BIN" --data "$data" ${args[@]+"${args[@]}"}
