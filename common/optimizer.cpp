@@ -17,6 +17,25 @@ std::string flag_error(const char* flag, const char* requirement, double got) {
 // A coefficient in [0, 1); written so that NaN fails too.
 bool is_unit_fraction(double x) { return x >= 0.0 && x < 1.0; }
 
+// The Adam update over n values: the coordinator runs it on every step's critical path, so
+// it is compiled for AVX-512 and AVX2 as well as the baseline, chosen when the program loads
+// (16 lanes instead of SSE2's 4: sqrt and division dominate). common/CMakeLists.txt compiles
+// this file with -ffp-contract=off, so every version rounds exactly alike and a run gives the
+// same parameters on any x86-64.
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void adam_update(float* __restrict__ params, const float* __restrict__ grad,
+                 float* __restrict__ m, float* __restrict__ v, size_t n, float lr, float eps,
+                 float b1, float one_minus_b1, float b2, float one_minus_b2) {
+  for (size_t i = 0; i < n; ++i) {
+    const float g = grad[i];
+    const float mi = b1 * m[i] + one_minus_b1 * g;
+    const float vi = b2 * v[i] + one_minus_b2 * g * g;
+    m[i] = mi;
+    v[i] = vi;
+    params[i] -= lr * mi / (std::sqrt(vi) + eps);
+  }
+}
+
 class Adam final : public Optimizer {
  public:
   Adam(const OptimizerConfig& config, size_t size) : Optimizer(config, size) {}
@@ -30,17 +49,8 @@ class Adam final : public Optimizer {
     const float lr_tf = float(lr_t), eps = float(c.epsilon);
     const float b1 = float(c.beta1), one_minus_b1 = float(1.0 - c.beta1);
     const float b2 = float(c.beta2), one_minus_b2 = float(1.0 - c.beta2);
-    float* __restrict__ m = slots_[0].values.data();
-    float* __restrict__ v = slots_[1].values.data();
-    const size_t n = size_;
-    for (size_t i = 0; i < n; ++i) {
-      const float g = grad[i];
-      const float mi = b1 * m[i] + one_minus_b1 * g;
-      const float vi = b2 * v[i] + one_minus_b2 * g * g;
-      m[i] = mi;
-      v[i] = vi;
-      params[i] -= lr_tf * mi / (std::sqrt(vi) + eps);
-    }
+    adam_update(params, grad, slots_[0].values.data(), slots_[1].values.data(), size_, lr_tf, eps,
+                b1, one_minus_b1, b2, one_minus_b2);
   }
 };
 

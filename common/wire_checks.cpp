@@ -1,5 +1,7 @@
 #include "wire_checks.h"
 
+#include "wire_format.h"
+
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -75,14 +77,13 @@ std::string check_worker_message(const threadsplit::WorkerMessage& m, const Wire
                            : r.gradient().size() != want)
         return "a gradient of " + std::to_string(r.gradient().size()) + " bytes instead of " +
                std::to_string(want);
-      const char* p = r.gradient().data();
-      for (size_t i = 0; i < r.gradient().size() / sizeof(float); ++i) {
+      const size_t n = r.gradient().size() / sizeof(float);
+      const size_t bad = first_nonfinite(r.gradient().data(), n);
+      if (bad < n) {
         float x;
-        std::memcpy(&x, p + i * sizeof(float), sizeof x);
-        if (!std::isfinite(x)) {
-          *nonfinite = true;
-          return "a non-finite gradient (" + std::to_string(x) + " at index " + std::to_string(i) + ")";
-        }
+        std::memcpy(&x, r.gradient().data() + bad * sizeof(float), sizeof x);
+        *nonfinite = true;
+        return "a non-finite gradient (" + std::to_string(x) + " at index " + std::to_string(bad) + ")";
       }
       return "";
     }

@@ -25,6 +25,15 @@ void pack_floats(const float* data, size_t n, std::string* out);
 // sentence saying what was wrong (size, or the first non-finite value and its position).
 std::string unpack_floats(const std::string& bytes, size_t n, float* out, const char* what);
 
+// The position of the first non-finite float among the n packed in `bytes` (no alignment
+// assumed), or n when all are finite. Scans in blocks without branches, so it vectorizes:
+// the coordinator checks every gradient on its way in.
+size_t first_nonfinite(const char* bytes, size_t n);
+
+// acc[i] += the i-th float packed in `bytes`, which holds exactly n (the caller checked),
+// straight from the bytes: no copy, no alignment assumed.
+void add_packed_floats(const std::string& bytes, float* acc, size_t n);
+
 // Channel / server settings: message size limits and keepalive pings, so a peer that vanished
 // without closing its connection is noticed within ~40 s.
 void configure_channel(grpc::ChannelArguments& args);
