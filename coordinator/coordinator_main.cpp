@@ -525,7 +525,8 @@ int run(const RunOptions& o) {
                        {{"run_id", s.run_id}, {"model", o.model},
                         {"split", std::to_string(s.world_size) + "x" + std::to_string(s.threads)},
                         {"placement", "worker spans end when the coordinator received the step's "
-                                      "result; gradient transfer counts as exchange"}});
+                                      "result; gradient transfer counts as exchange, and the "
+                                      "sync wait is measured by the coordinator"}});
       std::printf("wrote trace %s (%zu steps)\n", o.trace.c_str(), run.step_timings().size());
     } catch (const std::exception& e) {
       std::fprintf(stderr, "threadsplit: %s\n", e.what());

@@ -55,6 +55,7 @@ void write_phases(JsonWriter& j, const PhaseSums& p) {
       .field("forward_s", p.forward)
       .field("backward_s", p.backward)
       .field("exchange_wait_s", p.exchange_wait)
+      .field("sync_wait_s", p.sync_wait)
       .field("apply_params_s", p.apply_params);
 }
 
@@ -185,6 +186,7 @@ void write_run_report(const std::string& path, const ReportInputs& in) {
           .field("backward", e.backward_share)
           .field("exchange", e.exchange_share)
           .field("update", e.update_share)
+          .field("sync_wait", e.sync_share)
           .end_object();
       j.field("gradient_wait_s", e.gradient_wait_s).field("update_s", e.update_s);
       j.key("step_losses").begin_array();
@@ -226,6 +228,7 @@ void write_run_report(const std::string& path, const ReportInputs& in) {
         .field("backward", t.backward_share)
         .field("exchange", t.exchange_share)
         .field("update", t.update_share)
+        .field("sync_wait", t.sync_share)
         .end_object();
     j.end_object();
   }

@@ -6,6 +6,13 @@
 
 namespace ts {
 
+double sync_wait(const StepTiming& step, size_t r) {
+  if (r >= step.workers.size()) return 0;
+  double last = 0;
+  for (const WorkerStepTiming& w : step.workers) last = std::max(last, w.received_s);
+  return std::max(0.0, last - step.workers[r].received_s);
+}
+
 TimedFigures summarize_steps(const std::vector<StepTiming>& steps, int warmup, int world_size) {
   TimedFigures f;
   f.warmup_steps = warmup;
@@ -37,25 +44,27 @@ TimedFigures summarize_steps(const std::vector<StepTiming>& steps, int warmup, i
   if (last <= first) return f;
   const double span = steps[last - 1].end_s - steps[first].start_s;
   if (span <= 0) return f;
-  double data = 0, forward = 0, backward = 0, update = 0;
-  std::vector<double> exchange(size_t(world_size), 0.0);
+  double data = 0, forward = 0, backward = 0, update = 0, exchange = 0, sync = 0;
   for (size_t i = first; i < last; ++i) {
     update += steps[i].updated_s - steps[i].gradients_s;
-    for (size_t r = 0; r < steps[i].workers.size() && r < exchange.size(); ++r) {
+    for (size_t r = 0; r < steps[i].workers.size() && r < size_t(world_size); ++r) {
       const WorkerStepTiming& w = steps[i].workers[r];
       data += w.data_wait;
       forward += w.forward;
       backward += w.backward;
-      if (r < steps[i + 1].workers.size()) exchange[r] += steps[i + 1].workers[r].exchange_wait;
+      if (r < steps[i + 1].workers.size()) {
+        const double waited = sync_wait(steps[i], r);
+        exchange += std::max(0.0, steps[i + 1].workers[r].exchange_wait - waited);
+        sync += waited;
+      }
     }
   }
   const double denom = span * world_size;
   f.data_share = data / denom;
   f.forward_share = forward / denom;
   f.backward_share = backward / denom;
-  // As in the epoch records: a worker's wait for parameters minus the coordinator's update is
-  // transfer plus waiting for stragglers.
-  for (double e : exchange) f.exchange_share += std::max(0.0, e - update) / denom;
+  f.exchange_share = exchange / denom;
+  f.sync_share = sync / denom;
   f.update_share = update / span;
   return f;
 }
@@ -100,9 +109,13 @@ void write_step_trace(const std::string& path, const std::vector<StepTiming>& st
       }
       // This step's exchange and install arrive with the next step's result.
       if (i + 1 < steps.size() && r < steps[i + 1].workers.size()) {
+        // Its gradient's transfer is part of the exchange, so the sync wait comes first.
         const WorkerStepTiming& next = steps[i + 1].workers[r];
         const double from = std::max(us(w.received_s), track_end[r]);
-        t.span(pid, 0, "exchange wait", "worker", from, 1e6 * next.exchange_wait, args);
+        const double waited = std::min(sync_wait(s, r), next.exchange_wait);
+        if (waited > 0) t.span(pid, 0, "sync wait", "worker", from, 1e6 * waited, args);
+        t.span(pid, 0, "exchange", "worker", from + 1e6 * waited,
+               1e6 * (next.exchange_wait - waited), args);
         t.span(pid, 0, "apply parameters", "worker", from + 1e6 * next.exchange_wait,
                1e6 * next.apply_params, args);
         track_end[r] = from + 1e6 * (next.exchange_wait + next.apply_params);

@@ -7,6 +7,12 @@
 // ends there, forward before it, the data wait before that), so the transfer of the gradient
 // shows up as part of the exchange. The exchange wait and parameter install a worker reports
 // with step s belong to step s-1 (trainer.proto, PhaseTimes).
+//
+// A worker's exchange wait holds two things: the exchange itself (gradient up, averaging and
+// update, parameters down) and its sync wait, the time its gradient sat at the coordinator
+// until the last worker's arrived. The coordinator measures the sync wait on its own clock
+// (last arrival - this arrival) and the figures below report the two apart: a slow exchange
+// and an unbalanced split call for different fixes.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -16,7 +22,7 @@
 namespace ts {
 
 struct WorkerStepTiming {
-  double received_s = 0;          // when its StepResult arrived
+  double received_s = 0;          // when its StepResult reached the coordinator's handler
   int samples = 0;
   double data_wait = 0, forward = 0, backward = 0;
   double exchange_wait = 0, apply_params = 0;  // of the previous step
@@ -54,17 +60,22 @@ struct TimedFigures {
   // Shares of wall time, averaged over workers, over the window less its last step (whose
   // exchange is never reported); they need not sum to 1 (the rest is time no phase covers:
   // messages in flight, scheduling).
+  // exchange: the workers' exchange wait less their sync wait (update included); update: the
+  // coordinator's sum + optimizer + packing; sync: waiting for the slowest worker's gradient.
   double data_share = 0, forward_share = 0, backward_share = 0, exchange_share = 0,
-         update_share = 0;
+         update_share = 0, sync_share = 0;
   double gradient_wait_s = 0, update_s = 0;   // coordinator totals in the window
 };
+
+// How long worker r's result of this step waited at the coordinator for the last one.
+double sync_wait(const StepTiming& step, size_t r);
 
 // Steps are in the order they ran. A warm-up longer than the run leaves an empty window
 // (steps == 0, rates 0).
 TimedFigures summarize_steps(const std::vector<StepTiming>& steps, int warmup, int world_size);
 
 // The Chrome trace-event JSON of these steps: pid 0 is the coordinator (wait for gradients,
-// reduce+update, send), pid r+1 worker r (data wait, forward, backward, exchange wait,
+// reduce+update, send), pid r+1 worker r (data wait, forward, backward, sync wait, exchange,
 // apply). `worker_names[r]` labels worker r's track. Throws std::runtime_error when the file
 // cannot be written.
 void write_step_trace(const std::string& path, const std::vector<StepTiming>& steps,

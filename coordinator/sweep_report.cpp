@@ -57,6 +57,7 @@ TrialFigures figures_from_report(const std::string& text) {
     f.backward_share = s["backward"].num;
     f.exchange_share = s["exchange"].num;
     f.update_share = s["update"].num;
+    f.sync_share = s["sync_wait"].num;
     f.train_records = int(r["config"]["train_records"].num);
     f.oversubscribed = r["split"]["oversubscribed"].b;
     for (const Json& w : r["workers"].items) f.worker_cores.push_back(w["cores"].str);
@@ -89,6 +90,7 @@ PointResult aggregate(const SweepPoint& p, std::vector<TrialFigures> trials) {
     r.backward_share += t.backward_share;
     r.exchange_share += t.exchange_share;
     r.update_share += t.update_share;
+    r.sync_share += t.sync_share;
     if (r.bindings.empty()) {
       for (size_t w = 0; w < t.worker_cores.size(); ++w)
         r.bindings += (w ? "|" : "") + t.worker_cores[w];
@@ -107,6 +109,7 @@ PointResult aggregate(const SweepPoint& p, std::vector<TrialFigures> trials) {
   r.backward_share /= n;
   r.exchange_share /= n;
   r.update_share /= n;
+  r.sync_share /= n;
   r.ips_median = median_of(ips);
   r.ips_min = *std::min_element(ips.begin(), ips.end());
   r.ips_max = *std::max_element(ips.begin(), ips.end());
@@ -231,7 +234,8 @@ std::string sweep_csv(const std::vector<PointResult>& results) {
   s << "model,batch_mode,subscription,procs,threads,cores,loader_threads,global_batch,"
        "batch_per_worker,steps,warmup_steps,repeats_ok,images_per_s_median,images_per_s_min,"
        "images_per_s_max,epoch_s,data_wait_share,forward_share,backward_share,exchange_share,"
-       "update_share,foreign_cpu_max,quiet_repeats,images_per_s_quiet_median,bindings\n";
+       "update_share,sync_wait_share,foreign_cpu_max,quiet_repeats,images_per_s_quiet_median,"
+       "bindings\n";
   for (const PointResult& r : results) {
     const SweepPoint& p = r.point;
     s << p.model << ',' << p.batch_mode << ',' << p.subscription << ',' << p.procs << ','
@@ -241,7 +245,8 @@ std::string sweep_csv(const std::vector<PointResult>& results) {
       << fmt("%.1f", r1(r.ips_max)) << ',' << fmt("%.3f", r3(r.epoch_s)) << ','
       << fmt("%.4f", r4(r.data_share)) << ',' << fmt("%.4f", r4(r.forward_share)) << ','
       << fmt("%.4f", r4(r.backward_share)) << ',' << fmt("%.4f", r4(r.exchange_share)) << ','
-      << fmt("%.4f", r4(r.update_share)) << ',' << fmt("%.4f", r4(r.foreign_cpu_max)) << ','
+      << fmt("%.4f", r4(r.update_share)) << ',' << fmt("%.4f", r4(r.sync_share)) << ','
+      << fmt("%.4f", r4(r.foreign_cpu_max)) << ','
       << r.quiet_trials << ',' << fmt("%.1f", r1(r.quiet_median)) << ',' << r.bindings << '\n';
   }
   return s.str();
@@ -308,6 +313,7 @@ std::string sweep_json(const SweepFacts& facts, const SweepOptions& o,
         .field("backward", r4(r.backward_share))
         .field("exchange", r4(r.exchange_share))
         .field("update", r4(r.update_share))
+        .field("sync_wait", r4(r.sync_share))
         .end_object();
     j.field("foreign_cpu_max", r4(r.foreign_cpu_max));
     j.field("quiet_repeats", r.quiet_trials).field("images_per_s_quiet_median", r1(r.quiet_median));
@@ -353,9 +359,9 @@ std::string sweep_summary_text(const std::vector<PointResult>& results,
                                const std::vector<std::string>& contrast) {
   std::ostringstream s;
   char line[256];
-  std::snprintf(line, sizeof line, "%-16s %-10s %-10s %5s %9s %17s %8s  %5s %5s %5s %5s %5s\n",
+  std::snprintf(line, sizeof line, "%-16s %-10s %-10s %5s %9s %17s %8s  %5s %5s %5s %5s %5s %5s\n",
                 "model", "batch", "split", "batch", "img/s", "min..max", "s/epoch", "data",
-                "fwd", "bwd", "exch", "upd");
+                "fwd", "bwd", "exch", "(upd)", "sync");
   s << line;
   for (const PointResult& r : results) {
     const SweepPoint& p = r.point;
@@ -365,11 +371,12 @@ std::string sweep_summary_text(const std::vector<PointResult>& results,
                     r.trials.empty() ? "not run" : r.trials.front().error.c_str());
     } else {
       std::snprintf(line, sizeof line,
-                    "%-16s %-10s %-10s %5d %9.0f %8.0f..%-8.0f %8.1f  %4.0f%% %4.0f%% %4.0f%% %4.0f%% %4.0f%%\n",
+                    "%-16s %-10s %-10s %5d %9.0f %8.0f..%-8.0f %8.1f  %4.0f%% %4.0f%% %4.0f%% "
+                    "%4.1f%% %4.1f%% %4.1f%%\n",
                     p.model.c_str(), p.batch_mode.c_str(), p.label().c_str(), p.global_batch,
                     r.ips_median, r.ips_min, r.ips_max, r.epoch_s, 100 * r.data_share,
                     100 * r.forward_share, 100 * r.backward_share, 100 * r.exchange_share,
-                    100 * r.update_share);
+                    100 * r.update_share, 100 * r.sync_share);
     }
     s << line;
   }

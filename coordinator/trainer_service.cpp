@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "timing.h"
 #include "wire_format.h"
 
 namespace ts {
@@ -10,21 +11,42 @@ namespace ts {
 using threadsplit::CoordinatorMessage;
 using threadsplit::WorkerMessage;
 
+namespace {
+bool is_step(const WorkerEvent& e) { return !e.closed && e.message.has_step(); }
+}  // namespace
+
+bool EventQueue::ready() const {
+  return queued_other_ > 0 || (queued_steps_ > 0 && queued_steps_ >= gate_);
+}
+
 void EventQueue::push(WorkerEvent e) {
+  bool wake;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    (is_step(e) ? queued_steps_ : queued_other_) += 1;
     events_.push_back(std::move(e));
+    wake = ready();
   }
-  cv_.notify_one();
+  if (wake) cv_.notify_one();
+}
+
+void EventQueue::set_step_gate(int n) {
+  bool wake;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    gate_ = n;
+    wake = ready();
+  }
+  if (wake) cv_.notify_one();
 }
 
 std::optional<WorkerEvent> EventQueue::pop(double timeout_s) {
   std::unique_lock<std::mutex> lock(mu_);
-  if (!cv_.wait_for(lock, std::chrono::duration<double>(timeout_s),
-                    [&] { return !events_.empty(); }))
-    return std::nullopt;
+  cv_.wait_for(lock, std::chrono::duration<double>(timeout_s), [&] { return ready(); });
+  if (events_.empty()) return std::nullopt;
   WorkerEvent e = std::move(events_.front());
   events_.pop_front();
+  (is_step(e) ? queued_steps_ : queued_other_) -= 1;
   return e;
 }
 
@@ -146,6 +168,7 @@ grpc::Status TrainerService::Session(grpc::ServerContext* context,
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "refused: " + bad);
     }
     WorkerEvent e;
+    e.arrived_s = now_seconds();
     e.rank = link->rank();
     e.message = std::move(msg);
     events_.push(std::move(e));

@@ -29,19 +29,31 @@ struct WorkerEvent {
   bool closed = false;           // the stream ended; `why` says how
   bool fatal = false;            // ... because of what it sent, which stops the run (NaN)
   std::string why;
+  double arrived_s = 0;          // when its handler had it (common/timing.h clock)
   threadsplit::WorkerMessage message;
 };
 
+// The events of every worker, in arrival order. While a step runs, the training loop sets a
+// gate of the n step results it still needs: a StepResult then wakes it only when n are
+// queued, so the coordinator does not wake (and take a core from a worker still computing)
+// for every early gradient; anything else (a closed stream, another message) wakes it at once.
 class EventQueue {
  public:
   void push(WorkerEvent e);
-  // Waits up to timeout_s for an event.
+  // Waits up to timeout_s for a wake-up as above, then returns the oldest event, if any:
+  // after a timeout, results held back by the gate are returned too.
   std::optional<WorkerEvent> pop(double timeout_s);
+  // 0 (the default) wakes on every event.
+  void set_step_gate(int n);
 
  private:
+  bool ready() const;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<WorkerEvent> events_;
+  int gate_ = 0;
+  int queued_steps_ = 0;         // StepResults in events_
+  int queued_other_ = 0;         // everything else in events_
 };
 
 class WorkerLink {

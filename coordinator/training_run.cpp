@@ -33,6 +33,7 @@ void PhaseSums::add(const PhaseSums& o) {
   backward += o.backward;
   exchange_wait += o.exchange_wait;
   apply_params += o.apply_params;
+  sync_wait += o.sync_wait;
 }
 
 namespace {
@@ -62,8 +63,8 @@ TrainingRun::TrainingRun(const RunSetup& setup, TrainerService& service, std::ve
       step_in_epoch_(start_step_in_epoch),
       local_pids_(std::move(local_pids)),
       workers_(size_t(setup.world_size)),
-      grads_(size_t(setup.world_size), std::vector<float>(setup.net.num_params)),
       sum_(setup.net.num_params),
+      pending_sync_(size_t(setup.world_size), 0.0),
       alive_(size_t(setup.world_size), true),
       live_index_(size_t(setup.world_size)),
       stopped_since_(size_t(setup.world_size), 0.0),
@@ -172,7 +173,7 @@ void TrainingRun::deal(const EpochPlan& plan, int first, int last) {
 }
 
 WorkerMessage TrainingRun::next_message(int* rank, double deadline_s, const std::string& what,
-                                        const std::vector<bool>& waiting) {
+                                        const std::vector<bool>& waiting, double* arrived_s) {
   const double start = now_seconds();
   const double grace = setup_.options.failure_grace_s;
   while (true) {
@@ -189,6 +190,7 @@ WorkerMessage TrainingRun::next_message(int* rank, double deadline_s, const std:
                          "parameters were touched (lower --lr, or resume from the last checkpoint)");
       }
       if (e->closed) throw WorkerLost{e->rank, "left " + what + ": " + e->why};
+      if (arrived_s) *arrived_s = e->arrived_s;
       return std::move(e->message);
     }
     const double now = now_seconds();
@@ -283,9 +285,11 @@ void TrainingRun::run_epoch(ProgressDisplay& progress) {
         }
         for (int got = 0; got < n;) {
           int r = -1;
-          WorkerMessage msg = next_message(&r, deadline_.seconds(), what, waiting);
+          double arrived = 0;
+          service_.events().set_step_gate(n - got);
+          WorkerMessage msg = next_message(&r, deadline_.seconds(), what, waiting, &arrived);
           if (!msg.has_step()) throw WorkerLost{r, std::string("sent ") + message_kind(msg) + " " + what};
-          const threadsplit::StepResult& res = msg.step();
+          threadsplit::StepResult& res = *msg.mutable_step();
           // A result computed under a deal before the latest re-deal is stale, not wrong.
           if (res.deal_id() < deal_id_ && res.step() == step_) continue;
           const int expect = worker_share(int(batch.size()), n, live_index_[size_t(r)]).count;
@@ -299,15 +303,11 @@ void TrainingRun::run_epoch(ProgressDisplay& progress) {
           else if (!std::isfinite(res.loss_sum()) || res.correct() < 0 || res.correct() > expect)
             bad = "an impossible loss or accuracy (loss sum " + std::to_string(res.loss_sum()) + ")";
           if (bad.empty()) {
+            // The handler has checked the gradient's size and that every value is finite
+            // (check_worker_message); it is summed from the message's bytes below.
             empty[size_t(r)] = expect == 0 && res.gradient().empty();
-            if (!empty[size_t(r)]) {
-              bad = unpack_floats(res.gradient(), setup_.net.num_params, grads_[size_t(r)].data(), "its gradient");
-              // Not a broken worker but a diverged run: going on would poison the parameters.
-              if (!bad.empty() && res.gradient().size() == setup_.net.num_params * sizeof(float))
-                throw RunAborted(describe_worker(r) + " sent " + bad + " " + what +
-                                 ": the run diverged or the worker is faulty; stopping before the "
-                                 "parameters are touched (lower --lr, or resume from the last checkpoint)");
-            }
+            if (!empty[size_t(r)] && res.gradient().size() != setup_.net.num_params * sizeof(float))
+              bad = "a gradient of " + std::to_string(res.gradient().size()) + " bytes";
           }
           if (!bad.empty()) {
             std::fprintf(stderr, "threadsplit: refused from %s: %s %s\n", describe_worker(r).c_str(),
@@ -316,8 +316,8 @@ void TrainingRun::run_epoch(ProgressDisplay& progress) {
           }
           received[size_t(r)] = true;
           waiting[size_t(r)] = false;
-          results[size_t(r)] = res;
-          timing.workers[size_t(r)].received_s = now_seconds();
+          results[size_t(r)].Swap(&res);  // the gradient's bytes move, not copied
+          timing.workers[size_t(r)].received_s = arrived;
           ++got;
         }
         break;
@@ -326,12 +326,19 @@ void TrainingRun::run_epoch(ProgressDisplay& progress) {
         redeal = true;
       }
     }
+    service_.events().set_step_gate(0);
     const double loss_before = loss_sum;
+    double last_arrival = 0;
+    for (int r : live_ranks()) last_arrival = std::max(last_arrival, timing.workers[size_t(r)].received_s);
     for (int r : live_ranks()) {
       const threadsplit::StepResult& res = results[size_t(r)];
-      rec.workers[size_t(r)].add(res.times());
+      PhaseSums phases;
+      phases.add(res.times());
+      phases.sync_wait = pending_sync_[size_t(r)];  // the step its exchange wait belongs to
+      pending_sync_[size_t(r)] = last_arrival - timing.workers[size_t(r)].received_s;
+      rec.workers[size_t(r)].add(phases);
+      workers_[size_t(r)].total.add(phases);
       note_result(timing.workers[size_t(r)], res);
-      workers_[size_t(r)].total.add(res.times());
       loss_sum += res.loss_sum();
       correct += res.correct();
     }
@@ -344,9 +351,7 @@ void TrainingRun::run_epoch(ProgressDisplay& progress) {
     std::fill(sum_.begin(), sum_.end(), 0.f);
     for (int r : live_ranks()) {
       if (empty[size_t(r)]) continue;
-      const float* g = grads_[size_t(r)].data();
-      float* acc = sum_.data();
-      for (size_t i = 0; i < sum_.size(); ++i) acc[i] += g[i];
+      add_packed_floats(results[size_t(r)].gradient(), sum_.data(), sum_.size());
     }
     optimizer_->step(params_.data(), sum_.data());
     CoordinatorMessage m;
@@ -385,7 +390,8 @@ void TrainingRun::run_epoch(ProgressDisplay& progress) {
       rec.data_share += w.data_wait / rec.seconds / P;
       rec.forward_share += w.forward / rec.seconds / P;
       rec.backward_share += w.backward / rec.seconds / P;
-      rec.exchange_share += std::max(0.0, w.exchange_wait - rec.update_s) / rec.seconds / P;
+      rec.exchange_share += std::max(0.0, w.exchange_wait - w.sync_wait) / rec.seconds / P;
+      rec.sync_share += w.sync_wait / rec.seconds / P;
     }
     rec.update_share = rec.update_s / rec.seconds;
   }
@@ -415,9 +421,10 @@ void TrainingRun::train(ProgressDisplay& progress) {
       n += std::snprintf(line + n, sizeof line - size_t(n), ", val loss %.4f acc %.4f",
                          rec.validation->loss, rec.validation->accuracy);
     n += std::snprintf(line + n, sizeof line - size_t(n),
-                       " | data %.0f%% fwd %.0f%% bwd %.0f%% exchange %.0f%% update %.0f%%",
+                       " | data %.0f%% fwd %.0f%% bwd %.0f%% exchange %.1f%% (update %.1f%%) "
+                       "sync wait %.1f%%",
                        100 * rec.data_share, 100 * rec.forward_share, 100 * rec.backward_share,
-                       100 * rec.exchange_share, 100 * rec.update_share);
+                       100 * rec.exchange_share, 100 * rec.update_share, 100 * rec.sync_share);
     if (rec.steps < rec.planned_steps)
       std::snprintf(line + n, sizeof line - size_t(n), " (stopped after %d of %d steps)", rec.steps,
                     rec.planned_steps);
@@ -436,6 +443,7 @@ EvalOutcome TrainingRun::evaluate(const std::string& split, ProgressDisplay& pro
   EvalOutcome out;
   out.split = split;
   if (all.empty()) return out;
+  service_.events().set_step_gate(0);
   progress.status("evaluating " + split + " (" + std::to_string(all.size()) + " records) ...");
   const Stopwatch wall;
   const std::string what = "during " + split + " evaluation";
@@ -494,6 +502,7 @@ EvalOutcome TrainingRun::evaluate(const std::string& split, ProgressDisplay& pro
 
 void TrainingRun::shutdown(bool failed, const std::string& reason) {
   const int P = setup_.world_size;
+  service_.events().set_step_gate(0);
   std::vector<bool> done(static_cast<size_t>(P), true);
   int waiting = 0;
   for (int r : live_ranks()) {

@@ -56,8 +56,13 @@ struct RunSetup {
   std::string config_json;            // for checkpoints and the report
 };
 
+// A worker's seconds per phase. exchange_wait is the worker's own clock: from packing its
+// gradient to having the parameters. sync_wait is the coordinator's: how long that gradient
+// waited at the coordinator for the other workers' (max arrival - its arrival), the part of
+// exchange_wait owed to imbalance rather than to the exchange.
 struct PhaseSums {
-  double data_wait = 0, forward = 0, backward = 0, exchange_wait = 0, apply_params = 0;
+  double data_wait = 0, forward = 0, backward = 0, exchange_wait = 0, apply_params = 0,
+         sync_wait = 0;
   void add(const threadsplit::PhaseTimes& t);
   void add(const PhaseSums& o);
 };
@@ -81,10 +86,11 @@ struct EpochRecord {
   double gradient_wait_s = 0;         // coordinator waiting for the slowest gradient
   double update_s = 0;                // coordinator: sum + optimizer + packing parameters
   std::vector<PhaseSums> workers;     // by rank
-  // Shares of the epoch's wall time, averaged over workers. exchange = the workers' wait for
-  // parameters minus the coordinator's update time: transfer plus waiting for stragglers.
+  // Shares of the epoch's wall time, averaged over workers. exchange = the workers' exchange
+  // wait less their sync wait: gradient up, averaging and update, parameters down. update =
+  // the coordinator's part of it (sum, optimizer, packing). sync = waiting for slower workers.
   double data_share = 0, forward_share = 0, backward_share = 0, exchange_share = 0,
-         update_share = 0;
+         update_share = 0, sync_share = 0;
 };
 
 struct WorkerRecord {
@@ -138,8 +144,10 @@ class TrainingRun {
   void send_all(const threadsplit::CoordinatorMessage& m, const std::string& during);
   // The next message of a live rank. Throws WorkerLost when a rank's stream ends, a spawned
   // worker exits or is stopped, or a rank in `waiting` stays silent past `deadline_s`.
+  // `arrived_s`, when given, is when the message reached its handler.
   threadsplit::WorkerMessage next_message(int* rank, double deadline_s, const std::string& what,
-                                          const std::vector<bool>& waiting);
+                                          const std::vector<bool>& waiting,
+                                          double* arrived_s = nullptr);
   // Applies --on-worker-failure: throws RunAborted (abort, or no survivor), else marks the
   // rank dead, stops it and records why.
   void lose_worker(int rank, const std::string& why);
@@ -165,8 +173,10 @@ class TrainingRun {
   std::vector<pid_t> local_pids_;
   std::vector<EpochRecord> epochs_;
   std::vector<WorkerRecord> workers_;
-  std::vector<std::vector<float>> grads_;  // per rank, reused
   std::vector<float> sum_;
+  // By rank: the sync wait of its latest step, paired with the exchange wait that its next
+  // result reports for that step.
+  std::vector<double> pending_sync_;
   std::vector<StepTiming> step_timings_;
   std::vector<bool> alive_;                 // by rank
   std::vector<int> live_index_;             // rank -> position among the live ranks, or -1

@@ -292,11 +292,13 @@ void WorkerSession::run_deal(const threadsplit::EpochDeal& deal) {
       t->set_backward_s(s.backward_s);
       r->set_loss_sum(s.loss_sum);
       r->set_correct(s.correct);
-      pack_floats(grad_.data(), grad_.size(), r->mutable_gradient());
     }
+    // The exchange, as this worker sees it: from packing its gradient to having the
+    // parameters in hand (the coordinator's averaging and update included).
+    const Stopwatch exchange;
+    if (n > 0) pack_floats(grad_.data(), grad_.size(), r->mutable_gradient());
     write(out);
 
-    const Stopwatch exchange;
     CoordinatorMessage m = read("the parameters of a step");
     if (m.has_shutdown()) throw ShutdownArrived{m.shutdown()};
     if (m.has_deal()) throw Redealt{m.deal()};

@@ -14,7 +14,8 @@
 namespace {
 
 // Steps of 1 s each: worker phases 0.1 data, 0.3 forward, 0.4 backward, results arriving
-// 0.8 s into the step; the update takes 0.05 s; exchange 0.2 s reported with the next step.
+// 0.8 s into the step, worker r's 0.01 r s before the last (so its sync wait is 0.01 r s);
+// the update takes 0.05 s; exchange wait 0.2 s reported with the next step.
 std::vector<ts::StepTiming> steady_steps(int n, int workers, double first_step_s = 1.0) {
   std::vector<ts::StepTiming> steps;
   double t = 100;
@@ -65,9 +66,13 @@ TEST_CASE("the timed window leaves the warm-up steps out", "[timing]") {
   CHECK(warm.forward_share == Approx(0.3));
   CHECK(warm.backward_share == Approx(0.4));
   CHECK(warm.update_share == Approx(0.05));
-  // Shares cover steps 1..9 (step 10's exchange is never reported): per worker 9 x 0.2 s of
-  // waiting minus the coordinator's 9 x 0.05 s of update, over 9 s.
-  CHECK(warm.exchange_share == Approx((1.8 - 0.45) / 9));
+  // Shares cover steps 1..9 (step 10's exchange is never reported): 9 x 0.2 s of exchange wait
+  // per worker, less worker 1's 9 x 0.01 s of sync wait, over 2 workers x 9 s. The update is
+  // part of the exchange (the workers wait through it) and also shown on its own.
+  CHECK(warm.exchange_share == Approx((1.8 + 1.8 - 0.09) / 18));
+  CHECK(warm.sync_share == Approx(0.09 / 18));
+  CHECK(ts::sync_wait(steps[3], 0) == Approx(0));
+  CHECK(ts::sync_wait(steps[3], 1) == Approx(0.01));
   // A warm-up covering the whole run leaves nothing to time.
   const ts::TimedFigures none = ts::summarize_steps(steps, 11, 2);
   CHECK(none.steps == 0);
@@ -108,9 +113,46 @@ TEST_CASE("the trace is valid trace-event JSON with one track per worker and the
   CHECK(process_names[1] == "worker 0 (cores 0)");
   CHECK(process_names[2] == "worker 1 (cores 1)");
   CHECK(phases[0] == std::set<std::string>{"wait for gradients", "reduce + update", "send parameters"});
-  for (int pid : {1, 2})
-    CHECK(phases[pid] == std::set<std::string>{"data wait", "forward", "backward", "exchange wait",
-                                               "apply parameters"});
+  // Worker 0's result is always the last in, so it never waits for the other.
+  CHECK(phases[1] == std::set<std::string>{"data wait", "forward", "backward", "exchange",
+                                           "apply parameters"});
+  CHECK(phases[2] == std::set<std::string>{"data wait", "forward", "backward", "sync wait",
+                                           "exchange", "apply parameters"});
+}
+
+TEST_CASE("a straggler's delay is sync wait for the others, not exchange", "[timing]") {
+  // Worker 1 computes 0.3 s longer on every step; worker 0's gradient waits for it, so worker
+  // 0 reports 0.3 s more exchange wait. Both then see the same 0.1 s exchange.
+  std::vector<ts::StepTiming> steps;
+  double t = 0;
+  for (int i = 0; i < 6; ++i) {
+    ts::StepTiming s;
+    s.step = i;
+    s.start_s = t;
+    s.gradients_s = t + 1.2;
+    s.updated_s = t + 1.22;
+    s.end_s = t + 1.25;
+    s.samples = 2;
+    for (int r = 0; r < 2; ++r) {
+      ts::WorkerStepTiming w;
+      w.samples = 1;
+      w.forward = r == 0 ? 0.9 : 1.2;
+      w.received_s = t + (r == 0 ? 0.9 : 1.2);
+      w.exchange_wait = i == 0 ? 0 : (r == 0 ? 0.4 : 0.1);
+      s.workers.push_back(w);
+    }
+    steps.push_back(s);
+    t = s.end_s + 0.05;  // the parameters' way down and the install
+  }
+  const ts::TimedFigures f = ts::summarize_steps(steps, 1, 2);
+  // Steps 1..4 carry a known exchange: 4 x (0.1 + 0.1) s of exchange and 4 x 0.3 s of sync
+  // wait, over 2 workers x (steps[1].start .. steps[4].end) = 2 x 5.15 s.
+  const double span = steps[4].end_s - steps[1].start_s;
+  CHECK(f.exchange_share == Approx(0.8 / (2 * span)));
+  CHECK(f.sync_share == Approx(1.2 / (2 * span)));
+  CHECK(ts::sync_wait(steps[2], 0) == Approx(0.3));
+  CHECK(ts::sync_wait(steps[2], 1) == Approx(0));
+  CHECK(ts::sync_wait(steps[2], 7) == 0);  // no such worker
 }
 
 TEST_CASE("the trace writer names tracks and clamps negative durations", "[timing]") {

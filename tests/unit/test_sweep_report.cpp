@@ -38,6 +38,7 @@ ts::PointResult recorded(const ts::SweepPoint& p, std::vector<double> ips) {
     f.exchange_share = 0.1;
     f.data_share = 0.01;
     f.update_share = 0.02;
+    f.sync_share = 0.04;
     f.train_records = 45000;
     f.foreign_cpu_share = 0;
     for (int w = 0; w < p.procs; ++w) f.worker_cores.push_back(std::to_string(w));
@@ -200,6 +201,7 @@ TEST_CASE("the sweep CSV and JSON carry the same figures for every point", "[swe
     CHECK(std::stod(cells[col("images_per_s_max")]) == p["images_per_s"]["max"].num);
     CHECK(std::stod(cells[col("epoch_s")]) == p["epoch_s"].num);
     CHECK(std::stod(cells[col("backward_share")]) == p["shares"]["backward"].num);
+    CHECK(std::stod(cells[col("sync_wait_share")]) == p["shares"]["sync_wait"].num);
     CHECK(cells[col("bindings")] == p["bindings"].str);
     CHECK(p["trials"].size() == 3);
   }
@@ -216,11 +218,13 @@ TEST_CASE("a run report's timed window becomes a trial's figures, and a failed r
     "config": {"train_records": 45000}, "split": {"oversubscribed": false},
     "workers": [{"cores": "0"}, {"cores": "1"}],
     "timed": {"steps": 10, "seconds": 0.5, "images_per_s": 2560,
-              "shares": {"data_wait": 0.01, "forward": 0.3, "backward": 0.5, "exchange": 0.1, "update": 0.02}}})";
+              "shares": {"data_wait": 0.01, "forward": 0.3, "backward": 0.5, "exchange": 0.1, "update": 0.02,
+                         "sync_wait": 0.03}}})";
   const ts::TrialFigures f = ts::figures_from_report(good);
   CHECK(f.ok);
   CHECK(f.images_per_s == 2560);
   CHECK(f.backward_share == 0.5);
+  CHECK(f.sync_share == 0.03);
   CHECK(f.worker_cores == std::vector<std::string>{"0", "1"});
   const ts::TrialFigures failed = ts::figures_from_report(R"({"status": "failed", "error": "worker 1 died"})");
   CHECK_FALSE(failed.ok);
