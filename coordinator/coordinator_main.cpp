@@ -25,6 +25,7 @@
 #include "core_set.h"
 #include "network.h"
 #include "optimizer.h"
+#include "coordinator_priority.h"
 #include "malloc_tuning.h"
 #include "process_facts.h"
 #include "progress_display.h"
@@ -371,6 +372,15 @@ int run(const RunOptions& o) {
     w.set_silence_timeout_s(o.step_timeout_s + 60);
     return w;
   };
+  // This thread runs the training loop (TrainingRun); gRPC's threads start normal.
+  CoordinatorPriority priority;
+  try {
+    priority = apply_coordinator_priority(o.coordinator_priority);
+  } catch (const std::runtime_error& e) {
+    throw SetupError(e.what());
+  }
+  std::printf("threadsplit: coordinator threads: %s\n", priority.describe.c_str());
+  std::fflush(stdout);
   TrainerService service(admission);
   grpc::ServerBuilder builder;
   int port = 0;
@@ -542,6 +552,7 @@ int run(const RunOptions& o) {
     in.error = error;
     in.wall_seconds = now_seconds() - start;
     in.coordinator_threads = coordinator_threads;
+    in.coordinator_scheduling = priority.describe;
     in.grpc_max_threads = grpc_max_threads;
     in.refusals = service.refusals();
     try {

@@ -82,6 +82,7 @@ const std::map<std::string, Flag>& flags() {
       {"--connect-timeout", {true, [](RunOptions& o, const std::string& v) { o.connect_timeout_s = to_double("--connect-timeout", v); }}},
       {"--step-timeout", {true, [](RunOptions& o, const std::string& v) { o.step_timeout_s = to_double("--step-timeout", v); }}},
       {"--progress", {true, [](RunOptions& o, const std::string& v) { o.progress = v; }}},
+      {"--coordinator-priority", {true, [](RunOptions& o, const std::string& v) { o.coordinator_priority = v; }}},
       {"--bind", {true, [](RunOptions& o, const std::string& v) { o.listen = v; }}},
       {"--on-worker-failure", {true, [](RunOptions& o, const std::string& v) { o.on_worker_failure = v; }}},
       {"--failure-grace", {true, [](RunOptions& o, const std::string& v) { o.failure_grace_s = to_double("--failure-grace", v); }}},
@@ -176,6 +177,10 @@ std::string usage_text(const char* program) {
     << "  --connect-timeout S    workers must join within S seconds (default " << d.connect_timeout_s << ")\n"
     << "  --step-timeout S       a worker silent for S seconds is dead (default " << d.step_timeout_s << ")\n"
     << "  --progress auto|on|off live progress bar (default auto: only on a terminal)\n"
+    << "  --coordinator-priority auto|realtime|normal  run the coordinator's training thread\n"
+    << "                         SCHED_FIFO (it is on every step's critical path; workers stay\n"
+    << "                         normal): auto where permitted, realtime or fail, normal never\n"
+    << "                         (default auto)\n"
     << "  --bind HOST            same as --listen; anything but loopback admits other hosts\n"
     << "  --tls-cert/--tls-key PEM  serve TLS with this certificate and key\n"
     << "  --tls-ca PEM           also require workers to present a certificate signed by it\n"
@@ -231,6 +236,10 @@ void validate_options(const RunOptions& o) {
   if (!(o.step_timeout_s > 0)) throw UsageError("--step-timeout must be positive");
   if (o.progress != "auto" && o.progress != "on" && o.progress != "off")
     throw UsageError("--progress must be auto, on or off, got '" + o.progress + "'");
+  if (o.coordinator_priority != "auto" && o.coordinator_priority != "realtime" &&
+      o.coordinator_priority != "normal")
+    throw UsageError("--coordinator-priority must be auto, realtime or normal, got '" +
+                     o.coordinator_priority + "'");
   if (o.on_worker_failure != "abort" && o.on_worker_failure != "continue")
     throw UsageError("--on-worker-failure must be abort or continue, got '" + o.on_worker_failure + "'");
   if (!(o.failure_grace_s > 0) || o.failure_grace_s > 3600)

@@ -51,6 +51,7 @@ struct RunOptions {
   double connect_timeout_s = 60;  // workers must join within this
   double step_timeout_s = 600;    // a worker silent this long during a step is dead
   std::string progress = "auto";  // auto (only on a tty), on, off
+  std::string coordinator_priority = "auto";  // auto | realtime | normal (coordinator_priority.h)
 
   // Reliability (coordinator/failure_policy.h, common/checkpoint_store.h).
   std::string on_worker_failure = "abort";  // abort | continue

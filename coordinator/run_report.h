@@ -23,6 +23,7 @@ struct ReportInputs {
   std::string error;
   double wall_seconds = 0;
   int coordinator_threads = 0;
+  std::string coordinator_scheduling;  // coordinator_priority.h
   int grpc_max_threads = 0;
   std::vector<std::string> refusals;
 };

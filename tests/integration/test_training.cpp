@@ -1,10 +1,12 @@
 // End-to-end runs of the real programs on loopback: the split-independence contract, the
 // binding each worker really gets, and no orphans when the coordinator dies.
+#include <sched.h>
 #include <signal.h>
 
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 
 #include "checkpoint.h"
@@ -16,6 +18,21 @@
 using ts::Json;
 
 namespace {
+
+// The scheduling policy of every thread of a process (/proc/<pid>/task).
+std::vector<int> thread_policies(pid_t pid) {
+  std::vector<int> out;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
+    const int policy = sched_getscheduler(pid_t(std::stol(e.path().filename().string())));
+    if (policy >= 0) out.push_back(policy & ~SCHED_RESET_ON_FORK);
+  }
+  return out;
+}
+
+bool all_are(const std::vector<int>& policies, int policy) {
+  return !policies.empty() &&
+         std::all_of(policies.begin(), policies.end(), [&](int p) { return p == policy; });
+}
 
 double mean(const Json& a, size_t from, size_t to) {
   double s = 0;
@@ -107,6 +124,20 @@ TEST_CASE("workers run on their assigned cores with the token only in their envi
       60);
   INFO("stdout:\n" << coord.out() << "\nstderr:\n" << coord.err());
   REQUIRE(joined);
+  // The coordinator's training thread (its main thread) runs SCHED_FIFO where that is
+  // permitted, and says so; neither gRPC's threads nor the workers inherit it.
+  const bool realtime =
+      coord.out().find("coordinator threads: training thread SCHED_FIFO 1") != std::string::npos;
+  if (!realtime) CHECK_THAT(coord.out(), Catch::Contains("coordinator threads: normal (SCHED_FIFO refused"));
+  std::vector<int> others;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(coord.pid) + "/task")) {
+    const pid_t tid = pid_t(std::stol(e.path().filename().string()));
+    const int policy = sched_getscheduler(tid) & ~SCHED_RESET_ON_FORK;
+    if (tid == coord.pid) CHECK(policy == (realtime ? SCHED_FIFO : SCHED_OTHER));
+    else others.push_back(policy);
+  }
+  CHECK(all_are(others, SCHED_OTHER));
+  for (pid_t pid : pids) CHECK(all_are(thread_policies(pid), SCHED_OTHER));
   const ts::CoreSet mine = ts::CoreSet::of_this_process();
   for (int r = 0; r < 2; ++r) {
     INFO("worker " << r << " pid " << pids[size_t(r)]);
@@ -125,6 +156,34 @@ TEST_CASE("workers run on their assigned cores with the token only in their envi
   CHECK(gone);
   if (!gone)
     for (pid_t pid : pids) kill(pid, SIGKILL);
+}
+
+TEST_CASE("--coordinator-priority normal leaves the coordinator's scheduling alone, and a bad "
+          "value is refused",
+          "[integration][launcher]") {
+  const std::string report = ts_test::tmp_dir() + "/priority_normal.json";
+  ts_test::Process p = ts_test::start(
+      "priority_normal", ts_test::coordinator_args({"--procs", "1", "--threads", "1", "--steps", "400",
+                                                    "--eval-every", "0", "--report", report,
+                                                    "--coordinator-priority", "normal"}));
+  std::vector<pid_t> pids;
+  const bool joined = ts_test::wait_until(
+      [&] {
+        pids = ts_test::worker_pids(p.out());
+        return pids.size() == 1 && pids[0] > 0;
+      },
+      60);
+  INFO("stdout:\n" << p.out() << "\nstderr:\n" << p.err());
+  REQUIRE(joined);
+  CHECK(all_are(thread_policies(p.pid), SCHED_OTHER));
+  REQUIRE(ts_test::wait_exit(p, 300) == 0);
+  CHECK_THAT(p.out(), Catch::Contains("coordinator threads: normal (--coordinator-priority normal)"));
+  const Json r = ts::read_json_file(report);
+  CHECK_THAT(r["coordinator"]["scheduling"].str, Catch::StartsWith("normal"));
+  ts_test::Process bad = ts_test::start(
+      "priority_bad", ts_test::coordinator_args({"--coordinator-priority", "high"}));
+  CHECK(ts_test::wait_exit(bad, 30) == 2);
+  CHECK_THAT(bad.err(), Catch::Contains("--coordinator-priority must be auto, realtime or normal, got 'high'"));
 }
 
 TEST_CASE("the per-worker batch mode makes the global batch P x B, and oversubscription is announced",

@@ -69,6 +69,8 @@ TEST_CASE("bad flags are refused with one sentence naming the flag", "[options]"
   CHECK_THAT(refusal({"--epochs", "0", "--data", "/d"}), Catch::Contains("--epochs must be at least 1"));
   CHECK_THAT(refusal({"--port", "70000", "--data", "/d"}), Catch::Contains("--port must be in 0..65535"));
   CHECK_THAT(refusal({"--progress", "maybe", "--data", "/d"}), Catch::Contains("--progress"));
+  CHECK_THAT(refusal({"--coordinator-priority", "high", "--data", "/d"}),
+             Catch::Contains("--coordinator-priority must be auto, realtime or normal, got 'high'"));
   CHECK_THAT(refusal({}), Catch::Contains("--data DIR is required"));
   CHECK_THAT(refusal({"--external-workers", "2", "--procs", "2", "--data", "/d"}),
              Catch::Contains("--external-workers replaces --procs"));
