@@ -16,7 +16,6 @@
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
-#include <grpcpp/resource_quota.h>
 
 #include "checkpoint.h"
 #include "checkpoint_store.h"
@@ -396,20 +395,15 @@ int run(const RunOptions& o) {
                  o.tls_cert.empty() ? ", and the wire is not encrypted (--tls-cert/--tls-key)" : "");
   builder.AddListeningPort(o.listen + ":" + std::to_string(o.port), credentials, &port);
   exclusive_port(builder);
-  builder.RegisterService(&service);
-  // One server thread per connected worker plus two pollers and room for a refused join.
-  const int grpc_max_threads = s.world_size + 4;
-  grpc::ResourceQuota quota("threadsplit-coordinator");
-  quota.SetMaxThreads(grpc_max_threads);
-  builder.SetResourceQuota(quota);
-  builder.SetSyncServerOption(grpc::ServerBuilder::NUM_CQS, 1);
-  builder.SetSyncServerOption(grpc::ServerBuilder::MIN_POLLERS, 1);
-  builder.SetSyncServerOption(grpc::ServerBuilder::MAX_POLLERS, 2);
+  // Asynchronous: this thread polls the service whenever it waits for workers (no handler
+  // threads; trainer_service.h).
+  service.attach(builder);
   configure_server(builder);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0)
     throw SetupError("cannot listen on " + o.listen + ":" + std::to_string(o.port) +
                      " (port in use? try --port 0)");
+  service.start();
   if (!o.port_file.empty()) {
     try {
       write_file_atomically(o.port_file, std::to_string(port) + "\n");
@@ -465,7 +459,7 @@ int run(const RunOptions& o) {
   } catch (const std::exception& e) {
     std::fprintf(stderr, "threadsplit: %s\n", e.what());
     service.close_and_release_all();
-    server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    service.stop(*server);
     stop_all(0);
     return 1;
   }
@@ -502,7 +496,7 @@ int run(const RunOptions& o) {
   const bool saved = write_final_checkpoints(s, run, p.store ? &*p.store : nullptr, failed);
   run.shutdown(failed, failed ? error : "training finished");
   service.close_and_release_all();
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  service.stop(*server);
   for (int r = 0; r < int(pids.size()); ++r)
     if (pids[size_t(r)] > 0) {
       const int st = stop_worker(pids[size_t(r)], 5);
@@ -553,7 +547,6 @@ int run(const RunOptions& o) {
     in.wall_seconds = now_seconds() - start;
     in.coordinator_threads = coordinator_threads;
     in.coordinator_scheduling = priority.describe;
-    in.grpc_max_threads = grpc_max_threads;
     in.refusals = service.refusals();
     try {
       write_run_report(o.report, in);

@@ -6,13 +6,14 @@
 // just received its parameters before it could send the next worker's: the second worker then
 // waited 1-4 ms with its own core idle, in about one step in ten (docs/results.md, "Where the
 // exchange time went"). Under SCHED_FIFO the training thread runs as soon as it is runnable and
-// no worker preempts it; it blocks between steps (and wakes only when a step's last gradient is
-// in: trainer_service.h, EventQueue), so the workers lose nothing else.
+// no worker preempts it; it blocks between messages, so the workers lose nothing else.
 //
-// Only that thread: SCHED_RESET_ON_FORK makes every thread it creates (gRPC's) and every
-// process it forks (the workers) start at normal priority. gRPC's pollers are better off
-// normal: a normal thread woken by a socket is placed on the sender's core, which has just gone
-// idle, whereas a real-time one would preempt whatever runs on the core it last used.
+// Only that thread: SCHED_RESET_ON_FORK makes every thread it creates (gRPC's timers and
+// executors) and every process it forks (the workers) start at normal priority. The training
+// thread also reads the workers' sockets (trainer_service.h), so it wakes for every gradient;
+// as a real-time thread it then runs on the core it last used, preempting whatever worker runs
+// there even when another core is idle. Measured on the 2-core box, the net effect still
+// favours SCHED_FIFO (docs/results.md), so auto keeps it.
 #pragma once
 #include <string>
 

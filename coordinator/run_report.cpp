@@ -120,7 +120,6 @@ void write_run_report(const std::string& path, const ReportInputs& in) {
       .field("pid", int64_t(getpid()))
       .field("threads", in.coordinator_threads)
       .field("scheduling", in.coordinator_scheduling)
-      .field("grpc_max_threads", in.grpc_max_threads)
       .field("max_rss_kb", resource_use().max_rss_kb)
       .end_object();
 

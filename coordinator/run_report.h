@@ -24,7 +24,6 @@ struct ReportInputs {
   double wall_seconds = 0;
   int coordinator_threads = 0;
   std::string coordinator_scheduling;  // coordinator_priority.h
-  int grpc_max_threads = 0;
   std::vector<std::string> refusals;
 };
 

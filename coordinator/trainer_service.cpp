@@ -11,38 +11,62 @@ namespace ts {
 using threadsplit::CoordinatorMessage;
 using threadsplit::WorkerMessage;
 
+// One worker's stream. At most one read and one write are outstanding at a time (gRPC's
+// rule), and Finish only once neither is; the session is deleted once Finish completed.
+struct Session {
+  struct Tag {
+    Session* session;
+    int op;  // TrainerService::Op
+  };
+  explicit Session(int accept, int read, int write, int fin)
+      : accept_tag{this, accept}, read_tag{this, read}, write_tag{this, write}, finish_tag{this, fin} {}
+
+  Tag accept_tag, read_tag, write_tag, finish_tag;
+  grpc::ServerContext ctx;
+  grpc::ServerAsyncReaderWriter<CoordinatorMessage, WorkerMessage> stream{&ctx};
+  WorkerMessage in;
+  std::string peer;
+  std::shared_ptr<WorkerLink> link;  // once admitted
+  std::deque<std::shared_ptr<const CoordinatorMessage>> outbox;
+  bool reading = false, writing = false;
+  bool read_over = false;        // the worker's side ended, or we stopped reading it
+  bool write_failed = false;
+  bool finish_wanted = false;    // refused, released, or the server is stopping
+  bool cancelled = false;        // TryCancel() issued (a read was outstanding)
+  bool goodbye = false;          // the worker said Goodbye before its stream ended
+  bool finishing = false, finished = false;
+  grpc::Status status;           // what Finish sends
+};
+
 namespace {
+
+constexpr int kAccept = 0, kRead = 1, kWrite = 2, kFinish = 3;
+
 bool is_step(const WorkerEvent& e) { return !e.closed && e.message.has_step(); }
+
+std::chrono::system_clock::time_point wall_deadline(double deadline_s) {
+  const double left = std::max(0.0, deadline_s - now_seconds());
+  return std::chrono::system_clock::now() +
+         std::chrono::microseconds(int64_t(std::min(left, 3600.0) * 1e6));
+}
+
 }  // namespace
+
+// ---- EventQueue ------------------------------------------------------------------------
 
 bool EventQueue::ready() const {
   return queued_other_ > 0 || (queued_steps_ > 0 && queued_steps_ >= gate_);
 }
 
 void EventQueue::push(WorkerEvent e) {
-  bool wake;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    (is_step(e) ? queued_steps_ : queued_other_) += 1;
-    events_.push_back(std::move(e));
-    wake = ready();
-  }
-  if (wake) cv_.notify_one();
-}
-
-void EventQueue::set_step_gate(int n) {
-  bool wake;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    gate_ = n;
-    wake = ready();
-  }
-  if (wake) cv_.notify_one();
+  (is_step(e) ? queued_steps_ : queued_other_) += 1;
+  events_.push_back(std::move(e));
 }
 
 std::optional<WorkerEvent> EventQueue::pop(double timeout_s) {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait_for(lock, std::chrono::duration<double>(timeout_s), [&] { return ready(); });
+  const double deadline = now_seconds() + timeout_s;
+  while (!ready() && now_seconds() < deadline)
+    if (!pump_(deadline)) break;
   if (events_.empty()) return std::nullopt;
   WorkerEvent e = std::move(events_.front());
   events_.pop_front();
@@ -50,36 +74,191 @@ std::optional<WorkerEvent> EventQueue::pop(double timeout_s) {
   return e;
 }
 
-WorkerLink::WorkerLink(int rank, threadsplit::Hello hello, std::string peer,
-                       grpc::ServerReaderWriter<CoordinatorMessage, WorkerMessage>* stream)
-    : rank_(rank), hello_(std::move(hello)), peer_(std::move(peer)), stream_(stream) {}
+// ---- WorkerLink ------------------------------------------------------------------------
+
+WorkerLink::WorkerLink(int rank, threadsplit::Hello hello, std::string peer, Session* session)
+    : rank_(rank), hello_(std::move(hello)), peer_(std::move(peer)), session_(session) {}
 
 bool WorkerLink::send(const CoordinatorMessage& m) {
-  std::lock_guard<std::mutex> lock(write_mu_);
-  {
-    std::lock_guard<std::mutex> l2(mu_);
-    if (released_) return false;
+  return send(std::make_shared<const CoordinatorMessage>(m));
+}
+
+bool WorkerLink::send(std::shared_ptr<const CoordinatorMessage> m) {
+  Session* s = session_;
+  if (!s || s->finish_wanted || s->write_failed || s->finished) return false;
+  s->outbox.push_back(std::move(m));
+  if (!s->writing) {
+    s->writing = true;
+    s->stream.Write(*s->outbox.front(), &s->write_tag);
   }
-  return stream_->Write(m);
+  return true;
 }
 
 void WorkerLink::release() {
-  {
-    // Taking write_mu_ first waits out a send in progress.
-    std::lock_guard<std::mutex> w(write_mu_);
-    std::lock_guard<std::mutex> lock(mu_);
-    released_ = true;
+  Session* s = session_;
+  if (!s || s->finish_wanted) return;
+  s->finish_wanted = true;
+  s->outbox.erase(s->outbox.begin() + (s->writing ? 1 : 0), s->outbox.end());
+  if (s->reading && !s->cancelled) {
+    // Still connected (stopped, hung, or simply not done): the read ends with the call.
+    s->cancelled = true;
+    s->ctx.TryCancel();
   }
-  cv_.notify_all();
+  // Finish (status OK, or the refusal set when its message was refused) once idle.
+  if (!s->reading && !s->writing && !s->finishing && !s->finished) {
+    s->finishing = true;
+    s->stream.Finish(s->status, &s->finish_tag);
+  }
 }
 
-void WorkerLink::wait_released() {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] { return released_; });
-}
+// ---- TrainerService --------------------------------------------------------------------
 
 TrainerService::TrainerService(Admission admission)
-    : admission_(std::move(admission)), links_(size_t(admission_.world_size)) {}
+    : admission_(std::move(admission)),
+      events_([this](double deadline_s) { return pump(deadline_s); }),
+      links_(size_t(admission_.world_size)) {}
+
+TrainerService::~TrainerService() {
+  if (cq_ && !stopped_) {
+    // stop() never ran (an error path): the server is gone by now; drain what it left.
+    cq_->Shutdown();
+    void* tag = nullptr;
+    bool ok = false;
+    while (cq_->Next(&tag, &ok)) {
+    }
+  }
+  // Sessions whose last completion never came are freed without gRPC.
+  for (Session* s : sessions_) {
+    if (s->link) s->link->session_ = nullptr;
+    delete s;
+  }
+}
+
+void TrainerService::attach(grpc::ServerBuilder& builder) {
+  builder.RegisterService(&async_);
+  cq_ = builder.AddCompletionQueue();
+}
+
+void TrainerService::start() { accept_next(); }
+
+void TrainerService::accept_next() {
+  if (stopped_) return;
+  Session* s = new Session(kAccept, kRead, kWrite, kFinish);
+  sessions_.insert(s);
+  async_.RequestSession(&s->ctx, &s->stream, cq_.get(), cq_.get(), &s->accept_tag);
+}
+
+bool TrainerService::pump(double deadline_s) {
+  void* tag = nullptr;
+  bool ok = false;
+  switch (cq_->AsyncNext(&tag, &ok, wall_deadline(deadline_s))) {
+    case grpc::CompletionQueue::GOT_EVENT: {
+      auto* t = static_cast<Session::Tag*>(tag);
+      on_completion(t->session, static_cast<Op>(t->op), ok);
+      return true;
+    }
+    case grpc::CompletionQueue::TIMEOUT:
+      return false;
+    case grpc::CompletionQueue::SHUTDOWN:
+    default:
+      return false;
+  }
+}
+
+void TrainerService::on_completion(Session* s, Op op, bool ok) {
+  switch (op) {
+    case Op::kAccept:
+      if (!ok) {  // the server is shutting down
+        sessions_.erase(s);
+        delete s;
+        return;
+      }
+      accept_next();
+      s->peer = s->ctx.peer();
+      read_next(s);
+      return;
+    case Op::kRead:
+      s->reading = false;
+      if (!ok) {
+        s->read_over = true;
+        if (s->link) {
+          WorkerEvent e;
+          e.rank = s->link->rank();
+          e.closed = true;
+          e.arrived_s = now_seconds();
+          // (ServerContext::IsCancelled() may not be asked yet under the async API.)
+          e.why = s->goodbye ? "it closed its stream"
+                             : "its stream ended without a Goodbye: the process is gone or its "
+                               "connection was lost";
+          if (!s->cancelled) events_.push(std::move(e));  // a release we asked for is no news
+        } else if (!s->finish_wanted) {
+          finish(s, grpc::Status(grpc::StatusCode::CANCELLED, "no Hello"));
+        }
+        finish_if_ready(s);
+        return;
+      }
+      if (!s->link) on_hello(s);
+      else on_message(s);
+      finish_if_ready(s);
+      return;
+    case Op::kWrite:
+      s->writing = false;
+      if (!ok) {
+        // The worker is gone; its read side ends too and says so.
+        s->write_failed = true;
+        s->outbox.clear();
+      } else {
+        s->outbox.pop_front();
+        write_next(s);
+      }
+      finish_if_ready(s);
+      return;
+    case Op::kFinish:
+      s->finishing = false;
+      s->finished = true;
+      delete_if_done(s);
+      return;
+  }
+}
+
+void TrainerService::read_next(Session* s) {
+  if (s->read_over || s->finish_wanted || stopped_) return;
+  s->in.Clear();
+  s->reading = true;
+  s->stream.Read(&s->in, &s->read_tag);
+}
+
+void TrainerService::write_next(Session* s) {
+  if (s->writing || s->outbox.empty() || s->write_failed || s->finishing || s->finished) return;
+  s->writing = true;
+  s->stream.Write(*s->outbox.front(), &s->write_tag);
+}
+
+void TrainerService::finish(Session* s, grpc::Status status) {
+  if (s->finish_wanted) return;
+  s->finish_wanted = true;
+  s->status = std::move(status);
+}
+
+void TrainerService::finish_if_ready(Session* s) {
+  if (!s->finish_wanted || s->reading || s->writing || s->finishing || s->finished) return;
+  s->finishing = true;
+  s->stream.Finish(s->status, &s->finish_tag);
+}
+
+void TrainerService::delete_if_done(Session* s) {
+  if (!s->finished || s->reading || s->writing) return;
+  if (s->link) s->link->session_ = nullptr;
+  sessions_.erase(s);
+  delete s;
+}
+
+void TrainerService::refuse(Session* s, const std::string& line, grpc::Status status) {
+  std::fprintf(stderr, "threadsplit: %s\n", line.c_str());
+  refusals_.push_back(line);
+  s->read_over = true;
+  finish(s, std::move(status));
+}
 
 std::string TrainerService::check_hello(const threadsplit::Hello& h, int* rank) {
   const std::string shape = check_hello_message(h, kProtocolVersion);
@@ -106,125 +285,117 @@ std::string TrainerService::check_hello(const threadsplit::Hello& h, int* rank) 
   return "";
 }
 
-grpc::Status TrainerService::Session(grpc::ServerContext* context,
-                                     grpc::ServerReaderWriter<CoordinatorMessage, WorkerMessage>* stream) {
-  WorkerMessage first;
-  if (!stream->Read(&first)) return grpc::Status(grpc::StatusCode::CANCELLED, "no Hello");
-  if (!first.has_hello()) {
-    const std::string line = "refused a connection from " + context->peer() +
-                             ": its first message was not a Hello";
-    std::fprintf(stderr, "threadsplit: %s\n", line.c_str());
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      refusals_.push_back(line);
-    }
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the first message must be Hello");
+void TrainerService::on_hello(Session* s) {
+  if (!s->in.has_hello()) {
+    refuse(s, "refused a connection from " + s->peer + ": its first message was not a Hello",
+           grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the first message must be Hello"));
+    return;
   }
-  const threadsplit::Hello& hello = first.hello();
-  std::shared_ptr<WorkerLink> link;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    int rank = -1;
-    const std::string why = check_hello(hello, &rank);
-    if (!why.empty()) {
-      const std::string line = "refused a worker from " + context->peer() + " (pid " +
-                               std::to_string(hello.binding().pid()) + "): " + why;
-      std::fprintf(stderr, "threadsplit: %s\n", line.c_str());
-      refusals_.push_back(line);
-      return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, why);
-    }
-    link = std::make_shared<WorkerLink>(rank, hello, context->peer(), stream);
-    // Welcome is written before the link is published: nothing else writes to it yet.
-    CoordinatorMessage m;
-    *m.mutable_welcome() = admission_.welcome(rank);
-    if (!stream->Write(m)) return grpc::Status(grpc::StatusCode::CANCELLED, "worker left");
-    links_[size_t(rank)] = link;
+  const threadsplit::Hello& hello = s->in.hello();
+  int rank = -1;
+  const std::string why = check_hello(hello, &rank);
+  if (!why.empty()) {
+    refuse(s, "refused a worker from " + s->peer + " (pid " + std::to_string(hello.binding().pid()) +
+                  "): " + why,
+           grpc::Status(grpc::StatusCode::PERMISSION_DENIED, why));
+    return;
   }
-  joined_cv_.notify_all();
+  s->link = std::make_shared<WorkerLink>(rank, hello, s->peer, s);
+  links_[size_t(rank)] = s->link;
+  // The Welcome goes first; a worker that cannot take it shows up as a closed stream.
+  CoordinatorMessage m;
+  *m.mutable_welcome() = admission_.welcome(rank);
+  s->link->send(m);
+  read_next(s);
+}
 
-  WorkerMessage msg;
-  while (stream->Read(&msg)) {
-    // The wire is untrusted: a message that fails the checks ends this worker's stream with
-    // a status saying why; the training loop then applies --on-worker-failure to the rank
-    // (or stops the run, for a non-finite gradient).
-    bool nonfinite = false;
-    const std::string bad = check_worker_message(msg, admission_.limits, &nonfinite);
-    if (!bad.empty()) {
-      const std::string line = "refused a message from worker " + std::to_string(link->rank()) + " (" +
-                               context->peer() + "): " + bad;
-      std::fprintf(stderr, "threadsplit: %s\n", line.c_str());
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        refusals_.push_back(line);
-        ++refused_messages_;
-      }
-      WorkerEvent e;
-      e.rank = link->rank();
-      e.closed = true;
-      e.fatal = nonfinite;
-      e.why = "sent " + bad + ", which was refused";
-      events_.push(std::move(e));
-      link->wait_released();
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "refused: " + bad);
-    }
-    WorkerEvent e;
-    e.arrived_s = now_seconds();
-    e.rank = link->rank();
-    e.message = std::move(msg);
-    events_.push(std::move(e));
-    msg = WorkerMessage();
-  }
+void TrainerService::on_message(Session* s) {
+  // The wire is untrusted: a message that fails the checks ends this worker's stream with a
+  // status saying why (once the run releases it); the training loop applies
+  // --on-worker-failure to the rank (or stops the run, for a non-finite gradient).
+  bool nonfinite = false;
+  const std::string bad = check_worker_message(s->in, admission_.limits, &nonfinite);
   WorkerEvent e;
-  e.rank = link->rank();
-  e.closed = true;
-  e.why = context->IsCancelled() ? "its connection was lost" : "it closed its stream";
+  e.rank = s->link->rank();
+  e.arrived_s = now_seconds();
+  if (!bad.empty()) {
+    ++refused_messages_;
+    const std::string line = "refused a message from worker " + std::to_string(e.rank) + " (" +
+                             s->peer + "): " + bad;
+    std::fprintf(stderr, "threadsplit: %s\n", line.c_str());
+    refusals_.push_back(line);
+    s->read_over = true;
+    s->status = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "refused: " + bad);
+    e.closed = true;
+    e.fatal = nonfinite;
+    e.why = "sent " + bad + ", which was refused";
+    events_.push(std::move(e));
+    return;
+  }
+  s->goodbye = s->goodbye || s->in.has_goodbye();
+  e.message.Swap(&s->in);
   events_.push(std::move(e));
-  link->wait_released();
-  return grpc::Status::OK;
+  read_next(s);
 }
 
 int TrainerService::wait_for_workers(double timeout_s, const std::function<void()>& poll) {
-  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
-  std::unique_lock<std::mutex> lock(mu_);
+  const double until = now_seconds() + timeout_s;
   auto joined = [&] {
     int n = 0;
     for (const auto& l : links_) n += l ? 1 : 0;
     return n;
   };
-  while (joined() < admission_.world_size) {
-    if (std::chrono::steady_clock::now() >= until) break;
-    joined_cv_.wait_for(lock, std::chrono::milliseconds(100));
-    lock.unlock();
-    poll();
-    lock.lock();
+  double next_poll = now_seconds() + 0.1;
+  while (joined() < admission_.world_size && now_seconds() < until) {
+    pump(std::min(until, next_poll));
+    if (now_seconds() >= next_poll) {
+      poll();
+      next_poll = now_seconds() + 0.1;
+    }
   }
   return joined();
 }
 
-std::shared_ptr<WorkerLink> TrainerService::link(int rank) {
-  std::lock_guard<std::mutex> lock(mu_);
-  return links_[size_t(rank)];
-}
+std::shared_ptr<WorkerLink> TrainerService::link(int rank) { return links_[size_t(rank)]; }
 
 void TrainerService::close_and_release_all() {
-  std::vector<std::shared_ptr<WorkerLink>> links;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    closed_ = true;
-    links = links_;
-  }
-  for (auto& l : links)
+  closed_ = true;
+  for (auto& l : links_)
     if (l) l->release();
+  // Let the finishes (and the cancelled reads) complete, so that the server has nothing left
+  // in flight when it shuts down.
+  const double until = now_seconds() + 1.0;
+  auto busy = [&] {
+    for (Session* s : sessions_)
+      if (s->link || s->finish_wanted) return true;
+    return false;
+  };
+  while (busy() && now_seconds() < until) pump(until);
 }
 
-int TrainerService::refused_messages() {
-  std::lock_guard<std::mutex> lock(mu_);
-  return refused_messages_;
-}
-
-std::vector<std::string> TrainerService::refusals() {
-  std::lock_guard<std::mutex> lock(mu_);
-  return refusals_;
+void TrainerService::stop(grpc::Server& server) {
+  if (stopped_) return;
+  stopped_ = true;
+  // Anything still in flight is cancelled at once; its completions arrive in the drain below.
+  server.Shutdown(std::chrono::system_clock::now());
+  cq_->Shutdown();
+  void* tag = nullptr;
+  bool ok = false;
+  while (cq_->Next(&tag, &ok)) {
+    auto* t = static_cast<Session::Tag*>(tag);
+    Session* s = t->session;
+    switch (static_cast<Op>(t->op)) {
+      case Op::kAccept: s->finished = true; break;  // never started: nothing else comes
+      case Op::kRead: s->reading = false; break;
+      case Op::kWrite: s->writing = false; break;
+      case Op::kFinish: s->finishing = false; s->finished = true; break;
+    }
+    if (s->finished && !s->reading && !s->writing && !s->finishing) {
+      if (s->link) s->link->session_ = nullptr;
+      sessions_.erase(s);
+      delete s;
+    }
+  }
 }
 
 }  // namespace ts

@@ -1,20 +1,22 @@
 // The coordinator's gRPC service: admits workers (token, protocol, rank, model), hands each
 // its Welcome, then turns everything the workers send into one queue of events that the
-// training loop consumes in its own thread. The loop writes to a worker through its
-// WorkerLink; each Session handler stays alive (so its stream stays valid) until the run
-// releases the link.
+// training loop consumes, and writes what the loop sends.
 //
-// Synchronous gRPC API: one server thread per connected worker blocks in Read(); the thread
-// pool is capped by a ResourceQuota sized to the run, so gRPC's threads stay countable.
+// Asynchronous gRPC API, driven by the training loop's own thread: popping an event (or
+// waiting for workers to join) polls the service's completion queue, so the thread that the
+// kernel wakes when a gradient arrives is the one that reads it, checks it and, once a step's
+// last gradient is in, averages, updates and sends the parameters. No handler threads, no
+// hand-offs between threads on the step's critical path, and a coordinator whose thread count
+// does not grow with the number of workers. The price: between pops nothing is read (the
+// kernel buffers it), and everything here runs on that one thread (not thread-safe).
 #pragma once
 #include <grpcpp/grpcpp.h>
 
-#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -29,58 +31,61 @@ struct WorkerEvent {
   bool closed = false;           // the stream ended; `why` says how
   bool fatal = false;            // ... because of what it sent, which stops the run (NaN)
   std::string why;
-  double arrived_s = 0;          // when its handler had it (common/timing.h clock)
+  double arrived_s = 0;          // when it was read (common/timing.h clock)
   threadsplit::WorkerMessage message;
 };
 
 // The events of every worker, in arrival order. While a step runs, the training loop sets a
-// gate of the n step results it still needs: a StepResult then wakes it only when n are
-// queued, so the coordinator does not wake (and take a core from a worker still computing)
-// for every early gradient; anything else (a closed stream, another message) wakes it at once.
+// gate of the n step results it still needs: pop() then returns a StepResult only once n are
+// queued, so the loop does not stop reading to handle each early gradient; anything else (a
+// closed stream, another message) is returned at once.
 class EventQueue {
  public:
+  // `pump` waits for and handles at most one completion of the service, until the deadline
+  // (common/timing.h clock); it returns false when nothing came.
+  explicit EventQueue(std::function<bool(double deadline_s)> pump) : pump_(std::move(pump)) {}
   void push(WorkerEvent e);
-  // Waits up to timeout_s for a wake-up as above, then returns the oldest event, if any:
-  // after a timeout, results held back by the gate are returned too.
+  // Polls the service until the gate opens or timeout_s passed, then returns the oldest
+  // event, if any: after a timeout, results held back by the gate are returned too.
   std::optional<WorkerEvent> pop(double timeout_s);
-  // 0 (the default) wakes on every event.
-  void set_step_gate(int n);
+  // 0 (the default) lets every event through.
+  void set_step_gate(int n) { gate_ = n; }
 
  private:
   bool ready() const;
-  std::mutex mu_;
-  std::condition_variable cv_;
+  std::function<bool(double)> pump_;
   std::deque<WorkerEvent> events_;
   int gate_ = 0;
   int queued_steps_ = 0;         // StepResults in events_
   int queued_other_ = 0;         // everything else in events_
 };
 
+struct Session;  // one worker's stream (trainer_service.cpp)
+
 class WorkerLink {
  public:
-  WorkerLink(int rank, threadsplit::Hello hello, std::string peer,
-             grpc::ServerReaderWriter<threadsplit::CoordinatorMessage, threadsplit::WorkerMessage>* stream);
+  WorkerLink(int rank, threadsplit::Hello hello, std::string peer, Session* session);
 
   int rank() const { return rank_; }
   const threadsplit::Hello& hello() const { return hello_; }
   const std::string& peer() const { return peer_; }
 
-  // Writes one message; false when the stream is broken (the worker is gone).
+  // Queues one message, written as soon as the ones before it are; false when the session is
+  // over or released. A message that cannot be delivered later ends the stream, which shows up
+  // as a closed event.
   bool send(const threadsplit::CoordinatorMessage& m);
+  // The same message may be queued on several links without copies.
+  bool send(std::shared_ptr<const threadsplit::CoordinatorMessage> m);
 
-  // Lets the Session handler return; no send() after this.
+  // Ends the session: no send() after this. A worker still connected is cancelled.
   void release();
-  void wait_released();
 
  private:
+  friend class TrainerService;
   const int rank_;
   const threadsplit::Hello hello_;
   const std::string peer_;
-  grpc::ServerReaderWriter<threadsplit::CoordinatorMessage, threadsplit::WorkerMessage>* stream_;
-  std::mutex write_mu_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool released_ = false;
+  Session* session_;             // null once the session is gone
 };
 
 // Who may join, and what they get.
@@ -90,18 +95,21 @@ struct Admission {
   std::string model;
   int world_size = 0;
   WireLimits limits;             // every message after Hello is checked against these
-  // Builds the Welcome for a newly admitted rank (called on the handler's thread).
+  // Builds the Welcome for a newly admitted rank.
   std::function<threadsplit::Welcome(int rank)> welcome;
 };
 
-class TrainerService final : public threadsplit::Trainer::Service {
+class TrainerService {
  public:
   explicit TrainerService(Admission admission);
+  ~TrainerService();
+  TrainerService(const TrainerService&) = delete;
+  TrainerService& operator=(const TrainerService&) = delete;
 
-  grpc::Status Session(
-      grpc::ServerContext* context,
-      grpc::ServerReaderWriter<threadsplit::CoordinatorMessage, threadsplit::WorkerMessage>* stream)
-      override;
+  // Before builder.BuildAndStart(): registers the service and its completion queue.
+  void attach(grpc::ServerBuilder& builder);
+  // After BuildAndStart(): starts accepting sessions.
+  void start();
 
   EventQueue& events() { return events_; }
 
@@ -112,25 +120,45 @@ class TrainerService final : public threadsplit::Trainer::Service {
   // The link of a rank; null before it joined.
   std::shared_ptr<WorkerLink> link(int rank);
 
-  // No more joins (later Hellos are refused); release every link so handlers can return.
+  // No more joins (later Hellos are refused); release every link and let the sessions end
+  // (bounded: a second at most).
   void close_and_release_all();
 
+  // Shuts the server down and drains the completion queue. Call once, at the end.
+  void stop(grpc::Server& server);
+
   // Messages refused so far (a closed stream each); for tests and the report.
-  int refused_messages();
+  int refused_messages() const { return refused_messages_; }
 
   // Refusals so far, one line each, for the report.
-  std::vector<std::string> refusals();
+  std::vector<std::string> refusals() const { return refusals_; }
 
  private:
+  friend class WorkerLink;
+  enum class Op { kAccept, kRead, kWrite, kFinish };
+  bool pump(double deadline_s);
+  void on_completion(Session* s, Op op, bool ok);
+  void accept_next();
+  void on_hello(Session* s);
+  void on_message(Session* s);
+  void read_next(Session* s);
+  void write_next(Session* s);
+  // Finishes with `status` as soon as no read or write is outstanding.
+  void finish(Session* s, grpc::Status status);
+  void finish_if_ready(Session* s);
+  void delete_if_done(Session* s);
+  void refuse(Session* s, const std::string& line, grpc::Status status);
   std::string check_hello(const threadsplit::Hello& h, int* rank);
 
   const Admission admission_;
+  threadsplit::Trainer::AsyncService async_;
+  std::unique_ptr<grpc::ServerCompletionQueue> cq_;
   EventQueue events_;
-  std::mutex mu_;
-  std::condition_variable joined_cv_;
+  std::set<Session*> sessions_;
   std::vector<std::shared_ptr<WorkerLink>> links_;  // by rank
   std::vector<std::string> refusals_;
-  bool closed_ = false;
+  bool closed_ = false;          // no more joins
+  bool stopped_ = false;         // the server is shut down: accept nothing, post nothing
   int refused_messages_ = 0;
 };
 

@@ -116,10 +116,11 @@ void TrainingRun::send(int rank, const CoordinatorMessage& m) {
   if (!link || !link->send(m)) throw WorkerLost{rank, "can no longer be reached"};
 }
 
-void TrainingRun::send_all(const CoordinatorMessage& m, const std::string& during) {
+void TrainingRun::send_all(std::shared_ptr<const CoordinatorMessage> m, const std::string& during) {
   for (int r : live_ranks()) {
     try {
-      send(r, m);
+      auto link = service_.link(r);
+      if (!link || !link->send(m)) throw WorkerLost{r, "can no longer be reached"};
     } catch (const WorkerLost& lost) {
       lose_worker(lost.rank, lost.why + " " + during);
     }
@@ -218,6 +219,11 @@ WorkerMessage TrainingRun::next_message(int* rank, double deadline_s, const std:
     if (now - start > deadline_s) {
       for (int r : live_ranks())
         if (waiting[size_t(r)]) {
+          // Say why where we can see it: a stopped process, not a slow one.
+          const WorkerRecord& w = workers_[size_t(r)];
+          if (w.spawned && w.pid > 0 && process_stopped(w.pid))
+            throw WorkerLost{r, "was stopped (SIGSTOP or a debugger) and did not answer " + what +
+                                    " within " + std::to_string(int(deadline_s)) + " s"};
           char why[256];
           std::snprintf(why, sizeof why,
                         "did not answer %s within %.1f s (slowest recent step %.2f s + --failure-grace %.1f s)",
@@ -354,8 +360,9 @@ void TrainingRun::run_epoch(ProgressDisplay& progress) {
       add_packed_floats(results[size_t(r)].gradient(), sum_.data(), sum_.size());
     }
     optimizer_->step(params_.data(), sum_.data());
-    CoordinatorMessage m;
-    threadsplit::Params* p = m.mutable_params();
+    // One message for every worker: each link writes it from the same bytes.
+    auto m = std::make_shared<CoordinatorMessage>();
+    threadsplit::Params* p = m->mutable_params();
     p->set_run_id(setup_.run_id);
     p->set_step(step_);
     pack_floats(params_.data(), params_.size(), p->mutable_params());

@@ -141,7 +141,7 @@ class TrainingRun {
   // Throws WorkerLost when the worker's stream is broken.
   void send(int rank, const threadsplit::CoordinatorMessage& m);
   // Sends to every live rank; a rank that cannot be reached is lost (policy applies).
-  void send_all(const threadsplit::CoordinatorMessage& m, const std::string& during);
+  void send_all(std::shared_ptr<const threadsplit::CoordinatorMessage> m, const std::string& during);
   // The next message of a live rank. Throws WorkerLost when a rank's stream ends, a spawned
   // worker exits or is stopped, or a rank in `waiting` stays silent past `deadline_s`.
   // `arrived_s`, when given, is when the message reached its handler.

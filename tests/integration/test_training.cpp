@@ -158,7 +158,7 @@ TEST_CASE("workers run on their assigned cores with the token only in their envi
     for (pid_t pid : pids) kill(pid, SIGKILL);
 }
 
-TEST_CASE("--coordinator-priority normal leaves the coordinator's scheduling alone, and a bad "
+TEST_CASE("coordinator priority 'normal' leaves the coordinator's scheduling alone, and a bad "
           "value is refused",
           "[integration][launcher]") {
   const std::string report = ts_test::tmp_dir() + "/priority_normal.json";
