@@ -26,22 +26,20 @@ std::string pack_floats(const float* data, size_t n) {
 
 size_t first_nonfinite(const char* bytes, size_t n) {
   // A float is NaN or infinite exactly when its exponent bits are all ones.
-  constexpr uint32_t kExponent = 0x7f800000u;
+  auto nonfinite = [bytes](size_t i) {
+    constexpr uint32_t kExponent = 0x7f800000u;
+    uint32_t bits;
+    std::memcpy(&bits, bytes + i * sizeof(float), sizeof bits);
+    return uint32_t((bits & kExponent) == kExponent);
+  };
   constexpr size_t kBlock = 256;
   for (size_t begin = 0; begin < n; begin += kBlock) {
     const size_t end = std::min(n, begin + kBlock);
     uint32_t any = 0;
-    for (size_t i = begin; i < end; ++i) {
-      uint32_t bits;
-      std::memcpy(&bits, bytes + i * sizeof(float), sizeof bits);
-      any |= uint32_t((bits & kExponent) == kExponent);
-    }
+    for (size_t i = begin; i < end; ++i) any |= nonfinite(i);
     if (!any) continue;
-    for (size_t i = begin; i < end; ++i) {
-      uint32_t bits;
-      std::memcpy(&bits, bytes + i * sizeof(float), sizeof bits);
-      if ((bits & kExponent) == kExponent) return i;
-    }
+    for (size_t i = begin; i < end; ++i)
+      if (nonfinite(i)) return i;
   }
   return n;
 }

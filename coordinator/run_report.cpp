@@ -59,6 +59,19 @@ void write_phases(JsonWriter& j, const PhaseSums& p) {
       .field("apply_params_s", p.apply_params);
 }
 
+// "shares" of an epoch (EpochRecord) or of the timed window (TimedFigures): the same fields.
+template <class Figures>
+void write_shares(JsonWriter& j, const Figures& f) {
+  j.key("shares").begin_object()
+      .field("data_wait", f.data_share)
+      .field("forward", f.forward_share)
+      .field("backward", f.backward_share)
+      .field("exchange", f.exchange_share)
+      .field("update", f.update_share)
+      .field("sync_wait", f.sync_share)
+      .end_object();
+}
+
 void write_eval(JsonWriter& j, const EvalOutcome& e) {
   j.begin_object()
       .field("split", e.split)
@@ -180,14 +193,7 @@ void write_run_report(const std::string& path, const ReportInputs& in) {
         j.key("validation");
         write_eval(j, *e.validation);
       }
-      j.key("shares").begin_object()
-          .field("data_wait", e.data_share)
-          .field("forward", e.forward_share)
-          .field("backward", e.backward_share)
-          .field("exchange", e.exchange_share)
-          .field("update", e.update_share)
-          .field("sync_wait", e.sync_share)
-          .end_object();
+      write_shares(j, e);
       j.field("gradient_wait_s", e.gradient_wait_s).field("update_s", e.update_s);
       j.key("step_losses").begin_array();
       for (double l : e.step_losses) j.value(l);
@@ -222,14 +228,7 @@ void write_run_report(const std::string& path, const ReportInputs& in) {
         .field("step_s_max", t.step_s_max)
         .field("gradient_wait_s", t.gradient_wait_s)
         .field("update_s", t.update_s);
-    j.key("shares").begin_object()
-        .field("data_wait", t.data_share)
-        .field("forward", t.forward_share)
-        .field("backward", t.backward_share)
-        .field("exchange", t.exchange_share)
-        .field("update", t.update_share)
-        .field("sync_wait", t.sync_share)
-        .end_object();
+    write_shares(j, t);
     j.end_object();
   }
   j.key("totals").begin_object()
