@@ -184,6 +184,7 @@ void write_run_report(const std::string& path, const ReportInputs& in) {
           .field("epoch", e.epoch)
           .field("steps", e.steps)
           .field("planned_steps", e.planned_steps)
+          .field("aborted", e.aborted)
           .field("samples", e.samples)
           .field("seconds", e.seconds)
           .field("images_per_s", e.images_per_s)

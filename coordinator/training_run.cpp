@@ -246,162 +246,173 @@ void TrainingRun::run_epoch(ProgressDisplay& progress) {
 
   bool redeal = false;  // a worker was lost: the rest of the epoch goes to the survivors
   try {
-    deal(plan, first, last);
-  } catch (const WorkerLost& lost) {
-    lose_worker(lost.rank, lost.why + " (epoch " + std::to_string(epoch_ + 1) + " deal)");
-    redeal = true;
-  }
+      deal(plan, first, last);
+    } catch (const WorkerLost& lost) {
+      lose_worker(lost.rank, lost.why + " (epoch " + std::to_string(epoch_ + 1) + " deal)");
+      redeal = true;
+    }
 
-  EpochRecord rec;
-  rec.epoch = epoch_ + 1;
-  rec.planned_steps = plan.steps();
-  rec.workers.resize(size_t(P));
-  double loss_sum = 0;
-  int64_t correct = 0;
-  std::vector<bool> received(static_cast<size_t>(P));
-  std::vector<bool> empty(static_cast<size_t>(P));
-  std::vector<bool> waiting(static_cast<size_t>(P));
-  std::vector<threadsplit::StepResult> results(static_cast<size_t>(P));
-  std::string packed;
-  const Stopwatch wall;
-  for (int s = first; s < last; ++s) {
-    const std::vector<int32_t>& batch = plan.batches[size_t(s)];
-    const std::string what = "during step " + std::to_string(step_);
-    const Stopwatch wait;
-    StepTiming timing;
-    timing.step = step_;
-    timing.start_s = now_seconds();
-    timing.workers.resize(size_t(P));
-    while (true) {  // until every live rank's result for this step is in
-      try {
-        if (redeal) {
-          deal(plan, s, last);
-          redeal = false;
-          std::fprintf(stderr, "threadsplit: re-dealt steps %lld..%lld of epoch %lld among %d "
-                       "workers; each step keeps its global batch of %zu, so the math is "
-                       "unchanged (up to float summation order)\n",
-                       (long long)step_, (long long)(step_ + (last - s) - 1), (long long)epoch_ + 1,
-                       int(live_ranks().size()), batch.size());
+    EpochRecord rec;
+    rec.epoch = epoch_ + 1;
+    rec.planned_steps = plan.steps();
+    rec.workers.resize(size_t(P));
+    double loss_sum = 0;
+    int64_t correct = 0;
+    std::vector<bool> received(static_cast<size_t>(P));
+    std::vector<bool> empty(static_cast<size_t>(P));
+    std::vector<bool> waiting(static_cast<size_t>(P));
+    std::vector<threadsplit::StepResult> results(static_cast<size_t>(P));
+    std::string packed;
+    const Stopwatch wall;
+    auto close_record = [&] {
+      rec.seconds = wall.elapsed();
+      train_seconds_ += rec.seconds;
+      rec.images_per_s = rec.seconds > 0 ? double(rec.samples) / rec.seconds : 0;
+      rec.train_loss = rec.samples ? loss_sum / double(rec.samples) : 0;
+      rec.train_accuracy = rec.samples ? double(correct) / double(rec.samples) : 0;
+      if (rec.seconds > 0) {
+        for (const PhaseSums& w : rec.workers) {
+          rec.data_share += w.data_wait / rec.seconds / P;
+          rec.forward_share += w.forward / rec.seconds / P;
+          rec.backward_share += w.backward / rec.seconds / P;
+          rec.exchange_share += std::max(0.0, w.exchange_wait - w.sync_wait) / rec.seconds / P;
+          rec.sync_share += w.sync_wait / rec.seconds / P;
         }
-        const std::vector<int> live = live_ranks();
-        const int n = int(live.size());
-        for (int r = 0; r < P; ++r) {
-          received[size_t(r)] = false;
-          waiting[size_t(r)] = alive_[size_t(r)];
-        }
-        for (int got = 0; got < n;) {
-          int r = -1;
-          double arrived = 0;
-          service_.events().set_step_gate(n - got);
-          WorkerMessage msg = next_message(&r, deadline_.seconds(), what, waiting, &arrived);
-          if (!msg.has_step()) throw WorkerLost{r, std::string("sent ") + message_kind(msg) + " " + what};
-          threadsplit::StepResult& res = *msg.mutable_step();
-          // A result computed under a deal before the latest re-deal is stale, not wrong.
-          if (res.deal_id() < deal_id_ && res.step() == step_) continue;
-          const int expect = worker_share(int(batch.size()), n, live_index_[size_t(r)]).count;
-          std::string bad;
-          if (res.run_id() != setup_.run_id) bad = "a message of run '" + res.run_id() + "'";
-          else if (res.deal_id() != deal_id_) bad = "a result for deal " + std::to_string(res.deal_id());
-          else if (res.step() != step_) bad = "a result for step " + std::to_string(res.step());
-          else if (received[size_t(r)]) bad = "a second result";
-          else if (res.samples() != expect)
-            bad = "a result for " + std::to_string(res.samples()) + " samples instead of " + std::to_string(expect);
-          else if (!std::isfinite(res.loss_sum()) || res.correct() < 0 || res.correct() > expect)
-            bad = "an impossible loss or accuracy (loss sum " + std::to_string(res.loss_sum()) + ")";
-          if (bad.empty()) {
-            // The handler has checked the gradient's size and that every value is finite
-            // (check_worker_message); it is summed from the message's bytes below.
-            empty[size_t(r)] = expect == 0 && res.gradient().empty();
-            if (!empty[size_t(r)] && res.gradient().size() != setup_.net.num_params * sizeof(float))
-              bad = "a gradient of " + std::to_string(res.gradient().size()) + " bytes";
-          }
-          if (!bad.empty()) {
-            std::fprintf(stderr, "threadsplit: refused from %s: %s %s\n", describe_worker(r).c_str(),
-                         bad.c_str(), what.c_str());
-            throw WorkerLost{r, "sent " + bad + " " + what};
-          }
-          received[size_t(r)] = true;
-          waiting[size_t(r)] = false;
-          results[size_t(r)].Swap(&res);  // the gradient's bytes move, not copied
-          timing.workers[size_t(r)].received_s = arrived;
-          ++got;
-        }
-        break;
-      } catch (const WorkerLost& lost) {
-        lose_worker(lost.rank, lost.why);
-        redeal = true;
+        rec.update_share = rec.update_s / rec.seconds;
       }
-    }
-    service_.events().set_step_gate(0);
-    const double loss_before = loss_sum;
-    double last_arrival = 0;
-    for (int r : live_ranks()) last_arrival = std::max(last_arrival, timing.workers[size_t(r)].received_s);
-    for (int r : live_ranks()) {
-      const threadsplit::StepResult& res = results[size_t(r)];
-      PhaseSums phases;
-      phases.add(res.times());
-      phases.sync_wait = pending_sync_[size_t(r)];  // the step its exchange wait belongs to
-      pending_sync_[size_t(r)] = last_arrival - timing.workers[size_t(r)].received_s;
-      rec.workers[size_t(r)].add(phases);
-      workers_[size_t(r)].total.add(phases);
-      note_result(timing.workers[size_t(r)], res);
-      loss_sum += res.loss_sum();
-      correct += res.correct();
-    }
-    rec.gradient_wait_s += wait.elapsed();
-    deadline_.record(wait.elapsed());
+    };
+    try {
+    for (int s = first; s < last; ++s) {
+      const std::vector<int32_t>& batch = plan.batches[size_t(s)];
+      const std::string what = "during step " + std::to_string(step_);
+      const Stopwatch wait;
+      StepTiming timing;
+      timing.step = step_;
+      timing.start_s = now_seconds();
+      timing.workers.resize(size_t(P));
+      while (true) {  // until every live rank's result for this step is in
+        try {
+          if (redeal) {
+            deal(plan, s, last);
+            redeal = false;
+            std::fprintf(stderr, "threadsplit: re-dealt steps %lld..%lld of epoch %lld among %d "
+                         "workers; each step keeps its global batch of %zu, so the math is "
+                         "unchanged (up to float summation order)\n",
+                         (long long)step_, (long long)(step_ + (last - s) - 1), (long long)epoch_ + 1,
+                         int(live_ranks().size()), batch.size());
+          }
+          const std::vector<int> live = live_ranks();
+          const int n = int(live.size());
+          for (int r = 0; r < P; ++r) {
+            received[size_t(r)] = false;
+            waiting[size_t(r)] = alive_[size_t(r)];
+          }
+          for (int got = 0; got < n;) {
+            int r = -1;
+            double arrived = 0;
+            service_.events().set_step_gate(n - got);
+            WorkerMessage msg = next_message(&r, deadline_.seconds(), what, waiting, &arrived);
+            if (!msg.has_step()) throw WorkerLost{r, std::string("sent ") + message_kind(msg) + " " + what};
+            threadsplit::StepResult& res = *msg.mutable_step();
+            // A result computed under a deal before the latest re-deal is stale, not wrong.
+            if (res.deal_id() < deal_id_ && res.step() == step_) continue;
+            const int expect = worker_share(int(batch.size()), n, live_index_[size_t(r)]).count;
+            std::string bad;
+            if (res.run_id() != setup_.run_id) bad = "a message of run '" + res.run_id() + "'";
+            else if (res.deal_id() != deal_id_) bad = "a result for deal " + std::to_string(res.deal_id());
+            else if (res.step() != step_) bad = "a result for step " + std::to_string(res.step());
+            else if (received[size_t(r)]) bad = "a second result";
+            else if (res.samples() != expect)
+              bad = "a result for " + std::to_string(res.samples()) + " samples instead of " + std::to_string(expect);
+            else if (!std::isfinite(res.loss_sum()) || res.correct() < 0 || res.correct() > expect)
+              bad = "an impossible loss or accuracy (loss sum " + std::to_string(res.loss_sum()) + ")";
+            if (bad.empty()) {
+              // The handler has checked the gradient's size and that every value is finite
+              // (check_worker_message); it is summed from the message's bytes below.
+              empty[size_t(r)] = expect == 0 && res.gradient().empty();
+              if (!empty[size_t(r)] && res.gradient().size() != setup_.net.num_params * sizeof(float))
+                bad = "a gradient of " + std::to_string(res.gradient().size()) + " bytes";
+            }
+            if (!bad.empty()) {
+              std::fprintf(stderr, "threadsplit: refused from %s: %s %s\n", describe_worker(r).c_str(),
+                           bad.c_str(), what.c_str());
+              throw WorkerLost{r, "sent " + bad + " " + what};
+            }
+            received[size_t(r)] = true;
+            waiting[size_t(r)] = false;
+            results[size_t(r)].Swap(&res);  // the gradient's bytes move, not copied
+            timing.workers[size_t(r)].received_s = arrived;
+            ++got;
+          }
+          break;
+        } catch (const WorkerLost& lost) {
+          lose_worker(lost.rank, lost.why);
+          redeal = true;
+        }
+      }
+      service_.events().set_step_gate(0);
+      const double loss_before = loss_sum;
+      double last_arrival = 0;
+      for (int r : live_ranks()) last_arrival = std::max(last_arrival, timing.workers[size_t(r)].received_s);
+      for (int r : live_ranks()) {
+        const threadsplit::StepResult& res = results[size_t(r)];
+        PhaseSums phases;
+        phases.add(res.times());
+        phases.sync_wait = pending_sync_[size_t(r)];  // the step its exchange wait belongs to
+        pending_sync_[size_t(r)] = last_arrival - timing.workers[size_t(r)].received_s;
+        rec.workers[size_t(r)].add(phases);
+        workers_[size_t(r)].total.add(phases);
+        note_result(timing.workers[size_t(r)], res);
+        loss_sum += res.loss_sum();
+        correct += res.correct();
+      }
+      rec.gradient_wait_s += wait.elapsed();
+      deadline_.record(wait.elapsed());
 
-    timing.gradients_s = now_seconds();
-    const Stopwatch update;
-    // Rank order, always: the sum (and so the run) is the same on every repetition.
-    std::fill(sum_.begin(), sum_.end(), 0.f);
-    for (int r : live_ranks()) {
-      if (empty[size_t(r)]) continue;
-      add_packed_floats(results[size_t(r)].gradient(), sum_.data(), sum_.size());
+      timing.gradients_s = now_seconds();
+      const Stopwatch update;
+      // Rank order, always: the sum (and so the run) is the same on every repetition.
+      std::fill(sum_.begin(), sum_.end(), 0.f);
+      for (int r : live_ranks()) {
+        if (empty[size_t(r)]) continue;
+        add_packed_floats(results[size_t(r)].gradient(), sum_.data(), sum_.size());
+      }
+      optimizer_->step(params_.data(), sum_.data());
+      // One message for every worker: each link writes it from the same bytes.
+      auto m = std::make_shared<CoordinatorMessage>();
+      threadsplit::Params* p = m->mutable_params();
+      p->set_run_id(setup_.run_id);
+      p->set_step(step_);
+      pack_floats(params_.data(), params_.size(), p->mutable_params());
+      rec.update_s += update.elapsed();
+      timing.updated_s = now_seconds();
+      const size_t live_before = live_ranks().size();
+      send_all(m, "after step " + std::to_string(step_));
+      redeal = redeal || live_ranks().size() != live_before;
+
+      timing.end_s = now_seconds();
+      timing.samples = int64_t(batch.size());
+      step_timings_.push_back(std::move(timing));
+
+      ++step_;
+      ++step_in_epoch_;
+      ++steps_this_run_;
+      ++rec.steps;
+      rec.samples += int64_t(batch.size());
+      rec.step_losses.push_back((loss_sum - loss_before) / double(batch.size()));
+      const double t = wall.elapsed();
+      progress.step(epoch_ + 1, o.epochs, s + 1, plan.steps(), loss_sum / double(rec.samples),
+                    t > 0 ? double(rec.samples) / t : 0);
+      if (after_step_ && s + 1 < plan.steps()) after_step_(false);
     }
-    optimizer_->step(params_.data(), sum_.data());
-    // One message for every worker: each link writes it from the same bytes.
-    auto m = std::make_shared<CoordinatorMessage>();
-    threadsplit::Params* p = m->mutable_params();
-    p->set_run_id(setup_.run_id);
-    p->set_step(step_);
-    pack_floats(params_.data(), params_.size(), p->mutable_params());
-    rec.update_s += update.elapsed();
-    timing.updated_s = now_seconds();
-    const size_t live_before = live_ranks().size();
-    send_all(m, "after step " + std::to_string(step_));
-    redeal = redeal || live_ranks().size() != live_before;
-
-    timing.end_s = now_seconds();
-    timing.samples = int64_t(batch.size());
-    step_timings_.push_back(std::move(timing));
-
-    ++step_;
-    ++step_in_epoch_;
-    ++steps_this_run_;
-    ++rec.steps;
-    rec.samples += int64_t(batch.size());
-    rec.step_losses.push_back((loss_sum - loss_before) / double(batch.size()));
-    const double t = wall.elapsed();
-    progress.step(epoch_ + 1, o.epochs, s + 1, plan.steps(), loss_sum / double(rec.samples),
-                  t > 0 ? double(rec.samples) / t : 0);
-    if (after_step_ && s + 1 < plan.steps()) after_step_(false);
+  } catch (const RunAborted&) {
+    // The steps that ran before the run failed still count: the report keeps them.
+    close_record();
+    rec.aborted = true;
+    epochs_.push_back(std::move(rec));
+    throw;
   }
-  rec.seconds = wall.elapsed();
-  train_seconds_ += rec.seconds;
-  rec.images_per_s = rec.seconds > 0 ? double(rec.samples) / rec.seconds : 0;
-  rec.train_loss = rec.samples ? loss_sum / double(rec.samples) : 0;
-  rec.train_accuracy = rec.samples ? double(correct) / double(rec.samples) : 0;
-  if (rec.seconds > 0) {
-    for (const PhaseSums& w : rec.workers) {
-      rec.data_share += w.data_wait / rec.seconds / P;
-      rec.forward_share += w.forward / rec.seconds / P;
-      rec.backward_share += w.backward / rec.seconds / P;
-      rec.exchange_share += std::max(0.0, w.exchange_wait - w.sync_wait) / rec.seconds / P;
-      rec.sync_share += w.sync_wait / rec.seconds / P;
-    }
-    rec.update_share = rec.update_s / rec.seconds;
-  }
+  close_record();
   const bool epoch_done = step_in_epoch_ == plan.steps();
   if (epoch_done) {
     ++epoch_;

@@ -77,6 +77,7 @@ struct EvalOutcome {
 struct EpochRecord {
   int64_t epoch = 0;                  // 1-based for people
   int steps = 0, planned_steps = 0;
+  bool aborted = false;               // the run failed during this epoch (steps: those done)
   int64_t samples = 0;
   double seconds = 0;                 // training steps only, evaluation excluded
   double images_per_s = 0;

@@ -85,7 +85,8 @@ TEST_CASE("abort policy: a worker killed at a random step ends the run within se
   ts_test::Process coord = ts_test::start(
       "abort_kill", ts_test::coordinator_args({"--procs", "2", "--threads", "1", "--steps", "100000",
                                                "--eval-every", "0", "--checkpoint-dir", dir,
-                                               "--on-worker-failure", "abort"}));
+                                               "--on-worker-failure", "abort",
+                                               "--report", dir + "/report.json"}));
   const std::vector<pid_t> pids = wait_for_workers(coord, 2);
   REQUIRE(pids.size() == 2);
   random_pause(0.2, 1.0);
@@ -100,6 +101,16 @@ TEST_CASE("abort policy: a worker killed at a random step ends the run within se
   ts::CheckpointStore store(dir, 3);
   REQUIRE(!store.list().empty());
   CHECK_NOTHROW(load(store.list()[0]));
+  // The report keeps the steps of the epoch the failure cut short, marked as such.
+  const ts::Json r = ts::read_json_file(dir + "/report.json");
+  CHECK(r["status"].str == "failed");
+  REQUIRE(r["epochs"].size() >= 1);
+  const ts::Json& last = r["epochs"][r["epochs"].size() - 1];
+  CHECK(last["aborted"].b);
+  CHECK(last["steps"].num == r["totals"]["steps"].num);
+  CHECK(last["steps"].num > 0);
+  CHECK(last["steps"].num < last["planned_steps"].num);
+  CHECK(last["train_loss"].num > 0);
   CHECK(ts_test::wait_until([&] { return ts_test::process_gone(pids[0]); }, 10));
   kill_all(pids);
 }
