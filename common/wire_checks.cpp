@@ -1,13 +1,12 @@
 #include "wire_checks.h"
 
-#include "wire_format.h"
-
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 
 #include "crc32.h"
 #include "network.h"
+#include "wire_format.h"
 
 #ifndef THREADSPLIT_VERSION
 #define THREADSPLIT_VERSION "unknown"

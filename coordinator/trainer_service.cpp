@@ -42,6 +42,20 @@ namespace {
 
 constexpr int kAccept = 0, kRead = 1, kWrite = 2, kFinish = 3;
 
+// Starts the next queued write unless one is outstanding or the stream is ending.
+void write_next(Session* s) {
+  if (s->writing || s->outbox.empty() || s->write_failed || s->finishing || s->finished) return;
+  s->writing = true;
+  s->stream.Write(*s->outbox.front(), &s->write_tag);
+}
+
+// Finishes with s->status once that is wanted and no read or write is outstanding.
+void finish_if_ready(Session* s) {
+  if (!s->finish_wanted || s->reading || s->writing || s->finishing || s->finished) return;
+  s->finishing = true;
+  s->stream.Finish(s->status, &s->finish_tag);
+}
+
 bool is_step(const WorkerEvent& e) { return !e.closed && e.message.has_step(); }
 
 std::chrono::system_clock::time_point wall_deadline(double deadline_s) {
@@ -87,10 +101,7 @@ bool WorkerLink::send(std::shared_ptr<const CoordinatorMessage> m) {
   Session* s = session_;
   if (!s || s->finish_wanted || s->write_failed || s->finished) return false;
   s->outbox.push_back(std::move(m));
-  if (!s->writing) {
-    s->writing = true;
-    s->stream.Write(*s->outbox.front(), &s->write_tag);
-  }
+  write_next(s);
   return true;
 }
 
@@ -105,10 +116,7 @@ void WorkerLink::release() {
     s->ctx.TryCancel();
   }
   // Finish (status OK, or the refusal set when its message was refused) once idle.
-  if (!s->reading && !s->writing && !s->finishing && !s->finished) {
-    s->finishing = true;
-    s->stream.Finish(s->status, &s->finish_tag);
-  }
+  finish_if_ready(s);
 }
 
 // ---- TrainerService --------------------------------------------------------------------
@@ -191,7 +199,7 @@ void TrainerService::on_completion(Session* s, Op op, bool ok) {
                              : "its stream ended without a Goodbye: the process is gone or its "
                                "connection was lost";
           if (!s->cancelled) events_.push(std::move(e));  // a release we asked for is no news
-        } else if (!s->finish_wanted) {
+        } else {
           finish(s, grpc::Status(grpc::StatusCode::CANCELLED, "no Hello"));
         }
         finish_if_ready(s);
@@ -228,22 +236,10 @@ void TrainerService::read_next(Session* s) {
   s->stream.Read(&s->in, &s->read_tag);
 }
 
-void TrainerService::write_next(Session* s) {
-  if (s->writing || s->outbox.empty() || s->write_failed || s->finishing || s->finished) return;
-  s->writing = true;
-  s->stream.Write(*s->outbox.front(), &s->write_tag);
-}
-
 void TrainerService::finish(Session* s, grpc::Status status) {
   if (s->finish_wanted) return;
   s->finish_wanted = true;
   s->status = std::move(status);
-}
-
-void TrainerService::finish_if_ready(Session* s) {
-  if (!s->finish_wanted || s->reading || s->writing || s->finishing || s->finished) return;
-  s->finishing = true;
-  s->stream.Finish(s->status, &s->finish_tag);
 }
 
 void TrainerService::delete_if_done(Session* s) {
@@ -390,11 +386,7 @@ void TrainerService::stop(grpc::Server& server) {
       case Op::kWrite: s->writing = false; break;
       case Op::kFinish: s->finishing = false; s->finished = true; break;
     }
-    if (s->finished && !s->reading && !s->writing && !s->finishing) {
-      if (s->link) s->link->session_ = nullptr;
-      sessions_.erase(s);
-      delete s;
-    }
+    delete_if_done(s);
   }
 }
 

@@ -142,10 +142,8 @@ class TrainerService {
   void on_hello(Session* s);
   void on_message(Session* s);
   void read_next(Session* s);
-  void write_next(Session* s);
   // Finishes with `status` as soon as no read or write is outstanding.
   void finish(Session* s, grpc::Status status);
-  void finish_if_ready(Session* s);
   void delete_if_done(Session* s);
   void refuse(Session* s, const std::string& line, grpc::Status status);
   std::string check_hello(const threadsplit::Hello& h, int* rank);

@@ -111,16 +111,19 @@ std::vector<int> TrainingRun::live_ranks() const {
   return live;
 }
 
-void TrainingRun::send(int rank, const CoordinatorMessage& m) {
+void TrainingRun::send(int rank, std::shared_ptr<const CoordinatorMessage> m) {
   auto link = service_.link(rank);
-  if (!link || !link->send(m)) throw WorkerLost{rank, "can no longer be reached"};
+  if (!link || !link->send(std::move(m))) throw WorkerLost{rank, "can no longer be reached"};
+}
+
+void TrainingRun::send(int rank, const CoordinatorMessage& m) {
+  send(rank, std::make_shared<const CoordinatorMessage>(m));
 }
 
 void TrainingRun::send_all(std::shared_ptr<const CoordinatorMessage> m, const std::string& during) {
   for (int r : live_ranks()) {
     try {
-      auto link = service_.link(r);
-      if (!link || !link->send(m)) throw WorkerLost{r, "can no longer be reached"};
+      send(r, m);
     } catch (const WorkerLost& lost) {
       lose_worker(lost.rank, lost.why + " " + during);
     }
@@ -246,42 +249,41 @@ void TrainingRun::run_epoch(ProgressDisplay& progress) {
 
   bool redeal = false;  // a worker was lost: the rest of the epoch goes to the survivors
   try {
-      deal(plan, first, last);
-    } catch (const WorkerLost& lost) {
-      lose_worker(lost.rank, lost.why + " (epoch " + std::to_string(epoch_ + 1) + " deal)");
-      redeal = true;
-    }
+    deal(plan, first, last);
+  } catch (const WorkerLost& lost) {
+    lose_worker(lost.rank, lost.why + " (epoch " + std::to_string(epoch_ + 1) + " deal)");
+    redeal = true;
+  }
 
-    EpochRecord rec;
-    rec.epoch = epoch_ + 1;
-    rec.planned_steps = plan.steps();
-    rec.workers.resize(size_t(P));
-    double loss_sum = 0;
-    int64_t correct = 0;
-    std::vector<bool> received(static_cast<size_t>(P));
-    std::vector<bool> empty(static_cast<size_t>(P));
-    std::vector<bool> waiting(static_cast<size_t>(P));
-    std::vector<threadsplit::StepResult> results(static_cast<size_t>(P));
-    std::string packed;
-    const Stopwatch wall;
-    auto close_record = [&] {
-      rec.seconds = wall.elapsed();
-      train_seconds_ += rec.seconds;
-      rec.images_per_s = rec.seconds > 0 ? double(rec.samples) / rec.seconds : 0;
-      rec.train_loss = rec.samples ? loss_sum / double(rec.samples) : 0;
-      rec.train_accuracy = rec.samples ? double(correct) / double(rec.samples) : 0;
-      if (rec.seconds > 0) {
-        for (const PhaseSums& w : rec.workers) {
-          rec.data_share += w.data_wait / rec.seconds / P;
-          rec.forward_share += w.forward / rec.seconds / P;
-          rec.backward_share += w.backward / rec.seconds / P;
-          rec.exchange_share += std::max(0.0, w.exchange_wait - w.sync_wait) / rec.seconds / P;
-          rec.sync_share += w.sync_wait / rec.seconds / P;
-        }
-        rec.update_share = rec.update_s / rec.seconds;
+  EpochRecord rec;
+  rec.epoch = epoch_ + 1;
+  rec.planned_steps = plan.steps();
+  rec.workers.resize(size_t(P));
+  double loss_sum = 0;
+  int64_t correct = 0;
+  std::vector<bool> received(static_cast<size_t>(P));
+  std::vector<bool> empty(static_cast<size_t>(P));
+  std::vector<bool> waiting(static_cast<size_t>(P));
+  std::vector<threadsplit::StepResult> results(static_cast<size_t>(P));
+  const Stopwatch wall;
+  auto close_record = [&] {
+    rec.seconds = wall.elapsed();
+    train_seconds_ += rec.seconds;
+    rec.images_per_s = rec.seconds > 0 ? double(rec.samples) / rec.seconds : 0;
+    rec.train_loss = rec.samples ? loss_sum / double(rec.samples) : 0;
+    rec.train_accuracy = rec.samples ? double(correct) / double(rec.samples) : 0;
+    if (rec.seconds > 0) {
+      for (const PhaseSums& w : rec.workers) {
+        rec.data_share += w.data_wait / rec.seconds / P;
+        rec.forward_share += w.forward / rec.seconds / P;
+        rec.backward_share += w.backward / rec.seconds / P;
+        rec.exchange_share += std::max(0.0, w.exchange_wait - w.sync_wait) / rec.seconds / P;
+        rec.sync_share += w.sync_wait / rec.seconds / P;
       }
-    };
-    try {
+      rec.update_share = rec.update_s / rec.seconds;
+    }
+  };
+  try {
     for (int s = first; s < last; ++s) {
       const std::vector<int32_t>& batch = plan.batches[size_t(s)];
       const std::string what = "during step " + std::to_string(step_);
@@ -352,14 +354,12 @@ void TrainingRun::run_epoch(ProgressDisplay& progress) {
       }
       service_.events().set_step_gate(0);
       const double loss_before = loss_sum;
-      double last_arrival = 0;
-      for (int r : live_ranks()) last_arrival = std::max(last_arrival, timing.workers[size_t(r)].received_s);
       for (int r : live_ranks()) {
         const threadsplit::StepResult& res = results[size_t(r)];
         PhaseSums phases;
         phases.add(res.times());
         phases.sync_wait = pending_sync_[size_t(r)];  // the step its exchange wait belongs to
-        pending_sync_[size_t(r)] = last_arrival - timing.workers[size_t(r)].received_s;
+        pending_sync_[size_t(r)] = sync_wait(timing, size_t(r));
         rec.workers[size_t(r)].add(phases);
         workers_[size_t(r)].total.add(phases);
         note_result(timing.workers[size_t(r)], res);
@@ -406,6 +406,7 @@ void TrainingRun::run_epoch(ProgressDisplay& progress) {
       if (after_step_ && s + 1 < plan.steps()) after_step_(false);
     }
   } catch (const RunAborted&) {
+    service_.events().set_step_gate(0);  // shutdown() still has Goodbyes to read
     // The steps that ran before the run failed still count: the report keeps them.
     close_record();
     rec.aborted = true;
@@ -461,7 +462,6 @@ EvalOutcome TrainingRun::evaluate(const std::string& split, ProgressDisplay& pro
   EvalOutcome out;
   out.split = split;
   if (all.empty()) return out;
-  service_.events().set_step_gate(0);
   progress.status("evaluating " + split + " (" + std::to_string(all.size()) + " records) ...");
   const Stopwatch wall;
   const std::string what = "during " + split + " evaluation";
@@ -520,7 +520,6 @@ EvalOutcome TrainingRun::evaluate(const std::string& split, ProgressDisplay& pro
 
 void TrainingRun::shutdown(bool failed, const std::string& reason) {
   const int P = setup_.world_size;
-  service_.events().set_step_gate(0);
   std::vector<bool> done(static_cast<size_t>(P), true);
   int waiting = 0;
   for (int r : live_ranks()) {

@@ -140,6 +140,7 @@ class TrainingRun {
  private:
   void run_epoch(ProgressDisplay& progress);
   // Throws WorkerLost when the worker's stream is broken.
+  void send(int rank, std::shared_ptr<const threadsplit::CoordinatorMessage> m);
   void send(int rank, const threadsplit::CoordinatorMessage& m);
   // Sends to every live rank; a rank that cannot be reached is lost (policy applies).
   void send_all(std::shared_ptr<const threadsplit::CoordinatorMessage> m, const std::string& during);
