@@ -113,7 +113,7 @@ int main(int argc, char** argv) {
   std::string data_note = dir;
   if (dir.empty()) {
     dir = "/tmp/threadsplit-bench-synthetic-" + std::to_string(getuid());
-    ts::write_synthetic_cifar10(dir, 1);
+    ts::ensure_synthetic_cifar10(dir, 1);
     data_note = dir + " (generated)";
   }
   ts::Cifar10 data = ts::Cifar10::open(dir);

@@ -17,9 +17,6 @@ constexpr const char* kFileNames[kCifarFiles] = {
     "data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
     "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"};
 constexpr const char* kFix = "download it again with scripts/get_cifar10.sh";
-constexpr size_t kFileBytes = size_t(kCifarRecordsPerFile) * kCifarRecordBytes;
-// Left by write_synthetic_cifar10 (synthetic_cifar10.cpp writes the same name).
-constexpr const char* kSyntheticMarker = "SYNTHETIC.txt";
 
 bool exists(const std::string& path) {
   struct stat st;
@@ -41,7 +38,7 @@ const uint8_t* map_and_check(const std::string& path, const std::string& dir) {
     throw DataError(path + ": not a regular file; " + kFix);
   }
   const size_t bytes = size_t(st.st_size);
-  if (bytes != kFileBytes) {
+  if (bytes != kCifarFileBytes) {
     ::close(fd);
     const bool whole = bytes % kCifarRecordBytes == 0;
     throw DataError(path + ": " + std::to_string(bytes) + " bytes" +
@@ -104,9 +101,9 @@ Cifar10 Cifar10::open(const std::string& dir) {
   c.dir_ = d;
   for (int f = 0; f < kCifarFiles; ++f) {
     c.files_[f] = map_and_check(d + "/" + kFileNames[f], d);  // on throw ~Cifar10 unmaps
-    c.lengths_[f] = kFileBytes;
+    c.lengths_[f] = kCifarFileBytes;
   }
-  c.synthetic_ = exists(d + "/" + kSyntheticMarker);
+  c.synthetic_ = exists(d + "/" + kCifarSyntheticMarker);
   return c;
 }
 

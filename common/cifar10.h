@@ -37,6 +37,9 @@ constexpr int kCifarClasses = 10;
 // data_batch_1.bin .. data_batch_5.bin, then test_batch.bin.
 constexpr int kCifarFiles = kCifarTrainFiles + 1;
 const char* cifar10_file_name(int file);
+constexpr size_t kCifarFileBytes = size_t(kCifarRecordsPerFile) * kCifarRecordBytes;
+// The file write_synthetic_cifar10 leaves beside a generated set (synthetic_cifar10.h).
+constexpr const char* kCifarSyntheticMarker = "SYNTHETIC.txt";
 
 // The split Keras' fit(validation_split=0.1) makes: the *last* 10% of the training records
 // (taken before any shuffle) are validation. Test is test_batch.bin, untouched.

@@ -15,4 +15,10 @@ namespace ts {
 // std::runtime_error naming the file when a write fails.
 void write_synthetic_cifar10(const std::string& dir, uint64_t seed);
 
+// The same, but only when `dir` does not already hold the set this seed writes (its marker,
+// written last, names the seed and the generator's version). For fixtures that tests,
+// benchmarks and fuzzers share: 176 MB are written once, not on every use. Concurrent
+// callers may both write; the files are renamed into place, so either result is whole.
+void ensure_synthetic_cifar10(const std::string& dir, uint64_t seed);
+
 }  // namespace ts

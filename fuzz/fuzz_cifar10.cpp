@@ -22,7 +22,7 @@ namespace {
 const std::string& dir() {
   static const std::string d = [] {
     const std::string p = "/tmp/threadsplit-fuzz-cifar10";
-    if (!std::filesystem::exists(p + "/test_batch.bin")) ts::write_synthetic_cifar10(p, 1);
+    ts::ensure_synthetic_cifar10(p, 1);
     return p;
   }();
   return d;

@@ -29,9 +29,7 @@ std::string test_data_dir() {
       std::filesystem::exists(real + "/test_batch.bin"))
     return real;
   const std::string synth = tmp_dir() + "/synthetic";
-  if (!std::filesystem::exists(synth + "/SYNTHETIC.txt") ||
-      !std::filesystem::exists(synth + "/test_batch.bin"))
-    ts::write_synthetic_cifar10(synth, 7);
+  ts::ensure_synthetic_cifar10(synth, 7);
   return synth;
 }
 

@@ -20,7 +20,7 @@ namespace {
 const Cifar10& data() {
   static const Cifar10 c = [] {
     const std::string dir = std::string(TEST_TMP_DIR) + "/augment/synthetic";
-    ts::write_synthetic_cifar10(dir, 3);
+    ts::ensure_synthetic_cifar10(dir, 3);
     return Cifar10::open(dir);
   }();
   return c;

@@ -26,7 +26,7 @@ namespace {
 const ts::Cifar10& data() {
   static const ts::Cifar10 c = [] {
     const std::string dir = std::string(TEST_TMP_DIR) + "/batch_loader/synthetic";
-    ts::write_synthetic_cifar10(dir, 4);
+    ts::ensure_synthetic_cifar10(dir, 4);
     return ts::Cifar10::open(dir);
   }();
   return c;

@@ -2,6 +2,8 @@
 // copies of the synthetic files for every check open() makes.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -22,7 +24,7 @@ const std::string kSyntheticDir = std::string(TEST_TMP_DIR) + "/cifar10_reader/s
 
 const std::string& synthetic_dir() {
   static const bool written = [] {
-    ts::write_synthetic_cifar10(kSyntheticDir, 7);
+    ts::ensure_synthetic_cifar10(kSyntheticDir, 7);
     return true;
   }();
   (void)written;
@@ -138,6 +140,36 @@ TEST_CASE("synthetic CIFAR-10 is deterministic in its seed", "[data]") {
   }
 }
 
+TEST_CASE("a generated set is reused only when it is whole and of the same seed", "[data]") {
+  const std::string dir = std::string(TEST_TMP_DIR) + "/cifar10_reader/ensure";
+  fs::remove_all(dir);
+  const std::string batch = dir + "/data_batch_3.bin";
+  ts::ensure_synthetic_cifar10(dir, 5);
+  REQUIRE(fs::file_size(batch) == ts::kCifarFileBytes);
+  // Whole and of this seed: left as it is.
+  fs::last_write_time(batch, fs::file_time_type::clock::now() - std::chrono::hours(1));
+  const auto stamp = fs::last_write_time(batch);
+  ts::ensure_synthetic_cifar10(dir, 5);
+  CHECK(fs::last_write_time(batch) == stamp);
+  // Another seed: written again, and opens as that seed's set.
+  ts::ensure_synthetic_cifar10(dir, 6);
+  CHECK(fs::last_write_time(batch) != stamp);
+  const std::string fresh = std::string(TEST_TMP_DIR) + "/cifar10_reader/ensure_seed6";
+  ts::write_synthetic_cifar10(fresh, 6);
+  const Cifar10 reused = Cifar10::open(dir), written = Cifar10::open(fresh);
+  CHECK(std::equal(reused.image(Set::kTrain, 31234), reused.image(Set::kTrain, 31234) + ts::kCifarImageBytes,
+                   written.image(Set::kTrain, 31234)));
+  // A truncated file: written again.
+  fs::resize_file(batch, 1000);
+  ts::ensure_synthetic_cifar10(dir, 6);
+  CHECK(fs::file_size(batch) == ts::kCifarFileBytes);
+  // No marker (say, an interrupted first write): written again.
+  fs::remove(dir + "/" + ts::kCifarSyntheticMarker);
+  ts::ensure_synthetic_cifar10(dir, 6);
+  CHECK(fs::exists(dir + "/" + ts::kCifarSyntheticMarker));
+  CHECK_NOTHROW(Cifar10::open(dir));
+}
+
 TEST_CASE("synthetic CIFAR-10 shows the class in the pixels", "[data]") {
   // A nearest-mean classifier on each image's mean colour (minus its grey level) must beat
   // chance by far, or a short training run on this data could not show learning.
@@ -179,7 +211,7 @@ TEST_CASE("synthetic CIFAR-10 shows the class in the pixels", "[data]") {
 
 TEST_CASE("Cifar10::open also finds the files in dir/cifar-10-batches-bin", "[data]") {
   const std::string parent = std::string(TEST_TMP_DIR) + "/cifar10_reader/parent";
-  ts::write_synthetic_cifar10(parent + "/cifar-10-batches-bin", 7);
+  ts::ensure_synthetic_cifar10(parent + "/cifar-10-batches-bin", 7);
   const Cifar10 c = Cifar10::open(parent + "/");
   CHECK(c.dir() == parent + "/cifar-10-batches-bin");
   CHECK(c.label(Set::kTest, 5) ==

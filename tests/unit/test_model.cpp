@@ -135,7 +135,7 @@ TEST_CASE("a short training run on CIFAR-10 lowers the loss clearly", "[engine][
   struct stat st {};
   if (stat((dir + "/data_batch_1.bin").c_str(), &st) != 0) {
     dir = std::string(TEST_TMP_DIR) + "/engine_train_synthetic";
-    ts::write_synthetic_cifar10(dir, 3);
+    ts::ensure_synthetic_cifar10(dir, 3);
     WARN("real CIFAR-10 not found at " << CIFAR10_TEST_DIR << ": training on generated data");
   }
   const ts::Cifar10 data = ts::Cifar10::open(dir);
