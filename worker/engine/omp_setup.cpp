@@ -1,6 +1,5 @@
 #include "omp_setup.h"
 
-#include <sched.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -8,20 +7,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
-#include <vector>
+
+#include "core_set.h"
 
 namespace ts {
 namespace {
-
-std::vector<int> allowed_cpus() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  std::vector<int> out;
-  if (sched_getaffinity(0, sizeof(set), &set) != 0) return out;
-  for (int c = 0; c < CPU_SETSIZE; ++c)
-    if (CPU_ISSET(c, &set)) out.push_back(c);
-  return out;
-}
 
 std::string env_or_empty(const char* name) {
   const char* v = std::getenv(name);
@@ -36,17 +26,17 @@ void reexec_with_omp_threads(int threads, char** argv) {
   if (env_or_empty("OMP_NUM_THREADS") == want && !env_or_empty("OMP_PROC_BIND").empty() &&
       !env_or_empty("OMP_PLACES").empty())
     return;
-  const auto cpus = allowed_cpus();
-  if (threads > int(cpus.size()))
+  // Grows its mask past 1024 CPUs and throws rather than return nothing (an empty
+  // OMP_PLACES would fail the check above after every exec, forever).
+  const CoreSet cpus = CoreSet::of_this_process();
+  if (threads > cpus.size())
     std::fprintf(stderr,
-                 "warning: %d OpenMP threads on %zu allowed cores is oversubscription: threads "
+                 "warning: %d OpenMP threads on %d allowed cores is oversubscription: threads "
                  "will time-share cores, and every barrier waits for a descheduled thread\n",
                  threads, cpus.size());
-  std::string places;
-  for (int c : cpus) places += (places.empty() ? "{" : ",{") + std::to_string(c) + "}";
   setenv("OMP_NUM_THREADS", want.c_str(), 1);
   setenv("OMP_PROC_BIND", "close", 1);
-  setenv("OMP_PLACES", places.c_str(), 1);
+  setenv("OMP_PLACES", cpus.omp_places().c_str(), 1);
   execv("/proc/self/exe", argv);
   throw std::runtime_error(std::string("could not re-execute with OMP_NUM_THREADS set: ") +
                            std::strerror(errno));
