@@ -4,7 +4,6 @@
 #include <signal.h>
 
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <thread>
 
@@ -319,22 +318,17 @@ void TrainingRun::run_epoch(ProgressDisplay& progress) {
             // A result computed under a deal before the latest re-deal is stale, not wrong.
             if (res.deal_id() < deal_id_ && res.step() == step_) continue;
             const int expect = worker_share(int(batch.size()), n, live_index_[size_t(r)]).count;
+            // The run id, the loss, the accuracy counts, the gradient's size and its values
+            // were checked as the message was read (check_worker_message); what is left needs
+            // this loop's state.
             std::string bad;
-            if (res.run_id() != setup_.run_id) bad = "a message of run '" + res.run_id() + "'";
-            else if (res.deal_id() != deal_id_) bad = "a result for deal " + std::to_string(res.deal_id());
+            if (res.deal_id() != deal_id_) bad = "a result for deal " + std::to_string(res.deal_id());
             else if (res.step() != step_) bad = "a result for step " + std::to_string(res.step());
             else if (received[size_t(r)]) bad = "a second result";
             else if (res.samples() != expect)
               bad = "a result for " + std::to_string(res.samples()) + " samples instead of " + std::to_string(expect);
-            else if (!std::isfinite(res.loss_sum()) || res.correct() < 0 || res.correct() > expect)
-              bad = "an impossible loss or accuracy (loss sum " + std::to_string(res.loss_sum()) + ")";
-            if (bad.empty()) {
-              // The handler has checked the gradient's size and that every value is finite
-              // (check_worker_message); it is summed from the message's bytes below.
-              empty[size_t(r)] = expect == 0 && res.gradient().empty();
-              if (!empty[size_t(r)] && res.gradient().size() != setup_.net.num_params * sizeof(float))
-                bad = "a gradient of " + std::to_string(res.gradient().size()) + " bytes";
-            }
+            // Only an empty share may come without a gradient (summed from the bytes below).
+            empty[size_t(r)] = res.gradient().empty();
             if (!bad.empty()) {
               std::fprintf(stderr, "threadsplit: refused from %s: %s %s\n", describe_worker(r).c_str(),
                            bad.c_str(), what.c_str());
@@ -492,9 +486,8 @@ EvalOutcome TrainingRun::evaluate(const std::string& split, ProgressDisplay& pro
         const threadsplit::EvalResult& res = msg.eval();
         if (res.round() < round && res.run_id() == setup_.run_id) continue;  // of an abandoned round
         const int expect = int(shares[size_t(live_index_[size_t(r)])].size());
-        if (res.run_id() != setup_.run_id || res.round() != round || received[size_t(r)] ||
-            res.samples() != expect || !std::isfinite(res.loss_sum()) || res.correct() < 0 ||
-            res.correct() > expect)
+        // Run id, loss and counts were checked as it was read (check_worker_message).
+        if (res.round() != round || received[size_t(r)] || res.samples() != expect)
           throw WorkerLost{r, "sent an evaluation result that does not match round " +
                                   std::to_string(round) + " (" + std::to_string(res.samples()) + " of " +
                                   std::to_string(expect) + " samples) " + what};
