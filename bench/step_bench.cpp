@@ -25,6 +25,7 @@
 #include "network.h"
 #include "omp_setup.h"
 #include "optimizer.h"
+#include "process_facts.h"
 #include "synthetic_cifar10.h"
 #include "timing.h"
 
@@ -80,13 +81,10 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
+// "VmRSS" -> kB, from /proc/self/status ("1234 kB"); -1 when missing.
 long status_kb(const char* key) {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  const size_t n = std::strlen(key);
-  while (std::getline(f, line))
-    if (line.compare(0, n, key) == 0) return std::atol(line.c_str() + n + 1);
-  return -1;
+  const std::string v = ts::proc_field("/proc/self/status", key);
+  return v.empty() ? -1 : std::atol(v.c_str());
 }
 
 double median(std::vector<double> v) {
@@ -187,6 +185,6 @@ int main(int argc, char** argv) {
               *std::max_element(rate.begin(), rate.end()), o.runs, o.steps, median(data_ms),
               median(fwd_ms), median(bwd_ms), median(upd_ms), median(gflops));
   std::printf("memory: VmRSS %ld MB, of which file-backed (mapped data set) %ld MB, anonymous %ld MB\n",
-              status_kb("VmRSS:") / 1024, status_kb("RssFile:") / 1024, status_kb("RssAnon:") / 1024);
+              status_kb("VmRSS") / 1024, status_kb("RssFile") / 1024, status_kb("RssAnon") / 1024);
   return 0;
 }

@@ -6,9 +6,10 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <set>
 #include <stdexcept>
+
+#include "process_facts.h"
 
 namespace ts {
 
@@ -82,19 +83,11 @@ CoreSet CoreSet::of_this_process() {
 
 CoreSet CoreSet::of_process(pid_t pid) {
   const std::string path = "/proc/" + std::to_string(pid) + "/status";
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("cannot read " + path + " (is process " + std::to_string(pid) +
-                                    " alive?)");
-  std::string line;
-  const std::string key = "Cpus_allowed_list:";
-  while (std::getline(in, line)) {
-    if (line.compare(0, key.size(), key) != 0) continue;
-    const size_t b = line.find_first_not_of(" \t", key.size());
-    const size_t e = line.find_last_not_of(" \t\r");
-    if (b == std::string::npos) break;
-    return parse(line.substr(b, e - b + 1));
-  }
-  throw std::runtime_error(path + " has no Cpus_allowed_list line");
+  const std::string list = proc_field(path, "Cpus_allowed_list");
+  if (list.empty())
+    throw std::runtime_error("cannot read Cpus_allowed_list from " + path + " (is process " +
+                             std::to_string(pid) + " alive?)");
+  return parse(list);
 }
 
 CoreSet CoreSet::of_process_threads(pid_t pid) {
@@ -102,17 +95,9 @@ CoreSet CoreSet::of_process_threads(pid_t pid) {
   std::error_code ec;
   CoreSet all;
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    const std::string status = entry.path().string() + "/status";
-    std::ifstream in(status);
-    std::string line;
-    const std::string key = "Cpus_allowed_list:";
-    while (std::getline(in, line)) {
-      if (line.compare(0, key.size(), key) != 0) continue;
-      const size_t b = line.find_first_not_of(" \t", key.size());
-      const size_t e = line.find_last_not_of(" \t\r");
-      if (b != std::string::npos) all = united(all, parse(line.substr(b, e - b + 1)));
-      break;
-    }
+    // A thread that ended since the listing has no status left: skip it.
+    const std::string list = proc_field(entry.path().string() + "/status", "Cpus_allowed_list");
+    if (!list.empty()) all = united(all, parse(list));
   }
   if (ec) throw std::runtime_error("cannot read " + dir + " (is process " + std::to_string(pid) +
                                    " alive?)");

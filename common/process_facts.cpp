@@ -8,9 +8,6 @@
 
 namespace ts {
 
-namespace {
-
-// The value after "key:" on the first line of `path` that starts with `key`, trimmed.
 std::string proc_field(const std::string& path, const std::string& key) {
   std::ifstream in(path);
   std::string line;
@@ -25,8 +22,6 @@ std::string proc_field(const std::string& path, const std::string& key) {
   }
   return "";
 }
-
-}  // namespace
 
 int process_thread_count() {
   const std::string v = proc_field("/proc/self/status", "Threads");

@@ -6,6 +6,10 @@
 
 namespace ts {
 
+// The value after "key:" on the first line of `path` (a /proc file such as
+// /proc/self/status) that starts with `key`, trimmed; empty when the file or the line is missing.
+std::string proc_field(const std::string& path, const std::string& key);
+
 // Threads in this process right now (/proc/self/status Threads:), gRPC's and OpenMP's included.
 int process_thread_count();
 
