@@ -1,6 +1,7 @@
 #include "atomic_file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -9,6 +10,35 @@
 #include <stdexcept>
 
 namespace ts {
+
+std::string read_whole_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) {
+    const int err = errno;
+    throw FileReadError(err == ENOENT ? "no such file" : std::strerror(err));
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw FileReadError("not a regular file");
+  }
+  std::string bytes(size_t(st.st_size), '\0');
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t got = ::read(fd, &bytes[done], bytes.size() - done);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      const int err = got < 0 ? errno : 0;
+      ::close(fd);
+      throw FileReadError("read failed after " + std::to_string(done) + " of " +
+                          std::to_string(bytes.size()) + " bytes" +
+                          (err ? ": " + std::string(std::strerror(err)) : std::string(" (file shrank)")));
+    }
+    done += size_t(got);
+  }
+  ::close(fd);
+  return bytes;
+}
 
 std::string parent_directory(const std::string& path) {
   const size_t slash = path.find_last_of('/');

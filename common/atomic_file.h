@@ -1,8 +1,9 @@
-// Whole-file writes that readers never see half done: the bytes go to "<path>.tmp.<pid>",
-// which is then renamed over path. Checkpoints, reports, traces, generated data and port
-// files all go through here.
+// Whole files: writes that readers never see half done (the bytes go to "<path>.tmp.<pid>",
+// which is then renamed over path), and reads that say why they failed. Checkpoints, reports,
+// traces, generated data, port files and PEM files all go through here.
 #pragma once
 #include <cstddef>
+#include <stdexcept>
 #include <string>
 
 namespace ts {
@@ -17,6 +18,15 @@ inline void write_file_atomically(const std::string& path, const std::string& by
                                   bool durable = false) {
   write_file_atomically(path, bytes.data(), bytes.size(), durable);
 }
+
+// The whole of a regular file. Throws FileReadError, whose what() is the reason alone ("no such
+// file", "not a regular file", the system's error text, or a short read), for the caller to
+// put after the file's name and its own context.
+class FileReadError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+std::string read_whole_file(const std::string& path);
 
 // "a/b/c.bin" -> "a/b"; "c.bin" -> "."; "/c.bin" -> "/".
 std::string parent_directory(const std::string& path);

@@ -2,11 +2,6 @@
 
 #include "atomic_file.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <unordered_map>
@@ -20,7 +15,6 @@ namespace {
 
 using TensorList = google::protobuf::RepeatedPtrField<threadsplit::Tensor>;
 
-std::string errno_text(int err) { return std::strerror(err); }
 
 std::string shape_text(const std::vector<int64_t>& shape) {
   std::string s = "[";
@@ -115,34 +109,11 @@ void write_atomically(const std::string& path, const std::string& bytes) {
 }
 
 std::string read_file(const std::string& path) {
-  const std::string what = "cannot load checkpoint " + path + ": ";
-  const int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) {
-    const int err = errno;
-    if (err == ENOENT) throw CheckpointError(what + "no such file");
-    throw CheckpointError(what + errno_text(err));
+  try {
+    return read_whole_file(path);
+  } catch (const FileReadError& e) {
+    throw CheckpointError("cannot load checkpoint " + path + ": " + e.what());
   }
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw CheckpointError(what + "not a regular file");
-  }
-  std::string bytes(size_t(st.st_size), '\0');
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t got = ::read(fd, &bytes[done], bytes.size() - done);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) {
-      const int err = got < 0 ? errno : 0;
-      ::close(fd);
-      throw CheckpointError(what + "read failed after " + std::to_string(done) + " of " +
-                            std::to_string(bytes.size()) + " bytes" +
-                            (err ? ": " + errno_text(err) : std::string(" (file shrank)")));
-    }
-    done += size_t(got);
-  }
-  ::close(fd);
-  return bytes;
 }
 
 std::string hex32(uint32_t x) {

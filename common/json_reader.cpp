@@ -1,9 +1,9 @@
 #include "json_reader.h"
 
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
+
+#include "atomic_file.h"
 
 namespace ts {
 
@@ -137,11 +137,11 @@ Json parse_json(const std::string& text) {
 }
 
 Json read_json_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("cannot read " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse_json(ss.str());
+  try {
+    return parse_json(read_whole_file(path));
+  } catch (const FileReadError& e) {
+    throw std::runtime_error("cannot read " + path + ": " + e.what());
+  }
 }
 
 }  // namespace ts

@@ -8,6 +8,9 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <stdexcept>
+
+#include "atomic_file.h"
 
 namespace ts {
 
@@ -63,6 +66,19 @@ void add_packed_floats(const std::string& bytes, float* acc, size_t n) {
     std::memcpy(&x, p + i * sizeof(float), sizeof(float));
     acc[i] += x;
   }
+}
+
+std::string read_pem(const std::string& what, const std::string& path) {
+  std::string text;
+  try {
+    text = read_whole_file(path);
+  } catch (const FileReadError& e) {
+    throw std::invalid_argument(what + " " + path + " cannot be read (" + e.what() +
+                                "; a PEM file is expected)");
+  }
+  if (text.find("-----BEGIN ") == std::string::npos)
+    throw std::invalid_argument(what + " " + path + " is not a PEM file (no -----BEGIN line)");
+  return text;
 }
 
 void configure_channel(grpc::ChannelArguments& args) {

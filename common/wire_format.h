@@ -34,6 +34,11 @@ size_t first_nonfinite(const char* bytes, size_t n);
 // straight from the bytes: no copy, no alignment assumed.
 void add_packed_floats(const std::string& bytes, float* acc, size_t n);
 
+// The PEM file at `path` (a certificate, key or CA for TLS). Throws std::invalid_argument
+// naming `what` (the flag or variable it came from), the path and why: unreadable, or no
+// -----BEGIN line.
+std::string read_pem(const std::string& what, const std::string& path);
+
 // Channel / server settings: message size limits and keepalive pings, so a peer that vanished
 // without closing its connection is noticed within ~40 s.
 void configure_channel(grpc::ChannelArguments& args);

@@ -1,25 +1,10 @@
 #include "server_security.h"
 
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 
+#include "wire_format.h"
+
 namespace ts {
-
-namespace {
-
-std::string read_pem(const std::string& flag, const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  if (!(in && (s << in.rdbuf())))
-    throw std::invalid_argument(flag + " " + path + " cannot be read (a PEM file is expected)");
-  const std::string text = s.str();
-  if (text.find("-----BEGIN ") == std::string::npos)
-    throw std::invalid_argument(flag + " " + path + " is not a PEM file (no -----BEGIN line)");
-  return text;
-}
-
-}  // namespace
 
 std::shared_ptr<grpc::ServerCredentials> server_credentials(const RunOptions& o) {
   if (o.tls_cert.empty()) return grpc::InsecureServerCredentials();

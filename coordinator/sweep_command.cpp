@@ -6,9 +6,7 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <map>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -100,13 +98,6 @@ SweepArgs parse(int argc, char** argv) {
   return a;
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 void write_file(const std::string& path, const std::string& text) {
   try {
     write_file_atomically(path, text);
@@ -155,7 +146,7 @@ int sweep_main(int argc, char** argv) {
   std::fflush(stdout);
   const std::string exe = self_executable();
   std::vector<std::vector<TrialFigures>> figures(points.size());
-  std::string first_report;
+  std::string first_report_path;
   for (const Trial& t : order) {
     const SweepPoint& p = points[size_t(t.point)];
     std::vector<int> cores(budget.cores().begin(), budget.cores().begin() + p.cores);
@@ -185,7 +176,7 @@ int sweep_main(int argc, char** argv) {
     }
     f.repeat = t.repeat;
     f.order = t.order;
-    if (f.ok && first_report.empty()) first_report = read_file(run.report_path);
+    if (f.ok && first_report_path.empty()) first_report_path = run.report_path;
     std::printf("[%3d/%zu] %-16s %-10s %-10s repeat %d: ", t.order + 1, order.size(),
                 p.model.c_str(), p.batch_mode.c_str(), p.label().c_str(), t.repeat + 1);
     if (f.ok) std::printf("%.0f img/s\n", f.images_per_s);
@@ -210,9 +201,9 @@ int sweep_main(int argc, char** argv) {
   facts.compiler = compiler_version();
   facts.cores = budget.to_string();
   facts.data_dir = a.data;
-  if (!first_report.empty()) {
+  if (!first_report_path.empty()) {
     try {
-      const Json r = parse_json(first_report);
+      const Json r = read_json_file(first_report_path);
       facts.onednn = r["versions"]["onednn"].str;
       facts.data_dir = r["data"]["dir"].str;
       facts.synthetic_data = r["data"]["synthetic"].b;

@@ -11,9 +11,9 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
-#include <sstream>
 #include <thread>
 
+#include "atomic_file.h"
 #include "timing.h"
 
 namespace ts {
@@ -126,11 +126,14 @@ TrialFigures run_trial(const std::string& exe, const TrialRun& t) {
   const long cores = sysconf(_SC_NPROCESSORS_ONLN);
   double foreign = -1;
   if (busy_before >= 0 && wall > 0 && cores > 0) foreign = std::max(0.0, busy - own) / (wall * double(cores));
-  std::ifstream in(t.report_path);
-  std::stringstream text;
-  text << in.rdbuf();
+  std::string text;
+  try {
+    text = read_whole_file(t.report_path);
+  } catch (const FileReadError&) {
+    // No report: the run failed before writing one; its exit status says why below.
+  }
   TrialFigures f;
-  if (!text.str().empty()) f = figures_from_report(text.str());
+  if (!text.empty()) f = figures_from_report(text);
   f.foreign_cpu_share = foreign;
   if (timed_out) {
     f.ok = false;

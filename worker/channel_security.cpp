@@ -1,22 +1,10 @@
 #include "channel_security.h"
 
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 
+#include "wire_format.h"
+
 namespace ts {
-
-namespace {
-
-std::string read_pem(const std::string& what, const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  if (!(in && (s << in.rdbuf())) || s.str().find("-----BEGIN ") == std::string::npos)
-    throw std::invalid_argument(what + " " + path + " cannot be read as a PEM file");
-  return s.str();
-}
-
-}  // namespace
 
 std::shared_ptr<grpc::ChannelCredentials> channel_credentials(const ChannelSecurity& s) {
   if (s.ca.empty() && s.cert.empty()) return grpc::InsecureChannelCredentials();
