@@ -2,20 +2,8 @@
 
 #include <algorithm>
 #include <fstream>
-#include <sstream>
-#include <stdexcept>
 
 namespace ts {
-
-OnWorkerFailure parse_on_worker_failure(const std::string& s) {
-  if (s == "abort") return OnWorkerFailure::kAbort;
-  if (s == "continue") return OnWorkerFailure::kContinue;
-  throw std::invalid_argument("--on-worker-failure must be abort or continue, got '" + s + "'");
-}
-
-const char* to_string(OnWorkerFailure p) {
-  return p == OnWorkerFailure::kAbort ? "abort" : "continue";
-}
 
 StepDeadline::StepDeadline(double grace_s, double first_s, double cap_s)
     : grace_s_(grace_s), first_s_(first_s), cap_s_(cap_s) {}

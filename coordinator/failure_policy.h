@@ -15,12 +15,6 @@
 
 namespace ts {
 
-enum class OnWorkerFailure { kAbort, kContinue };
-
-// "abort" / "continue"; throws std::invalid_argument otherwise.
-OnWorkerFailure parse_on_worker_failure(const std::string& s);
-const char* to_string(OnWorkerFailure p);
-
 // How long a worker may stay silent during a step.
 class StepDeadline {
  public:

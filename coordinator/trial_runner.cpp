@@ -15,6 +15,7 @@
 
 #include "atomic_file.h"
 #include "timing.h"
+#include "worker_launcher.h"
 
 namespace ts {
 
@@ -108,11 +109,7 @@ TrialFigures run_trial(const std::string& exe, const TrialRun& t) {
     if (now_seconds() > until) {
       // SIGTERM first: the coordinator then stops its workers; SIGKILL if it does not go.
       kill(pid, SIGTERM);
-      const double grace = now_seconds() + 5;
-      while (waitpid(pid, &status, WNOHANG) == 0 && now_seconds() < grace)
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
+      status = stop_worker(pid, 5);
       timed_out = true;
       break;
     }
@@ -139,9 +136,7 @@ TrialFigures run_trial(const std::string& exe, const TrialRun& t) {
     f.ok = false;
     f.error = "killed after " + std::to_string(int(t.timeout_s)) + " s (see " + t.log_path + ")";
   } else if (!f.ok && f.error.empty()) {
-    f.error = "exited with status " +
-              std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)) +
-              " and no report (see " + t.log_path + ")";
+    f.error = describe_wait_status(status) + " and left no report (see " + t.log_path + ")";
   } else if (!f.ok) {
     f.error += " (see " + t.log_path + ")";
   }
