@@ -42,12 +42,31 @@ COMMON=("$ROOT/common/wire_checks.cpp" "$ROOT/common/wire_format.cpp" "$ROOT/com
         "$ROOT/common/cifar10.cpp" "$ROOT/common/synthetic_cifar10.cpp" "$ROOT/common/atomic_file.cpp"
         "$GEN/trainer.pb.cc" "$GEN/checkpoint.pb.cc")
 
+# The shared sources are compiled once (side by side) into one archive that every target links,
+# and again only when common/ or the generated protobuf code changed.
+LIB="$FUZZ_DIR/libfuzzcommon.a"
+if [ ! -f "$LIB" ] || [ -n "$(find "$ROOT/common" "$GEN" -newer "$LIB" -name '*.*' -print -quit)" ]; then
+  echo "fuzz.sh: compiling the shared sources"
+  OBJ="$FUZZ_DIR/obj"
+  rm -rf "$OBJ" && mkdir -p "$OBJ"
+  LIBFLAGS=("${FLAGS[@]/-fsanitize=fuzzer,/-fsanitize=fuzzer-no-link,}")
+  jobs=() failed=0
+  for src in "${COMMON[@]}"; do
+    name="$(basename "$src")"
+    "$CXX" "${LIBFLAGS[@]}" -c "$src" -o "$OBJ/${name%.*}.o" &
+    jobs+=($!)
+  done
+  for j in "${jobs[@]}"; do wait "$j" || failed=1; done
+  [ $failed -eq 0 ] || { echo "fuzz.sh: compiling the shared sources failed" >&2; exit 1; }
+  rm -f "$LIB" && ar rcs "$LIB" "$OBJ"/*.o
+fi
+
 status=0
 for t in "${TARGETS[@]}"; do
   bin="$FUZZ_DIR/$t"
-  if [ ! -x "$bin" ] || [ -n "$(find "$ROOT/fuzz/$t.cpp" "$ROOT/common" -newer "$bin" -name '*.*' -print -quit)" ]; then
+  if [ ! -x "$bin" ] || [ -n "$(find "$ROOT/fuzz/$t.cpp" "$LIB" -newer "$bin" -print -quit)" ]; then
     echo "fuzz.sh: compiling $t"
-    "$CXX" "${FLAGS[@]}" "$ROOT/fuzz/$t.cpp" "${COMMON[@]}" "${LIBS[@]}" -o "$bin"
+    "$CXX" "${FLAGS[@]}" "$ROOT/fuzz/$t.cpp" "$LIB" "${LIBS[@]}" -o "$bin"
   fi
   corpus="$FUZZ_DIR/$t.corpus"
   mkdir -p "$corpus"
