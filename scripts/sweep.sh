@@ -22,6 +22,7 @@ out="sweep-results"
 args=()
 while (($#)); do
   case "$1" in
+    --data|--out) [[ $# -ge 2 ]] || { echo "sweep.sh: $1 needs a directory" >&2; exit 2; } ;;&
     --data) data="$2"; shift 2 ;;
     --data=*) data="${1#--data=}"; shift ;;
     --out) out="$2"; shift 2 ;;
