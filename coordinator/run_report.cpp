@@ -59,19 +59,6 @@ void write_phases(JsonWriter& j, const PhaseSums& p) {
       .field("apply_params_s", p.apply_params);
 }
 
-// "shares" of an epoch (EpochRecord) or of the timed window (TimedFigures): the same fields.
-template <class Figures>
-void write_shares(JsonWriter& j, const Figures& f) {
-  j.key("shares").begin_object()
-      .field("data_wait", f.data_share)
-      .field("forward", f.forward_share)
-      .field("backward", f.backward_share)
-      .field("exchange", f.exchange_share)
-      .field("update", f.update_share)
-      .field("sync_wait", f.sync_share)
-      .end_object();
-}
-
 void write_eval(JsonWriter& j, const EvalOutcome& e) {
   j.begin_object()
       .field("split", e.split)

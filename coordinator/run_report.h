@@ -10,7 +10,6 @@
 
 namespace ts {
 
-class JsonWriter;
 
 // The configuration as a JSON object (also stored in checkpoints).
 std::string config_json(const RunSetup& setup);

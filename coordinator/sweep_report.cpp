@@ -8,6 +8,7 @@
 
 #include "json_reader.h"
 #include "json_writer.h"
+#include "step_timing.h"
 
 namespace ts {
 
@@ -307,14 +308,7 @@ std::string sweep_json(const SweepFacts& facts, const SweepOptions& o,
         .field("max", r1(r.ips_max))
         .end_object();
     j.field("epoch_s", r3(r.epoch_s));
-    j.key("shares").begin_object()
-        .field("data_wait", r4(r.data_share))
-        .field("forward", r4(r.forward_share))
-        .field("backward", r4(r.backward_share))
-        .field("exchange", r4(r.exchange_share))
-        .field("update", r4(r.update_share))
-        .field("sync_wait", r4(r.sync_share))
-        .end_object();
+    write_shares(j, r, r4);
     j.field("foreign_cpu_max", r4(r.foreign_cpu_max));
     j.field("quiet_repeats", r.quiet_trials).field("images_per_s_quiet_median", r1(r.quiet_median));
     j.key("trials").begin_array();
