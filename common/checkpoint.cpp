@@ -1,15 +1,20 @@
 #include "checkpoint.h"
 
-#include "atomic_file.h"
+#include <zlib.h>
 
 #include <cstdio>
 #include <cstring>
 #include <unordered_map>
 
+#include "atomic_file.h"
 #include "checkpoint.pb.h"
-#include "crc32.h"
 
 namespace ts {
+
+uint32_t checkpoint_crc32(const std::string& bytes) {
+  // zlib's crc32() takes its length as uInt: checkpoints are far below 4 GiB (kMaxMessageBytes).
+  return uint32_t(crc32(0L, reinterpret_cast<const Bytef*>(bytes.data()), uInt(bytes.size())));
+}
 
 namespace {
 
@@ -214,7 +219,7 @@ void save_checkpoint(const std::string& path, const NetworkSpec& net, const Trai
   if (!ckpt.SerializeToString(&bytes)) {
     throw CheckpointError("cannot save checkpoint " + path + ": serialization failed");
   }
-  ckpt.set_crc32(crc32_ieee(bytes.data(), bytes.size()));
+  ckpt.set_crc32(checkpoint_crc32(bytes));
   bytes.clear();
   if (!ckpt.SerializeToString(&bytes)) {
     throw CheckpointError("cannot save checkpoint " + path + ": serialization failed");
@@ -238,7 +243,7 @@ TrainingState load_checkpoint(const std::string& path, const NetworkSpec& expect
   ckpt.set_crc32(0);
   std::string canonical;
   ckpt.SerializeToString(&canonical);
-  const uint32_t computed = crc32_ieee(canonical.data(), canonical.size());
+  const uint32_t computed = checkpoint_crc32(canonical);
   if (stored != computed) {
     throw CheckpointError(what + "the file is damaged or truncated (CRC-32 stored " +
                           hex32(stored) + ", computed " + hex32(computed) + ")");

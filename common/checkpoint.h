@@ -55,6 +55,10 @@ void save_checkpoint(const std::string& path, const NetworkSpec& net, const Trai
 //   if (state.optimizer) opt->restore(*state.optimizer);
 TrainingState load_checkpoint(const std::string& path, const NetworkSpec& expect);
 
+// CRC-32 (IEEE 802.3, zlib's crc32()) of a serialized checkpoint: the value its crc32 field
+// holds, computed over the message serialized with that field absent.
+uint32_t checkpoint_crc32(const std::string& bytes);
+
 // The optimizer's state as named slot tensors "<param name>/<slot>" (e.g. "conv1.weight/m")
 // with the parameter's shape, slots grouped per parameter in the network's order.
 void export_optimizer_state(const OptimizerSnapshot& snapshot, const NetworkSpec& net,

@@ -1,7 +1,5 @@
 #include "synthetic_cifar10.h"
 
-#include "atomic_file.h"
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +13,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "atomic_file.h"
 #include "cifar10.h"
 #include "random.h"
 

@@ -1,7 +1,5 @@
 #include "trace_writer.h"
 
-#include "atomic_file.h"
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,6 +7,7 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "atomic_file.h"
 #include "json_writer.h"
 
 namespace ts {

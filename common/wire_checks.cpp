@@ -4,9 +4,10 @@
 #include <cstdio>
 #include <cstring>
 
-#include "crc32.h"
+#include <zlib.h>
+
+#include "float_packing.h"
 #include "network.h"
-#include "wire_format.h"
 
 #ifndef THREADSPLIT_VERSION
 #define THREADSPLIT_VERSION "unknown"
@@ -30,7 +31,7 @@ std::string networks_fingerprint() {
       text += "\n";
     }
     char hex[16];
-    std::snprintf(hex, sizeof hex, "%08x", crc32_ieee(text.data(), text.size()));
+    std::snprintf(hex, sizeof hex, "%08x", unsigned(crc32(0L, reinterpret_cast<const Bytef*>(text.data()), uInt(text.size()))));
     return std::string(hex);
   }();
   return fingerprint;

@@ -1,6 +1,4 @@
 // threadsplit: the coordinator. Checks the flags and the data set, spawns the workers bound to
-
-#include "atomic_file.h"
 // their cores, runs the training loop (coordinator/training_run.h), evaluates, writes the
 // checkpoint and the report.
 #include <limits.h>
@@ -17,31 +15,33 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "atomic_file.h"
+#include "augment.h"
+#include "autotune.h"
 #include "checkpoint.h"
 #include "checkpoint_store.h"
-#include "server_security.h"
 #include "cifar10.h"
 #include "coordinator_priority.h"
 #include "core_set.h"
+#include "float_packing.h"
+#include "grpc_settings.h"
+#include "malloc_tuning.h"
 #include "network.h"
 #include "optimizer.h"
-#include "malloc_tuning.h"
 #include "process_facts.h"
 #include "progress_display.h"
 #include "run_checkpoints.h"
 #include "run_options.h"
 #include "run_report.h"
+#include "server_security.h"
+#include "step_timing.h"
+#include "sweep_command.h"
 #include "synthetic_cifar10.h"
 #include "timing.h"
 #include "trainer_service.h"
 #include "training_run.h"
-#include "wire_format.h"
-#include "worker_launcher.h"
-#include "augment.h"
-#include "autotune.h"
-#include "step_timing.h"
-#include "sweep_command.h"
 #include "trial_runner.h"
+#include "worker_launcher.h"
 
 namespace {
 

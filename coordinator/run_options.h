@@ -53,7 +53,7 @@ struct RunOptions {
   std::string progress = "auto";  // auto (only on a tty), on, off
   std::string coordinator_priority = "auto";  // auto | realtime | normal (coordinator_priority.h)
 
-  // Reliability (coordinator/failure_policy.h, common/checkpoint_store.h).
+  // Reliability (coordinator/step_deadline.h, common/checkpoint_store.h).
   std::string on_worker_failure = "abort";  // abort | continue
   double failure_grace_s = 3;     // a worker silent this long beyond the slowest recent step is lost
   std::string checkpoint_dir;     // rotated checkpoints go here
@@ -62,7 +62,7 @@ struct RunOptions {
   bool resume = false;            // continue from the newest valid checkpoint in checkpoint_dir
   std::string tls_cert, tls_key, tls_ca;  // PEM files: serve TLS; with a CA, require client certs
 
-  // Measurement (coordinator/step_timing.h, coordinator/autotune.h).
+  // Measurement (coordinator/step_timing.h, coordinator/sweep/autotune.h).
   int warmup_steps = 0;           // first N steps excluded from the report's "timed" figures
   std::string trace;              // Chrome trace-event JSON of every step
   bool autotune = false;          // measure the splits first, train with the fastest

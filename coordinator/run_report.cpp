@@ -1,17 +1,16 @@
 #include "run_report.h"
 
-#include "atomic_file.h"
-
 #include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
 #include <stdexcept>
 
+#include "atomic_file.h"
+#include "build_info.h"
 #include "json_writer.h"
 #include "process_facts.h"
 #include "step_timing.h"
-#include "wire_format.h"
 
 namespace ts {
 

@@ -2,7 +2,7 @@
 
 #include <stdexcept>
 
-#include "wire_format.h"
+#include "secrets.h"
 
 namespace ts {
 

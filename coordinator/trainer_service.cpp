@@ -3,8 +3,9 @@
 #include <chrono>
 #include <cstdio>
 
+#include "grpc_settings.h"
+#include "secrets.h"
 #include "timing.h"
-#include "wire_format.h"
 
 namespace ts {
 

@@ -8,9 +8,9 @@
 #include <thread>
 
 #include "epoch_plan.h"
+#include "float_packing.h"
 #include "timing.h"
 #include "trainer_service.h"
-#include "wire_format.h"
 #include "worker_launcher.h"
 
 namespace ts {

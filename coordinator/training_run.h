@@ -18,7 +18,7 @@
 #include "cifar10.h"
 #include "core_set.h"
 #include "epoch_plan.h"
-#include "failure_policy.h"
+#include "step_deadline.h"
 #include "network.h"
 #include "optimizer.h"
 #include "progress_display.h"

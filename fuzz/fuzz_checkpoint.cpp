@@ -14,7 +14,6 @@
 
 #include "checkpoint.h"
 #include "checkpoint.pb.h"
-#include "crc32.h"
 #include "network.h"
 
 namespace {
@@ -58,7 +57,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     c.set_crc32(0);
     std::string body;
     c.SerializeToString(&body);
-    c.set_crc32(ts::crc32_ieee(body.data(), body.size()));
+    c.set_crc32(ts::checkpoint_crc32(body));
     std::string fixed;
     c.SerializeToString(&fixed);
     try_load(fixed);

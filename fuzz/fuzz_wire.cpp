@@ -9,9 +9,10 @@
 #include <string>
 #include <vector>
 
+#include "float_packing.h"
+#include "grpc_settings.h"
 #include "trainer.pb.h"
 #include "wire_checks.h"
-#include "wire_format.h"
 
 // Protobuf logs every invalid UTF-8 string it parses; at fuzzing rates that is most of the
 // time spent.

@@ -70,7 +70,7 @@ def load(path, proto_dir=PROTO_DIR):
         raise CheckpointError("%s: not a threadsplit checkpoint (%s)" % (path, e))
     stored = ckpt.crc32
     ckpt.crc32 = 0
-    computed = zlib.crc32(ckpt.SerializeToString())  # same CRC-32 as common/crc32.h
+    computed = zlib.crc32(ckpt.SerializeToString())  # the CRC-32 zlib computes in common/checkpoint.cpp
     if stored != computed:
         raise CheckpointError("%s: damaged (CRC-32 stored 0x%08x, computed 0x%08x)"
                               % (path, stored, computed))

@@ -8,10 +8,10 @@
 #include <cstdlib>
 #include <string>
 
+#include "build_info.h"
 #include "model.h"
 #include "process_facts.h"
 #include "wire_checks.h"
-#include "wire_format.h"
 
 namespace ts {
 

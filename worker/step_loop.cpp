@@ -17,12 +17,13 @@
 #include "batch_loader.h"
 #include "binding.h"
 #include "cifar10.h"
+#include "float_packing.h"
+#include "grpc_settings.h"
 #include "model.h"
 #include "network.h"
 #include "process_facts.h"
 #include "timing.h"
 #include "trainer.grpc.pb.h"
-#include "wire_format.h"
 
 namespace ts {
 

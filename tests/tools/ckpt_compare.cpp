@@ -1,5 +1,6 @@
 // Compares the parameters and optimizer state of two checkpoints of one model, for the fault
-// campaign (scripts/fault_campaign.sh):  ckpt_compare MODEL A.ckpt B.ckpt
+// campaign (scripts/fault_campaign.sh) and refactors (scripts/compare_builds.sh):
+//   ckpt_compare MODEL A.ckpt B.ckpt  (parameters, step, optimizer iterations and moments)
 // Prints "bit-equal" (exit 0), or the largest difference (exit 1); exit 2 when one cannot
 // be read, with the reader's sentence.
 #include <cmath>
@@ -20,7 +21,14 @@ int main(int argc, char** argv) {
     double max_diff = 0;
     for (size_t i = 0; i < a.params.size(); ++i)
       max_diff = std::fmax(max_diff, std::fabs(double(a.params[i]) - double(b.params[i])));
-    const bool same = a.step == b.step && a.params == b.params &&
+    // Optimizer moments too, where both carry them: a resumed run continues from them.
+    bool same_slots = true;
+    if (a.optimizer && b.optimizer) {
+      same_slots = a.optimizer->slots.size() == b.optimizer->slots.size();
+      for (size_t i = 0; same_slots && i < a.optimizer->slots.size(); ++i)
+        same_slots = a.optimizer->slots[i].values == b.optimizer->slots[i].values;
+    }
+    const bool same = a.step == b.step && a.params == b.params && same_slots &&
                       (!a.optimizer || !b.optimizer || a.optimizer->iterations == b.optimizer->iterations);
     std::printf("%s: steps %lld and %lld, max |diff| %g\n", same ? "bit-equal" : "different",
                 (long long)a.step, (long long)b.step, max_diff);

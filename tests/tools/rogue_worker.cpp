@@ -14,9 +14,9 @@
 #include <limits>
 #include <string>
 
+#include "grpc_settings.h"
 #include "trainer.grpc.pb.h"
 #include "wire_checks.h"
-#include "wire_format.h"
 
 using threadsplit::CoordinatorMessage;
 using threadsplit::WorkerMessage;

@@ -4,8 +4,9 @@
 #include <string>
 #include <vector>
 
+#include "float_packing.h"
 #include "json_writer.h"
-#include "wire_format.h"
+#include "secrets.h"
 
 TEST_CASE("the JSON writer nests, separates and escapes", "[json]") {
   ts::JsonWriter w;

@@ -1,4 +1,4 @@
-#include "failure_policy.h"
+#include "step_deadline.h"
 
 #include <algorithm>
 #include <fstream>

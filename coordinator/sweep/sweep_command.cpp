@@ -1,7 +1,5 @@
 #include "sweep_command.h"
 
-#include "atomic_file.h"
-
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -11,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "atomic_file.h"
+#include "build_info.h"
 #include "core_set.h"
 #include "json_reader.h"
 #include "process_facts.h"
@@ -18,7 +18,6 @@
 #include "sweep_report.h"
 #include "timing.h"
 #include "trial_runner.h"
-#include "wire_format.h"
 
 namespace ts {
 

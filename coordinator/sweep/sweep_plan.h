@@ -1,5 +1,5 @@
 // The sweep's plan: which configurations (points) to measure and in which order to run their
-// repeats. Pure planning, no processes: coordinator/sweep_command.cpp runs the plan.
+// repeats. Pure planning, no processes: coordinator/sweep/sweep_command.cpp runs the plan.
 //
 // For a core budget N the points are every split P x T = N (P dividing N), and on request
 // the under-subscribed splits P x T = N/2 (on the first N/2 cores) and the over-subscribed
