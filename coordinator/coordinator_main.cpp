@@ -26,6 +26,7 @@
 #include "float_packing.h"
 #include "grpc_settings.h"
 #include "malloc_tuning.h"
+#include "membership.h"
 #include "network.h"
 #include "optimizer.h"
 #include "process_facts.h"
@@ -421,15 +422,8 @@ int run(const RunOptions& o) {
     std::fflush(stdout);
   }
 
-  // The workers, bound before their runtime starts.
-  std::vector<pid_t> pids(size_t(s.world_size), -1);
-  auto stop_all = [&](double grace_s) {
-    for (auto& pid : pids)
-      if (pid > 0) {
-        stop_worker(pid, grace_s);
-        pid = -1;
-      }
-  };
+  // The workers, bound before their runtime starts; `members` owns their processes.
+  Membership members(s.world_size, o.on_worker_failure, o.failure_grace_s, service);
   try {
     for (int r = 0; r < int(s.worker_cores.size()); ++r) {
       WorkerLaunch l;
@@ -440,17 +434,12 @@ int run(const RunOptions& o) {
       l.extra_env = {"THREADSPLIT_TOKEN=" + s.token, "THREADSPLIT_RANK=" + std::to_string(r),
                      "THREADSPLIT_RUN_ID=" + s.run_id};
       for (const auto& e : worker_tls_environment(o)) l.extra_env.push_back(e);
-      pids[size_t(r)] = launch_worker(l);
+      members.adopt(r, launch_worker(l), l.cores.to_string());
     }
     const int joined = service.wait_for_workers(o.connect_timeout_s, [&] {
-      for (int r = 0; r < int(pids.size()); ++r) {
-        int status = 0;
-        if (pids[size_t(r)] > 0 && !service.link(r) && worker_exited(pids[size_t(r)], &status)) {
-          pids[size_t(r)] = -1;
-          throw RunAborted("worker " + std::to_string(r) + " " + describe_wait_status(status) +
-                           " before joining (its own message is above)");
-        }
-      }
+      std::vector<bool> in(size_t(s.world_size));
+      for (int r = 0; r < s.world_size; ++r) in[size_t(r)] = service.link(r) != nullptr;
+      members.check_not_joined_exited(in);
     });
     if (joined < s.world_size)
       throw RunAborted("only " + std::to_string(joined) + " of " + std::to_string(s.world_size) +
@@ -460,12 +449,13 @@ int run(const RunOptions& o) {
     std::fprintf(stderr, "threadsplit: %s\n", e.what());
     service.close_and_release_all();
     service.stop(*server);
-    stop_all(0);
+    members.stop_all(0);
     return 1;
   }
+  for (int r = 0; r < s.world_size; ++r) members.joined(r, service.link(r)->hello());
 
-  TrainingRun run(s, service, p.params, std::move(p.optimizer), p.step, p.epoch, p.step_in_epoch,
-                  pids);
+  TrainingRun run(s, members, service, p.params, std::move(p.optimizer), p.step, p.epoch,
+                  p.step_in_epoch);
   for (const WorkerRecord& w : run.workers()) {
     const auto& b = w.hello.binding();
     const std::vector<int> got(b.cores().begin(), b.cores().end());
@@ -497,12 +487,7 @@ int run(const RunOptions& o) {
   run.shutdown(failed, failed ? error : "training finished");
   service.close_and_release_all();
   service.stop(*server);
-  for (int r = 0; r < int(pids.size()); ++r)
-    if (pids[size_t(r)] > 0) {
-      const int st = stop_worker(pids[size_t(r)], 5);
-      if (run.workers()[size_t(r)].exit.empty()) run.workers()[size_t(r)].exit = describe_wait_status(st);
-      pids[size_t(r)] = -1;
-    }
+  members.stop_all(5);
 
   if (test)
     std::printf("test: loss %.4f acc %.4f (%lld records, %.1f s)\n", test->loss, test->accuracy,

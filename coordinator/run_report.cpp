@@ -230,7 +230,7 @@ void write_run_report(const std::string& path, const ReportInputs& in) {
   // Workers lost and carried on without (--on-worker-failure continue), one line each.
   j.key("lost_workers").begin_array();
   if (in.run)
-    for (const auto& l : in.run->losses()) j.value(l);
+    for (const auto& l : in.run->lost_workers()) j.value(l);
   j.end_array();
   j.end_object();
 

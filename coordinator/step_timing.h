@@ -21,6 +21,32 @@
 
 namespace ts {
 
+// A worker's seconds per phase. exchange_wait is the worker's own clock: from packing its
+// gradient to having the parameters. sync_wait is the coordinator's: how long that gradient
+// waited at the coordinator for the other workers' (max arrival - its arrival), the part of
+// exchange_wait owed to imbalance rather than to the exchange.
+struct PhaseSums {
+  double data_wait = 0, forward = 0, backward = 0, exchange_wait = 0, apply_params = 0,
+         sync_wait = 0;
+  // A StepResult's PhaseTimes (a template, as note_result below).
+  template <class PhaseTimes>
+  void add_times(const PhaseTimes& t) {
+    data_wait += t.data_wait_s();
+    forward += t.forward_s();
+    backward += t.backward_s();
+    exchange_wait += t.exchange_wait_s();
+    apply_params += t.apply_params_s();
+  }
+  void add(const PhaseSums& o) {
+    data_wait += o.data_wait;
+    forward += o.forward;
+    backward += o.backward;
+    exchange_wait += o.exchange_wait;
+    apply_params += o.apply_params;
+    sync_wait += o.sync_wait;
+  }
+};
+
 struct WorkerStepTiming {
   double received_s = 0;          // when its StepResult reached the coordinator's handler
   int samples = 0;

@@ -57,8 +57,6 @@ void finish_if_ready(Session* s) {
   s->stream.Finish(s->status, &s->finish_tag);
 }
 
-bool is_step(const WorkerEvent& e) { return !e.closed && e.message.has_step(); }
-
 std::chrono::system_clock::time_point wall_deadline(double deadline_s) {
   const double left = std::max(0.0, deadline_s - now_seconds());
   return std::chrono::system_clock::now() +
@@ -66,28 +64,6 @@ std::chrono::system_clock::time_point wall_deadline(double deadline_s) {
 }
 
 }  // namespace
-
-// ---- EventQueue ------------------------------------------------------------------------
-
-bool EventQueue::ready() const {
-  return queued_other_ > 0 || (queued_steps_ > 0 && queued_steps_ >= gate_);
-}
-
-void EventQueue::push(WorkerEvent e) {
-  (is_step(e) ? queued_steps_ : queued_other_) += 1;
-  events_.push_back(std::move(e));
-}
-
-std::optional<WorkerEvent> EventQueue::pop(double timeout_s) {
-  const double deadline = now_seconds() + timeout_s;
-  while (!ready() && now_seconds() < deadline)
-    if (!pump_(deadline)) break;
-  if (events_.empty()) return std::nullopt;
-  WorkerEvent e = std::move(events_.front());
-  events_.pop_front();
-  (is_step(e) ? queued_steps_ : queued_other_) -= 1;
-  return e;
-}
 
 // ---- WorkerLink ------------------------------------------------------------------------
 
@@ -351,6 +327,15 @@ int TrainerService::wait_for_workers(double timeout_s, const std::function<void(
     }
   }
   return joined();
+}
+
+bool TrainerService::send(int rank, std::shared_ptr<const CoordinatorMessage> m) {
+  auto l = link(rank);
+  return l && l->send(std::move(m));
+}
+
+void TrainerService::release(int rank) {
+  if (auto l = link(rank)) l->release();
 }
 
 std::shared_ptr<WorkerLink> TrainerService::link(int rank) { return links_[size_t(rank)]; }

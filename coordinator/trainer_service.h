@@ -22,43 +22,9 @@
 
 #include "trainer.grpc.pb.h"
 #include "wire_checks.h"
+#include "worker_events.h"
 
 namespace ts {
-
-// Something a worker did: a message arrived, or its stream ended.
-struct WorkerEvent {
-  int rank = -1;
-  bool closed = false;           // the stream ended; `why` says how
-  bool fatal = false;            // ... because of what it sent, which stops the run (NaN)
-  std::string why;
-  double arrived_s = 0;          // when it was read (common/timing.h clock)
-  threadsplit::WorkerMessage message;
-};
-
-// The events of every worker, in arrival order. While a step runs, the training loop sets a
-// gate of the n step results it still needs: pop() then returns a StepResult only once n are
-// queued, so the loop does not stop reading to handle each early gradient; anything else (a
-// closed stream, another message) is returned at once.
-class EventQueue {
- public:
-  // `pump` waits for and handles at most one completion of the service, until the deadline
-  // (common/timing.h clock); it returns false when nothing came.
-  explicit EventQueue(std::function<bool(double deadline_s)> pump) : pump_(std::move(pump)) {}
-  void push(WorkerEvent e);
-  // Polls the service until the gate opens or timeout_s passed, then returns the oldest
-  // event, if any: after a timeout, results held back by the gate are returned too.
-  std::optional<WorkerEvent> pop(double timeout_s);
-  // 0 (the default) lets every event through.
-  void set_step_gate(int n) { gate_ = n; }
-
- private:
-  bool ready() const;
-  std::function<bool(double)> pump_;
-  std::deque<WorkerEvent> events_;
-  int gate_ = 0;
-  int queued_steps_ = 0;         // StepResults in events_
-  int queued_other_ = 0;         // everything else in events_
-};
 
 struct Session;  // one worker's stream (trainer_service.cpp)
 
@@ -99,7 +65,7 @@ struct Admission {
   std::function<threadsplit::Welcome(int rank)> welcome;
 };
 
-class TrainerService {
+class TrainerService : public WorkerTransport {
  public:
   explicit TrainerService(Admission admission);
   ~TrainerService();
@@ -111,7 +77,10 @@ class TrainerService {
   // After BuildAndStart(): starts accepting sessions.
   void start();
 
-  EventQueue& events() { return events_; }
+  // WorkerTransport
+  EventQueue& events() override { return events_; }
+  bool send(int rank, std::shared_ptr<const threadsplit::CoordinatorMessage> m) override;
+  void release(int rank) override;
 
   // Waits until every rank joined or timeout_s passed; `poll` runs every 100 ms and may
   // throw to give up early (a spawned worker that died). Returns the number joined.

@@ -1,40 +1,34 @@
-// The training loop as the coordinator runs it, once every worker has joined:
-//   per epoch: plan it (common/epoch_plan.h), deal every worker its indices for every step;
-//   per step:  wait for every worker's gradient, sum them in rank order, apply the optimizer
-//              to the one authoritative parameter copy, send the parameters back;
-//   evaluate the validation records after every --eval-every epochs, the test set at the end.
-// Workers send d(sum of their losses)/d(params) / global batch, so the plain sum of their
-// gradients is the batch-mean gradient whatever P is.
+// The schedule of a run, once every worker has joined:
+//   per epoch: plan it (common/epoch_plan.h) and deal every worker its indices for every step;
+//   per step:  gather every worker's result -> reduce (sum in rank order) -> optimizer step
+//              on the one authoritative parameter copy -> broadcast the parameters;
+//   evaluate the validation records after every --eval-every epochs, the test set at the end;
+//   keep a record of every epoch and every step.
+// Who is alive and what a loss means: coordinator/membership.h. Dealing, gathering, stale
+// results and re-dealing: coordinator/collective.h. The sum: coordinator/gradient_reducer.h.
 #pragma once
-#include <sys/types.h>
-
 #include <functional>
 #include <memory>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "cifar10.h"
+#include "collective.h"
 #include "core_set.h"
 #include "epoch_plan.h"
-#include "step_deadline.h"
+#include "gradient_reducer.h"
+#include "membership.h"
 #include "network.h"
 #include "optimizer.h"
 #include "progress_display.h"
-#include "step_timing.h"
 #include "run_options.h"
+#include "step_deadline.h"
+#include "step_timing.h"
 #include "trainer.pb.h"
+#include "worker_events.h"
 
 namespace ts {
-
-class TrainerService;
-
-// The run cannot go on (a worker died, sent something invalid, or went silent).
-class RunAborted : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
 
 // Everything decided before the first worker starts.
 struct RunSetup {
@@ -56,17 +50,6 @@ struct RunSetup {
   std::string config_json;            // for checkpoints and the report
 };
 
-// A worker's seconds per phase. exchange_wait is the worker's own clock: from packing its
-// gradient to having the parameters. sync_wait is the coordinator's: how long that gradient
-// waited at the coordinator for the other workers' (max arrival - its arrival), the part of
-// exchange_wait owed to imbalance rather than to the exchange.
-struct PhaseSums {
-  double data_wait = 0, forward = 0, backward = 0, exchange_wait = 0, apply_params = 0,
-         sync_wait = 0;
-  void add(const threadsplit::PhaseTimes& t);
-  void add(const PhaseSums& o);
-};
-
 struct EvalOutcome {
   std::string split;
   int64_t samples = 0;
@@ -82,6 +65,8 @@ struct EpochRecord {
   double seconds = 0;                 // training steps only, evaluation excluded
   double images_per_s = 0;
   double train_loss = 0, train_accuracy = 0;
+  double loss_sum = 0;                // of every sample trained
+  int64_t correct = 0;
   std::vector<double> step_losses;    // mean training loss of each step, in order
   std::optional<EvalOutcome> validation;
   double gradient_wait_s = 0;         // coordinator waiting for the slowest gradient
@@ -92,24 +77,16 @@ struct EpochRecord {
   // the coordinator's part of it (sum, optimizer, packing). sync = waiting for slower workers.
   double data_share = 0, forward_share = 0, backward_share = 0, exchange_share = 0,
          update_share = 0, sync_share = 0;
-};
-
-struct WorkerRecord {
-  int rank = 0;
-  bool spawned = false;
-  pid_t pid = -1;
-  std::string assigned_cores;          // what the launcher set (spawned workers)
-  threadsplit::Hello hello;            // what it read back and reported
-  std::optional<threadsplit::Goodbye> goodbye;
-  PhaseSums total;
-  std::string exit;                    // how it ended, when known
+  // Ends the record: its wall time (training steps only) and the figures derived from it.
+  void close(double wall_s, int world_size);
 };
 
 class TrainingRun {
  public:
-  TrainingRun(const RunSetup& setup, TrainerService& service, std::vector<float> params,
-              std::unique_ptr<Optimizer> optimizer, int64_t start_step, int64_t start_epoch,
-              int64_t start_step_in_epoch, std::vector<pid_t> local_pids);
+  // `members` knows the joined workers; `transport` reaches them.
+  TrainingRun(const RunSetup& setup, Membership& members, WorkerTransport& transport,
+              std::vector<float> params, std::unique_ptr<Optimizer> optimizer, int64_t start_step,
+              int64_t start_epoch, int64_t start_step_in_epoch);
 
   // Every epoch (or --steps), with validation rounds. Throws RunAborted.
   void train(ProgressDisplay& progress);
@@ -121,10 +98,8 @@ class TrainingRun {
   // Called after every completed step and at every epoch end (epoch_end true), in the
   // training thread, for periodic checkpoints.
   void set_after_step(std::function<void(bool epoch_end)> f) { after_step_ = std::move(f); }
-  // Ranks still in the run, in rank order.
-  std::vector<int> live_ranks() const;
   // One line per worker lost and carried on without (--on-worker-failure continue).
-  const std::vector<std::string>& losses() const { return losses_; }
+  const std::vector<std::string>& lost_workers() const { return members_.lost_workers(); }
 
   const std::vector<float>& params() const { return params_; }
   const Optimizer& optimizer() const { return *optimizer_; }
@@ -132,60 +107,36 @@ class TrainingRun {
   int64_t epochs_done() const { return epoch_; }
   int64_t step_in_epoch() const { return step_in_epoch_; }
   const std::vector<EpochRecord>& epochs() const { return epochs_; }
-  std::vector<WorkerRecord>& workers() { return workers_; }
+  const std::vector<WorkerRecord>& workers() const { return members_.workers(); }
   double train_seconds() const { return train_seconds_; }
   // Every step of this run, in order (report's timed window, --trace).
   const std::vector<StepTiming>& step_timings() const { return step_timings_; }
 
  private:
   void run_epoch(ProgressDisplay& progress);
-  // Throws WorkerLost when the worker's stream is broken.
-  void send(int rank, std::shared_ptr<const threadsplit::CoordinatorMessage> m);
-  void send(int rank, const threadsplit::CoordinatorMessage& m);
-  // Sends to every live rank; a rank that cannot be reached is lost (policy applies).
-  void send_all(std::shared_ptr<const threadsplit::CoordinatorMessage> m, const std::string& during);
-  // The next message of a live rank. Throws WorkerLost when a rank's stream ends, a spawned
-  // worker exits or is stopped, or a rank in `waiting` stays silent past `deadline_s`.
-  // `arrived_s`, when given, is when the message reached its handler.
-  threadsplit::WorkerMessage next_message(int* rank, double deadline_s, const std::string& what,
-                                          const std::vector<bool>& waiting,
-                                          double* arrived_s = nullptr);
-  // Applies --on-worker-failure: throws RunAborted (abort, or no survivor), else marks the
-  // rank dead, stops it and records why.
-  void lose_worker(int rank, const std::string& why);
-  // Deals steps [first, last) of `plan` among the live ranks under a new deal id.
-  void deal(const EpochPlan& plan, int first, int last);
-  std::string describe_worker(int rank);
-
-  struct WorkerLost {
-    int rank;
-    std::string why;
-  };
+  // One global step: gather -> reduce -> update -> broadcast. `s` is its index in `plan`.
+  void run_step(const EpochPlan& plan, int s, EpochRecord& rec);
+  // The epoch's line: time, rate, loss, accuracy, validation, phase shares.
+  std::string epoch_line(const EpochRecord& rec) const;
 
   const RunSetup& setup_;
-  TrainerService& service_;
+  Membership& members_;
   std::vector<float> params_;
   std::unique_ptr<Optimizer> optimizer_;
+  StepDeadline deadline_;
+  Collective collective_;
+  GradientReducer reducer_;
   int64_t step_ = 0;            // global steps done
   int64_t epoch_ = 0;           // epochs done
   int64_t step_in_epoch_ = 0;   // steps done in the current epoch
   int64_t steps_this_run_ = 0;
-  int64_t eval_round_ = 0;
   double train_seconds_ = 0;
-  std::vector<pid_t> local_pids_;
   std::vector<EpochRecord> epochs_;
-  std::vector<WorkerRecord> workers_;
-  std::vector<float> sum_;
   // By rank: the sync wait of its latest step, paired with the exchange wait that its next
   // result reports for that step.
   std::vector<double> pending_sync_;
+  std::vector<double> arrived_s_;           // by rank, this step's
   std::vector<StepTiming> step_timings_;
-  std::vector<bool> alive_;                 // by rank
-  std::vector<int> live_index_;             // rank -> position among the live ranks, or -1
-  uint32_t deal_id_ = 0;
-  std::vector<double> stopped_since_;       // spawned rank seen stopped since (0: not)
-  StepDeadline deadline_;
-  std::vector<std::string> losses_;
   std::function<void(bool)> after_step_;
 };
 

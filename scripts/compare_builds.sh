@@ -6,7 +6,8 @@
 #    (parameters, step, optimizer iterations) and their optimizer moments byte for byte.
 # 2. Throughput: ROUNDS (default 5) interleaved rounds; in each, both builds train 200 steps at
 #    1x2 and at 2x1, and the timed figure after 20 warm-up steps is collected. Prints each
-#    build's median images/s per split and the after/before ratio of the medians.
+#    build's median images/s per split and the after/before ratio of the medians. ROUNDS 0:
+#    bit-equality only.
 # Data: $CIFAR10_DIR, else ../shared/data/cifar-10-batches-bin, else a generated set.
 set -euo pipefail
 if [[ $# -lt 2 || "${1:-}" == -h || "${1:-}" == --help ]]; then
@@ -48,6 +49,7 @@ for opt in "sgd --momentum 0.9 --lr 0.05" "adam"; do
   done
 done
 
+if ((ROUNDS == 0)); then rm -rf "$WORK"; exit $status; fi
 echo "== throughput: $ROUNDS interleaved rounds, 200 steps, timed after 20 warm-up steps"
 declare -A figures
 for ((r = 1; r <= ROUNDS; ++r)); do

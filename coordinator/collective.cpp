@@ -1,0 +1,254 @@
+#include "collective.h"
+
+#include <cstdio>
+
+#include "timing.h"
+
+namespace ts {
+
+using threadsplit::CoordinatorMessage;
+using threadsplit::WorkerMessage;
+
+namespace {
+
+const char* message_kind(const WorkerMessage& m) {
+  switch (m.body_case()) {
+    case WorkerMessage::kHello: return "Hello";
+    case WorkerMessage::kStep: return "StepResult";
+    case WorkerMessage::kEval: return "EvalResult";
+    case WorkerMessage::kGoodbye: return "Goodbye";
+    default: return "an empty message";
+  }
+}
+
+WorkerMessage::BodyCase body_of(GatherKind kind) {
+  switch (kind) {
+    case GatherKind::kStep: return WorkerMessage::kStep;
+    case GatherKind::kEval: return WorkerMessage::kEval;
+    case GatherKind::kGoodbye: break;
+  }
+  return WorkerMessage::kGoodbye;
+}
+
+// The step gate is open (0) whenever no step gather runs, whatever way that gather ends.
+struct StepGate {
+  EventQueue& events;
+  ~StepGate() { events.set_step_gate(0); }
+};
+
+}  // namespace
+
+Collective::Collective(Membership& members, WorkerTransport& transport, std::string run_id,
+                       const StepDeadline& deadline, double failure_grace_s)
+    : members_(members),
+      transport_(transport),
+      run_id_(std::move(run_id)),
+      deadline_(deadline),
+      grace_s_(failure_grace_s),
+      results_(size_t(members.world_size())) {}
+
+void Collective::deal_epoch(const EpochPlan& plan, int64_t epoch, int first, int last,
+                            int64_t first_step) {
+  plan_ = &plan;
+  epoch_ = epoch;
+  last_ = last;
+  step_of_s0_ = first_step - first;
+  deal(first, /*initial=*/true);  // a rank lost meanwhile leaves redeal_due_ set
+}
+
+void Collective::deal(int s, bool initial) {
+  // Every live worker gets its share of every step of the epoch (that will run) up front,
+  // so its loader can work ahead.
+  ++deal_id_;
+  const std::vector<int> live = members_.live_ranks();
+  const int n = int(live.size());
+  for (int r : live) {
+    auto m = std::make_shared<CoordinatorMessage>();
+    threadsplit::EpochDeal* d = m->mutable_deal();
+    d->set_run_id(run_id_);
+    d->set_epoch(epoch_);
+    d->set_first_step(step_of_s0_ + s);
+    d->set_deal_id(deal_id_);
+    for (int k = s; k < last_; ++k) {
+      threadsplit::StepShare* share = d->add_steps();
+      const std::vector<int32_t> idx = plan_->share(k, members_.live_index(r), n);
+      share->mutable_indices()->Add(idx.begin(), idx.end());
+      share->set_global_batch(int(plan_->batches[size_t(k)].size()));
+    }
+    if (!transport_.send(r, std::move(m))) {
+      redeal_due_ = true;  // the survivors are dealt again before the next gather
+      members_.lose(r, "can no longer be reached" +
+                           (initial ? " (epoch " + std::to_string(epoch_ + 1) + " deal)" : std::string()));
+      return;
+    }
+  }
+  if (!initial)
+    std::fprintf(stderr, "threadsplit: re-dealt steps %lld..%lld of epoch %lld among %d "
+                 "workers; each step keeps its global batch of %zu, so the math is "
+                 "unchanged (up to float summation order)\n",
+                 (long long)(step_of_s0_ + s), (long long)(step_of_s0_ + last_ - 1),
+                 (long long)epoch_ + 1, n, plan_->batches[size_t(s)].size());
+  redeal_due_ = false;
+}
+
+std::vector<WorkerMessage>& Collective::gather_step(int64_t step, int s, std::vector<double>* arrived_s) {
+  const std::string what = "during step " + std::to_string(step);
+  const int batch = int(plan_->batches[size_t(s)].size());
+  std::vector<int> expect(size_t(members_.world_size()), 0);
+  while (true) {  // until every live rank's result for this step is in
+    if (redeal_due_) {
+      deal(s, /*initial=*/false);
+      if (redeal_due_) continue;
+    }
+    for (int r : members_.live_ranks())
+      expect[size_t(r)] = worker_share(batch, members_.live_count(), members_.live_index(r)).count;
+    if (gather(GatherKind::kStep, step, expect, what, deadline_.seconds(), arrived_s)) return results_;
+    redeal_due_ = true;
+  }
+}
+
+bool Collective::eval_round(const std::string& split, const std::vector<int32_t>& indices, int batch,
+                            double deadline_s, std::vector<WorkerMessage>* results) {
+  const int64_t round = eval_round_++;
+  const std::string what = "during " + split + " evaluation";
+  const std::vector<int> live = members_.live_ranks();
+  const auto shares = split_among_workers(indices, int(live.size()));
+  std::vector<int> expect(size_t(members_.world_size()), 0);
+  for (int r : live) {
+    const auto& share = shares[size_t(members_.live_index(r))];
+    expect[size_t(r)] = int(share.size());
+    auto m = std::make_shared<CoordinatorMessage>();
+    threadsplit::EvalRequest* q = m->mutable_eval();
+    q->set_run_id(run_id_);
+    q->set_round(round);
+    q->set_split(split);
+    q->mutable_indices()->Add(share.begin(), share.end());
+    q->set_batch(batch);
+    if (!transport_.send(r, std::move(m))) {
+      members_.lose(r, "can no longer be reached");
+      return false;
+    }
+  }
+  if (!gather(GatherKind::kEval, round, expect, what, deadline_s, nullptr)) return false;
+  *results = results_;
+  return true;
+}
+
+void Collective::broadcast(std::shared_ptr<const CoordinatorMessage> m, const std::string& during) {
+  for (int r : members_.live_ranks())
+    if (!transport_.send(r, m)) {
+      members_.lose(r, "can no longer be reached " + during);
+      redeal_due_ = true;
+    }
+}
+
+void Collective::shutdown(bool failed, const std::string& reason, double timeout_s) {
+  auto m = std::make_shared<CoordinatorMessage>();
+  m->mutable_shutdown()->set_run_id(run_id_);
+  m->mutable_shutdown()->set_reason(reason);
+  m->mutable_shutdown()->set_failed(failed);
+  std::vector<int> expect(size_t(members_.world_size()), -1);  // -1: not waited for
+  for (int r : members_.live_ranks())
+    if (transport_.send(r, m)) expect[size_t(r)] = 0;
+  gather(GatherKind::kGoodbye, 0, expect, "at shutdown", timeout_s, nullptr);
+}
+
+bool Collective::gather(GatherKind kind, int64_t round, const std::vector<int>& expect,
+                        const std::string& what, double deadline_s, std::vector<double>* arrived_s) {
+  const int P = members_.world_size();
+  const bool goodbyes = kind == GatherKind::kGoodbye;
+  std::vector<bool> waiting(size_t(P), false);
+  int missing = 0;
+  for (int r : members_.live_ranks())
+    if (expect[size_t(r)] >= 0) {
+      waiting[size_t(r)] = true;
+      ++missing;
+    }
+  EventQueue& events = transport_.events();
+  StepGate gate{events};
+  const double start = now_seconds();
+  try {
+    while (missing > 0) {
+      if (kind == GatherKind::kStep) events.set_step_gate(missing);
+      const double left = start + deadline_s - now_seconds();
+      if (goodbyes && left <= 0) return false;  // bounded: whoever is silent is stopped later
+      auto e = events.pop(goodbyes ? left : 0.1);
+      if (!e) {
+        if (goodbyes) return false;
+        if (auto lost = members_.poll_processes(what)) throw *lost;
+        if (now_seconds() - start > deadline_s) {
+          for (int r : members_.live_ranks())
+            if (waiting[size_t(r)]) {
+              // Say why where we can see it: a stopped process, not a slow one.
+              if (members_.stopped_now(r))
+                throw WorkerLost{r, "was stopped (SIGSTOP or a debugger) and did not answer " + what +
+                                        " within " + std::to_string(int(deadline_s)) + " s"};
+              char why[256];
+              std::snprintf(why, sizeof why,
+                            "did not answer %s within %.1f s (slowest recent step %.2f s + --failure-grace %.1f s)",
+                            what.c_str(), deadline_s, deadline_.slowest_recent(), grace_s_);
+              throw WorkerLost{r, why};
+            }
+          throw RunAborted("no worker answered " + what + " within " + std::to_string(int(deadline_s)) + " s");
+        }
+        continue;
+      }
+      const int r = e->rank;
+      if (r < 0 || r >= P || !members_.alive(r)) continue;  // no longer in the run
+      if (goodbyes) {
+        if (!waiting[size_t(r)]) continue;
+        if (e->closed || e->message.has_goodbye()) {
+          if (!e->closed) members_.workers()[size_t(r)].goodbye = e->message.goodbye();
+          waiting[size_t(r)] = false;
+          --missing;
+        }
+        continue;  // anything else (a step result of an aborted step) is dropped
+      }
+      if (e->closed && e->fatal)
+        members_.fail_run(r, e->why + " " + what +
+                                 ": the run diverged or the worker is faulty; stopped before the "
+                                 "parameters were touched (lower --lr, or resume from the last checkpoint)");
+      if (e->closed) throw WorkerLost{r, "left " + what + ": " + e->why};
+      WorkerMessage& msg = e->message;
+      if (msg.body_case() != body_of(kind))
+        throw WorkerLost{r, std::string("sent ") + message_kind(msg) + " " + what};
+      if (kind == GatherKind::kStep) {
+        const threadsplit::StepResult& res = msg.step();
+        // A result computed under a deal before the latest re-deal is stale, not wrong.
+        if (res.deal_id() < deal_id_ && res.step() == round) continue;
+        // The run id, the loss, the accuracy counts, the gradient's size and its values were
+        // checked as the message was read (check_worker_message); what is left needs state.
+        std::string bad;
+        if (res.deal_id() != deal_id_) bad = "a result for deal " + std::to_string(res.deal_id());
+        else if (res.step() != round) bad = "a result for step " + std::to_string(res.step());
+        else if (!waiting[size_t(r)]) bad = "a second result";
+        else if (res.samples() != expect[size_t(r)])
+          bad = "a result for " + std::to_string(res.samples()) + " samples instead of " +
+                std::to_string(expect[size_t(r)]);
+        if (!bad.empty()) {
+          std::fprintf(stderr, "threadsplit: refused from %s: %s %s\n", members_.describe(r).c_str(),
+                       bad.c_str(), what.c_str());
+          throw WorkerLost{r, "sent " + bad + " " + what};
+        }
+        if (arrived_s) (*arrived_s)[size_t(r)] = e->arrived_s;
+      } else {
+        const threadsplit::EvalResult& res = msg.eval();
+        if (res.round() < round && res.run_id() == run_id_) continue;  // of an abandoned round
+        // Run id, loss and counts were checked as it was read (check_worker_message).
+        if (res.round() != round || !waiting[size_t(r)] || res.samples() != expect[size_t(r)])
+          throw WorkerLost{r, "sent an evaluation result that does not match round " +
+                                  std::to_string(round) + " (" + std::to_string(res.samples()) + " of " +
+                                  std::to_string(expect[size_t(r)]) + " samples) " + what};
+      }
+      results_[size_t(r)].Swap(&msg);  // the gradient's bytes move, not copied
+      waiting[size_t(r)] = false;
+      --missing;
+    }
+  } catch (const WorkerLost& lost) {
+    members_.lose(lost.rank, lost.why);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace ts

@@ -1,0 +1,79 @@
+// The collective: what the coordinator sends to every live worker and collects back from
+// each, for training steps, evaluation rounds and shutdown alike, with one gather().
+//
+// A gather collects exactly one message of a kind from every live rank. It drops what is
+// stale (a result computed under a deal since replaced, an evaluation round since
+// abandoned), refuses what is wrong for the round (a rank that then counts as lost), notices
+// ranks that died, stopped or stayed silent past the deadline, which runs from the start of
+// the gather, and hands every loss to Membership's policy. Training steps are dealt a whole
+// epoch ahead (each worker's loader works ahead); when a rank is lost mid-epoch, the rest of
+// the epoch is re-dealt among the survivors and the step gathered again: each step keeps its
+// global batch, so the math is unchanged (up to float summation order).
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "epoch_plan.h"
+#include "membership.h"
+#include "step_deadline.h"
+#include "trainer.pb.h"
+#include "worker_events.h"
+
+namespace ts {
+
+enum class GatherKind { kStep, kEval, kGoodbye };
+
+class Collective {
+ public:
+  Collective(Membership& members, WorkerTransport& transport, std::string run_id,
+             const StepDeadline& deadline, double failure_grace_s);
+
+  // Deals steps [first, last) of `plan` (epoch `epoch`, the first being global step
+  // `first_step`) among the live ranks. A rank that cannot be reached is lost, and the next
+  // gather_step re-deals.
+  void deal_epoch(const EpochPlan& plan, int64_t epoch, int first, int last, int64_t first_step);
+
+  // Every live rank's StepResult for global step `step`, which is step `s` of the dealt
+  // epoch, by rank (moved out: the gradient bytes are not copied); `arrived_s[r]` is when
+  // rank r's reached its handler. Re-deals and gathers again when a rank is lost.
+  std::vector<threadsplit::WorkerMessage>& gather_step(int64_t step, int s, std::vector<double>* arrived_s);
+
+  // Sends one evaluation round over `indices` (split among the live ranks) and gathers its
+  // results by rank. False when a rank was lost: the caller starts a new round.
+  bool eval_round(const std::string& split, const std::vector<int32_t>& indices, int batch,
+                  double deadline_s, std::vector<threadsplit::WorkerMessage>* results);
+
+  // The same message to every live rank; a rank that cannot be reached is lost (policy
+  // applies) and the rest of the epoch will be re-dealt.
+  void broadcast(std::shared_ptr<const threadsplit::CoordinatorMessage> m, const std::string& during);
+
+  // Shutdown to every live rank, then their Goodbyes (into Membership's records), for at most
+  // `timeout_s`. A stream that ends instead counts as done; nothing is lost here.
+  void shutdown(bool failed, const std::string& reason, double timeout_s);
+
+ private:
+  // One message of `kind` from every live rank, into results_ by rank. `round` is the step or
+  // evaluation round; `expect[r]` the samples rank r must report. False when a rank was lost.
+  bool gather(GatherKind kind, int64_t round, const std::vector<int>& expect,
+              const std::string& what, double deadline_s, std::vector<double>* arrived_s);
+  // Deals steps [s, last_) of the epoch under a new deal id; `initial`: the epoch's first.
+  void deal(int s, bool initial);
+
+  Membership& members_;
+  WorkerTransport& transport_;
+  const std::string run_id_;
+  const StepDeadline& deadline_;
+  const double grace_s_;
+  std::vector<threadsplit::WorkerMessage> results_;   // by rank, reused
+
+  // The dealt epoch.
+  const EpochPlan* plan_ = nullptr;
+  int64_t epoch_ = 0, step_of_s0_ = 0;  // global step of the plan's step 0
+  int last_ = 0;
+  uint32_t deal_id_ = 0;
+  bool redeal_due_ = false;             // a rank was lost since the epoch was last dealt
+  int64_t eval_round_ = 0;
+};
+
+}  // namespace ts
