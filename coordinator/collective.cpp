@@ -153,6 +153,22 @@ void Collective::shutdown(bool failed, const std::string& reason, double timeout
   gather(GatherKind::kGoodbye, 0, expect, "at shutdown", timeout_s, nullptr);
 }
 
+void Collective::lose_silent(const std::vector<bool>& waiting, const std::string& what, double deadline_s) {
+  for (int r : members_.live_ranks())
+    if (waiting[size_t(r)]) {
+      // Say why where we can see it: a stopped process, not a slow one.
+      if (members_.stopped_now(r))
+        throw WorkerLost{r, "was stopped (SIGSTOP or a debugger) and did not answer " + what +
+                                " within " + std::to_string(int(deadline_s)) + " s"};
+      char why[256];
+      std::snprintf(why, sizeof why,
+                    "did not answer %s within %.1f s (slowest recent step %.2f s + --failure-grace %.1f s)",
+                    what.c_str(), deadline_s, deadline_.slowest_recent(), grace_s_);
+      throw WorkerLost{r, why};
+    }
+  throw RunAborted("no worker answered " + what + " within " + std::to_string(int(deadline_s)) + " s");
+}
+
 bool Collective::gather(GatherKind kind, int64_t round, const std::vector<int>& expect,
                         const std::string& what, double deadline_s, std::vector<double>* arrived_s) {
   const int P = members_.world_size();
@@ -167,32 +183,22 @@ bool Collective::gather(GatherKind kind, int64_t round, const std::vector<int>& 
   EventQueue& events = transport_.events();
   StepGate gate{events};
   const double start = now_seconds();
+  double polled = start;
   try {
     while (missing > 0) {
-      if (kind == GatherKind::kStep) events.set_step_gate(missing);
-      const double left = start + deadline_s - now_seconds();
+      // The deadline is checked on every turn, not only when nothing came: a worker that
+      // keeps sending stale or foreign messages does not hold the gather open.
+      const double now = now_seconds();
+      const double left = start + deadline_s - now;
       if (goodbyes && left <= 0) return false;  // bounded: whoever is silent is stopped later
-      auto e = events.pop(goodbyes ? left : 0.1);
-      if (!e) {
-        if (goodbyes) return false;
+      if (!goodbyes && left < 0) lose_silent(waiting, what, deadline_s);
+      if (!goodbyes && now - polled >= 0.1) {
+        polled = now;
         if (auto lost = members_.poll_processes(what)) throw *lost;
-        if (now_seconds() - start > deadline_s) {
-          for (int r : members_.live_ranks())
-            if (waiting[size_t(r)]) {
-              // Say why where we can see it: a stopped process, not a slow one.
-              if (members_.stopped_now(r))
-                throw WorkerLost{r, "was stopped (SIGSTOP or a debugger) and did not answer " + what +
-                                        " within " + std::to_string(int(deadline_s)) + " s"};
-              char why[256];
-              std::snprintf(why, sizeof why,
-                            "did not answer %s within %.1f s (slowest recent step %.2f s + --failure-grace %.1f s)",
-                            what.c_str(), deadline_s, deadline_.slowest_recent(), grace_s_);
-              throw WorkerLost{r, why};
-            }
-          throw RunAborted("no worker answered " + what + " within " + std::to_string(int(deadline_s)) + " s");
-        }
-        continue;
       }
+      if (kind == GatherKind::kStep) events.set_step_gate(missing);
+      auto e = events.pop(goodbyes ? left : std::min(0.1, std::max(0.0, left) + 0.001));
+      if (!e) continue;
       const int r = e->rank;
       if (r < 0 || r >= P || !members_.alive(r)) continue;  // no longer in the run
       if (goodbyes) {

@@ -57,6 +57,8 @@ class Collective {
   // evaluation round; `expect[r]` the samples rank r must report. False when a rank was lost.
   bool gather(GatherKind kind, int64_t round, const std::vector<int>& expect,
               const std::string& what, double deadline_s, std::vector<double>* arrived_s);
+  // Throws WorkerLost for the first rank still awaited at the deadline.
+  [[noreturn]] void lose_silent(const std::vector<bool>& waiting, const std::string& what, double deadline_s);
   // Deals steps [s, last_) of the epoch under a new deal id; `initial`: the epoch's first.
   void deal(int s, bool initial);
 

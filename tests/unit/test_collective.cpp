@@ -1,0 +1,268 @@
+// The collective (coordinator/collective.h) and the event queue, driven through a scripted
+// transport instead of gRPC: what a gather keeps, drops and refuses, how a loss re-deals the
+// epoch, and the gradient sum's rank order.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "collective.h"
+#include "epoch_plan.h"
+#include "float_packing.h"
+#include "gradient_reducer.h"
+#include "membership.h"
+#include "step_deadline.h"
+#include "timing.h"
+#include "worker_events.h"
+
+using namespace ts;
+using threadsplit::CoordinatorMessage;
+using threadsplit::WorkerMessage;
+
+namespace {
+
+const char* const kRun = "run1";
+
+// Records what the collective sends; `respond` plays the workers (it may push replies);
+// `tick`, when set, runs on every poll of the queue (a worker that keeps sending).
+class ScriptedTransport : public WorkerTransport {
+ public:
+  ScriptedTransport() : queue_([this](double deadline_s) { return pump(deadline_s); }) {}
+  EventQueue& events() override { return queue_; }
+  bool send(int rank, std::shared_ptr<const CoordinatorMessage> m) override {
+    if (unreachable.count(rank)) return false;
+    sent.push_back({rank, *m});
+    if (respond) respond(rank, *m);
+    return true;
+  }
+  void release(int rank) override { released.push_back(rank); }
+
+  void push_result(int rank, int64_t step, uint32_t deal, int samples, std::vector<float> grad = {}) {
+    WorkerEvent e;
+    e.rank = rank;
+    threadsplit::StepResult* r = e.message.mutable_step();
+    r->set_run_id(kRun);
+    r->set_step(step);
+    r->set_deal_id(deal);
+    r->set_samples(samples);
+    r->set_loss_sum(samples);
+    if (!grad.empty()) pack_floats(grad.data(), grad.size(), r->mutable_gradient());
+    queue_.push(std::move(e));
+  }
+  void push_closed(int rank, const std::string& why) {
+    WorkerEvent e;
+    e.rank = rank;
+    e.closed = true;
+    e.why = why;
+    queue_.push(std::move(e));
+  }
+  std::vector<std::pair<int, CoordinatorMessage>> sent_of(CoordinatorMessage::BodyCase kind) const {
+    std::vector<std::pair<int, CoordinatorMessage>> out;
+    for (const auto& s : sent)
+      if (s.second.body_case() == kind) out.push_back(s);
+    return out;
+  }
+
+  std::map<int, bool> unreachable;
+  std::vector<std::pair<int, CoordinatorMessage>> sent;
+  std::vector<int> released;
+  std::function<void(int, const CoordinatorMessage&)> respond;
+  std::function<void()> tick;
+
+ private:
+  // As the service's: waits for one completion until the deadline; false when none came.
+  bool pump(double deadline_s) {
+    if (!tick) {
+      const double left = deadline_s - now_seconds();
+      if (left > 0) std::this_thread::sleep_for(std::chrono::microseconds(int64_t(left * 1e6)));
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    tick();
+    return true;
+  }
+  EventQueue queue_;
+};
+
+struct Fixture {
+  explicit Fixture(int world, const std::string& policy, double deadline_s = 5)
+      : members(world, policy, 1.0, transport),
+        deadline(deadline_s, deadline_s, deadline_s),
+        collective(members, transport, kRun, deadline, 0.5),
+        plan(plan_epoch(1, 0, 0, 48, false, 12)) {}
+  ScriptedTransport transport;
+  Membership members;
+  StepDeadline deadline;
+  Collective collective;
+  EpochPlan plan;
+  std::vector<double> arrived = std::vector<double>(8, 0.0);
+};
+
+}  // namespace
+
+TEST_CASE("the gradient reducer sums in rank order whatever order the results arrived in", "[collective]") {
+  Fixture f(3, "abort");
+  f.collective.deal_epoch(f.plan, 0, 0, f.plan.steps(), 0);
+  // Float addition is not associative: rank order gives ((0 + 1e8) - 1e8) + 1 = 1 where the
+  // arrival order 2, 0, 1 would give ((0 + 1) + 1e8) - 1e8 = 0.
+  f.transport.push_result(2, 0, 1, 4, {1.f});
+  f.transport.push_result(0, 0, 1, 4, {1e8f});
+  f.transport.push_result(1, 0, 1, 4, {-1e8f});
+  const auto& results = f.collective.gather_step(0, 0, &f.arrived);
+  GradientReducer reducer(1);
+  CHECK(reducer.reduce(results, f.members.live_ranks())[0] == 1.f);
+  // A share without a gradient (an empty share) adds nothing.
+  f.transport.push_result(0, 1, 1, 4, {2.f});
+  f.transport.push_result(1, 1, 1, 4);
+  f.transport.push_result(2, 1, 1, 4, {3.f});
+  CHECK(reducer.reduce(f.collective.gather_step(1, 1, &f.arrived), {0, 1, 2})[0] == 5.f);
+}
+
+TEST_CASE("a lost worker's steps are re-dealt among the survivors and results of the old deal are dropped", "[collective]") {
+  Fixture f(3, "continue");
+  f.collective.deal_epoch(f.plan, 0, 0, f.plan.steps(), 0);
+  REQUIRE(f.transport.sent_of(CoordinatorMessage::kDeal).size() == 3);
+  f.transport.push_closed(2, "killed");
+  f.transport.push_result(0, 0, 1, 4);   // computed under deal 1, before the re-deal: stale
+  f.transport.push_result(0, 0, 2, 6);
+  f.transport.push_result(1, 0, 2, 6);
+  f.collective.gather_step(0, 0, &f.arrived);
+  CHECK(f.members.live_ranks() == std::vector<int>{0, 1});
+  CHECK(f.transport.released == std::vector<int>{2});
+  REQUIRE(f.members.lost_workers().size() == 1);
+  CHECK_THAT(f.members.lost_workers()[0], Catch::Contains("left during step 0: killed") &&
+                                              Catch::Contains("continuing with 2 of 3 workers"));
+  // The re-deal: deal 2, to the two survivors, every remaining step, each keeping its global
+  // batch of 12, now in shares of 6.
+  const auto deals = f.transport.sent_of(CoordinatorMessage::kDeal);
+  REQUIRE(deals.size() == 5);
+  for (size_t i = 3; i < 5; ++i) {
+    const threadsplit::EpochDeal& d = deals[i].second.deal();
+    CHECK(deals[i].first == int(i) - 3);
+    CHECK(d.deal_id() == 2);
+    CHECK(d.first_step() == 0);
+    REQUIRE(d.steps_size() == f.plan.steps());
+    CHECK(d.steps(0).indices_size() == 6);
+    CHECK(d.steps(0).global_batch() == 12);
+  }
+}
+
+TEST_CASE("a result that does not fit the step is refused and, under abort, stops the run", "[collective]") {
+  Fixture f(2, "abort");
+  f.collective.deal_epoch(f.plan, 0, 0, f.plan.steps(), 0);
+  SECTION("wrong sample count") {
+    f.transport.push_result(0, 0, 1, 5);
+    CHECK_THROWS_WITH(f.collective.gather_step(0, 0, &f.arrived),
+                      Catch::Contains("sent a result for 5 samples instead of 6 during step 0"));
+  }
+  SECTION("a second result") {
+    f.transport.push_result(0, 0, 1, 6);
+    f.transport.push_result(0, 0, 1, 6);
+    CHECK_THROWS_WITH(f.collective.gather_step(0, 0, &f.arrived), Catch::Contains("sent a second result"));
+  }
+  SECTION("a result from a deal that was never made") {
+    f.transport.push_result(1, 0, 7, 6);
+    CHECK_THROWS_WITH(f.collective.gather_step(0, 0, &f.arrived), Catch::Contains("a result for deal 7"));
+  }
+  CHECK(f.members.live_ranks().size() == 1);
+}
+
+TEST_CASE("the step deadline runs from the start of the gather, so a worker sending stale results is still lost", "[collective]") {
+  Fixture f(2, "continue", /*deadline_s=*/0.3);
+  f.collective.deal_epoch(f.plan, 0, 0, f.plan.steps(), 0);
+  f.transport.push_result(0, 0, 1, 6);
+  // Rank 1 never answers step 0 but sends a stale message every 5 ms.
+  f.transport.tick = [&] { f.transport.push_result(1, 0, 0, 6); };
+  // After the loss, rank 0 alone answers the re-deal with the whole batch.
+  f.transport.respond = [&](int rank, const CoordinatorMessage& m) {
+    if (m.has_deal() && m.deal().deal_id() == 2) {
+      f.transport.tick = nullptr;
+      f.transport.push_result(rank, 0, 2, 12);
+    }
+  };
+  const Stopwatch took;
+  f.collective.gather_step(0, 0, &f.arrived);
+  CHECK(took.elapsed() < 3.0);
+  CHECK(f.members.live_ranks() == std::vector<int>{0});
+  REQUIRE(f.members.lost_workers().size() == 1);
+  CHECK_THAT(f.members.lost_workers()[0], Catch::Contains("worker 1") &&
+                                              Catch::Contains("did not answer during step 0 within 0.3 s"));
+}
+
+TEST_CASE("an evaluation round lost to a dead worker is restarted and the abandoned round's results are dropped", "[collective]") {
+  Fixture f(2, "continue");
+  std::vector<int32_t> indices(10);
+  for (int i = 0; i < 10; ++i) indices[size_t(i)] = i;
+  auto eval_result = [&](int rank, int64_t round, int samples) {
+    WorkerEvent e;
+    e.rank = rank;
+    threadsplit::EvalResult* r = e.message.mutable_eval();
+    r->set_run_id(kRun);
+    r->set_round(round);
+    r->set_samples(samples);
+    r->set_loss_sum(samples);
+    r->set_correct(samples / 2);
+    f.transport.events().push(std::move(e));
+  };
+  eval_result(0, 0, 5);
+  f.transport.push_closed(1, "exited");
+  std::vector<WorkerMessage> results;
+  CHECK_FALSE(f.collective.eval_round("validation", indices, 50, 5, &results));
+  eval_result(0, 0, 5);   // late, of round 0: dropped
+  eval_result(0, 1, 10);
+  REQUIRE(f.collective.eval_round("validation", indices, 50, 5, &results));
+  CHECK(results[0].eval().round() == 1);
+  CHECK(results[0].eval().samples() == 10);
+  const auto requests = f.transport.sent_of(CoordinatorMessage::kEval);
+  REQUIRE(requests.size() == 3);
+  CHECK(requests[2].second.eval().indices_size() == 10);
+}
+
+TEST_CASE("shutdown collects Goodbyes, counts a closed stream as done and drops anything else", "[collective]") {
+  Fixture f(3, "abort");
+  f.transport.push_result(0, 3, 1, 4);  // of an aborted step
+  WorkerEvent bye;
+  bye.rank = 0;
+  bye.message.mutable_goodbye()->set_process_threads(7);
+  f.transport.events().push(std::move(bye));
+  f.transport.push_closed(1, "exited");
+  f.transport.unreachable[2] = true;    // nothing to wait for
+  const Stopwatch took;
+  f.collective.shutdown(false, "done", 5);
+  CHECK(took.elapsed() < 1.0);
+  REQUIRE(f.members.workers()[0].goodbye);
+  CHECK(f.members.workers()[0].goodbye->process_threads() == 7);
+  CHECK_FALSE(f.members.workers()[1].goodbye);
+  CHECK(f.transport.sent_of(CoordinatorMessage::kShutdown).size() == 2);
+}
+
+TEST_CASE("the event queue holds step results back until the gate's count is queued, and nothing else", "[collective]") {
+  ScriptedTransport t;
+  EventQueue& q = t.events();
+  q.set_step_gate(2);
+  t.push_result(0, 0, 1, 4);
+  Stopwatch held;
+  auto e = q.pop(0.2);  // one of two: held until the timeout, then returned
+  CHECK(held.elapsed() >= 0.15);
+  REQUIRE(e);
+  CHECK(e->message.has_step());
+  t.push_result(0, 1, 1, 4);
+  t.push_result(1, 1, 1, 4);
+  held.restart();
+  CHECK(q.pop(5));   // two of two: at once
+  q.set_step_gate(1);
+  CHECK(q.pop(5));
+  CHECK(held.elapsed() < 1.0);
+  t.push_closed(1, "gone");  // anything else passes the gate at once
+  held.restart();
+  e = q.pop(5);
+  REQUIRE(e);
+  CHECK(e->closed);
+  CHECK(held.elapsed() < 1.0);
+  CHECK_FALSE(q.pop(0.01));
+}
