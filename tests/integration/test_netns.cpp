@@ -13,6 +13,7 @@
 #include <string>
 
 #include "run_helpers.h"
+#include "skip.h"
 
 namespace fs = std::filesystem;
 
@@ -67,7 +68,7 @@ TEST_CASE("over a veth pair between network namespaces, loopback binding keeps t
           "[integration][netns]") {
   VethPair net;
   if (!net.ok) {
-    WARN("SKIPPED: " << net.why_not);
+    ts_test::skip_test(net.why_not);
     return;
   }
   const std::string token = "netns-token-31337";

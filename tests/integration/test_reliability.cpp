@@ -20,6 +20,7 @@
 #include "json_reader.h"
 #include "network.h"
 #include "run_helpers.h"
+#include "skip.h"
 
 namespace fs = std::filesystem;
 
@@ -351,7 +352,7 @@ TEST_CASE("a port in use and an unreachable coordinator get one sentence and a n
 TEST_CASE("TLS: spawned workers train over TLS, and a plain worker cannot join",
           "[integration][reliability]") {
   if (std::system("command -v openssl >/dev/null 2>&1") != 0) {
-    WARN("SKIPPED: openssl is not installed, so no test certificate can be made");
+    ts_test::skip_test("openssl is not installed, so no test certificate can be made");
     return;
   }
   const std::string dir = fresh_dir("tls");

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cifar10.h"
+#include "skip.h"
 #include "synthetic_cifar10.h"
 
 namespace fs = std::filesystem;
@@ -93,7 +94,7 @@ std::string open_error(const std::string& dir) {
 
 TEST_CASE("real CIFAR-10 opens with its known labels and record order", "[data]") {
   if (!real_data_present()) {
-    WARN("no CIFAR-10 at " CIFAR10_TEST_DIR "; real-data checks skipped");
+    ts_test::skip_test("no real CIFAR-10 at " CIFAR10_TEST_DIR " (the CMake cache variable CIFAR10_TEST_DIR)");
     return;
   }
   const Cifar10 c = Cifar10::open(CIFAR10_TEST_DIR);
