@@ -6,7 +6,7 @@
 #include <map>
 #include <sstream>
 
-#include "json_reader.h"
+#include "json_io.h"
 #include "json_writer.h"
 #include "step_timing.h"
 
@@ -37,31 +37,31 @@ double r4(double x) { return std::round(x * 10000) / 10000; }
 
 }  // namespace
 
-TrialFigures figures_from_report(const std::string& text) {
+TrialFigures figures_from_report(const std::string& text, const std::string& name) {
   TrialFigures f;
   try {
-    const Json r = parse_json(text);
-    if (r["status"].str != "completed") {
-      f.error = "the run " + r["status"].str + (r.has("error") ? ": " + r["error"].str : "");
+    const JsonNode r = parse_json(text, name);
+    if (r["status"].str() != "completed") {
+      f.error = "the run " + r["status"].str() + (r.has("error") ? ": " + r["error"].str() : "");
       return f;
     }
-    if (!r.has("timed") || r["timed"]["steps"].num < 1) {
+    if (!r.has("timed") || r["timed"]["steps"].num() < 1) {
       f.error = "the report has no timed steps (warm-up as long as the run?)";
       return f;
     }
-    const Json& t = r["timed"];
-    f.images_per_s = t["images_per_s"].num;
-    f.seconds = t["seconds"].num;
-    const Json& s = t["shares"];
-    f.data_share = s["data_wait"].num;
-    f.forward_share = s["forward"].num;
-    f.backward_share = s["backward"].num;
-    f.exchange_share = s["exchange"].num;
-    f.update_share = s["update"].num;
-    f.sync_share = s["sync_wait"].num;
-    f.train_records = int(r["config"]["train_records"].num);
-    f.oversubscribed = r["split"]["oversubscribed"].b;
-    for (const Json& w : r["workers"].items) f.worker_cores.push_back(w["cores"].str);
+    const JsonNode t = r["timed"];
+    f.images_per_s = t["images_per_s"].num();
+    f.seconds = t["seconds"].num();
+    const JsonNode s = t["shares"];
+    f.data_share = s["data_wait"].num();
+    f.forward_share = s["forward"].num();
+    f.backward_share = s["backward"].num();
+    f.exchange_share = s["exchange"].num();
+    f.update_share = s["update"].num();
+    f.sync_share = s["sync_wait"].num();
+    f.train_records = int(r["config"]["train_records"].num());
+    f.oversubscribed = r["split"]["oversubscribed"].boolean();
+    for (const JsonNode& w : r["workers"].items()) f.worker_cores.push_back(w["cores"].str());
     f.ok = f.images_per_s > 0;
     if (!f.ok) f.error = "the timed window measured no throughput";
   } catch (const std::exception& e) {

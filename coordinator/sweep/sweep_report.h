@@ -28,8 +28,10 @@ struct TrialFigures {
   double foreign_cpu_share = -1;
 };
 
-// Parses a run report's text. Returns ok == false with the reason when it has no timed window.
-TrialFigures figures_from_report(const std::string& report_json);
+// Parses a run report's text; `name` (its path) names it in errors. Returns ok == false with
+// the reason when it has no timed window or lacks a figure.
+TrialFigures figures_from_report(const std::string& report_json,
+                                 const std::string& name = "the run report");
 
 struct PointResult {
   SweepPoint point;
