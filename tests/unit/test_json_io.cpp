@@ -1,9 +1,12 @@
-// What we own around nlohmann::json: checked reading that names the document and the key.
+// What we own around nlohmann::json: checked reading that names the document and the key,
+// and the writers' choices (escaping, non-finite numbers as null, integral counts as integers).
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "json_io.h"
+#include "trace_writer.h"
 
 TEST_CASE("reading JSON names the document and the key when one is missing or of the wrong type",
           "[json]") {
@@ -43,4 +46,25 @@ TEST_CASE("text that is not JSON, or a file that cannot be read, is refused in o
   CHECK_THROWS_WITH(ts::parse_json(""), Catch::StartsWith("the JSON text is not JSON: "));
   const std::string missing = std::string(TEST_TMP_DIR) + "/no_such_report.json";
   CHECK_THROWS_WITH(ts::read_json_file(missing), Catch::StartsWith("cannot read " + missing + ": "));
+}
+
+TEST_CASE("the trace escapes names, writes counts as integers and non-finite numbers as null",
+          "[json]") {
+  const double inf = std::numeric_limits<double>::infinity();
+  ts::TraceWriter t;
+  t.name_process(1, "a \"b\"\\c\n\x01");
+  t.name_thread(1, 0, "not UTF-8: \xff");  // a hostname or an error text could be anything
+  t.span(1, 0, "x", "cat", std::nan(""), 2, {{"step", 3}, {"ratio", 0.5}, {"inf", inf}});
+  const std::string text = t.json({{"note", "tab\there"}});
+  CHECK_THAT(text, Catch::Contains(R"("name": "a \"b\"\\c\n\u0001")"));
+  CHECK_THAT(text, Catch::Contains(R"("ts": null,)"));
+  CHECK_THAT(text, Catch::Contains(R"("step": 3,)"));
+  CHECK_THAT(text, Catch::Contains(R"("ratio": 0.5,)"));
+  CHECK_THAT(text, Catch::Contains(R"("inf": null)"));
+  CHECK_THAT(text, Catch::Contains(R"("note": "tab\there")"));
+  CHECK_THAT(text, Catch::Contains("\"not UTF-8: \xef\xbf\xbd\""));  // U+FFFD
+  const ts::JsonNode doc = ts::parse_json(text, "the trace");
+  CHECK(doc["traceEvents"][0]["args"]["name"].str() == "a \"b\"\\c\n\x01");
+  CHECK(doc["traceEvents"][3]["args"]["step"].json().is_number_integer());
+  CHECK(doc["otherData"]["note"].str() == "tab\there");
 }
