@@ -9,8 +9,6 @@
 
 namespace ts {
 
-class JsonWriter;
-
 // One run's timed window (run report "timed"), and how it was really bound.
 struct TrialFigures {
   int repeat = 0, order = 0;

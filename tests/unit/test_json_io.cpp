@@ -48,6 +48,25 @@ TEST_CASE("text that is not JSON, or a file that cannot be read, is refused in o
   CHECK_THROWS_WITH(ts::read_json_file(missing), Catch::StartsWith("cannot read " + missing + ": "));
 }
 
+TEST_CASE("written JSON keeps keys in the order set, nests by two spaces, escapes, and writes "
+          "non-finite numbers as null",
+          "[json]") {
+  nlohmann::ordered_json j;
+  j["name"] = "a\"b\\c\n";
+  j["n"] = 3;
+  j["x"] = 0.5;
+  j["nan"] = std::nan("");
+  j["ok"] = true;
+  j["list"] = nlohmann::ordered_json::array({1, "two", nlohmann::ordered_json::object()});
+  j["empty"] = nlohmann::ordered_json::array();
+  const std::string expect =
+      "{\n  \"name\": \"a\\\"b\\\\c\\n\",\n  \"n\": 3,\n  \"x\": 0.5,\n  \"nan\": null,\n"
+      "  \"ok\": true,\n  \"list\": [\n    1,\n    \"two\",\n    {}\n  ],\n  \"empty\": []\n}";
+  CHECK(ts::json_text(j) == expect);
+  CHECK(ts::json_text(std::string("\x01", 1)) == "\"\\u0001\"");
+  CHECK(ts::json_text(-std::numeric_limits<double>::infinity()) == "null");
+}
+
 TEST_CASE("the trace escapes names, writes counts as integers and non-finite numbers as null",
           "[json]") {
   const double inf = std::numeric_limits<double>::infinity();
