@@ -3,14 +3,28 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <stdexcept>
 
 #include "atomic_file.h"
-#include "json_writer.h"
+#include "json_io.h"
 
 namespace ts {
+
+namespace {
+
+// Span arguments are counts (step, samples) passed as doubles: integral ones are written as
+// integers, as the writer before nlohmann printed them, others as numbers.
+nlohmann::ordered_json arg_value(double v) {
+  if (std::isfinite(v) && v == std::floor(v) && std::fabs(v) < 9007199254740992.0)  // 2^53
+    return int64_t(v);
+  return v;
+}
+
+}  // namespace
 
 void TraceWriter::name_process(int pid, const std::string& name) { process_names_[pid] = name; }
 
@@ -25,47 +39,44 @@ void TraceWriter::span(int pid, int tid, const std::string& name, const std::str
 }
 
 std::string TraceWriter::json(const std::map<std::string, std::string>& other_data) const {
-  JsonWriter j;
-  j.begin_object();
-  j.key("traceEvents").begin_array();
+  using nlohmann::ordered_json;
+  ordered_json events = ordered_json::array();
+  auto metadata = [&](const char* name, int pid, int tid, const char* arg, const ordered_json& v) {
+    ordered_json e;
+    e["name"] = name;
+    e["ph"] = "M";
+    e["pid"] = pid;
+    e["tid"] = tid;
+    e["args"][arg] = v;
+    events.push_back(std::move(e));
+  };
   // Metadata first: viewers name the tracks from these ("ph":"M").
   for (const auto& [pid, name] : process_names_) {
-    j.begin_object().field("name", "process_name").field("ph", "M").field("pid", pid).field("tid", 0);
-    j.key("args").begin_object().field("name", name).end_object();
-    j.end_object();
-    j.begin_object().field("name", "process_sort_index").field("ph", "M").field("pid", pid).field("tid", 0);
-    j.key("args").begin_object().field("sort_index", pid).end_object();
-    j.end_object();
+    metadata("process_name", pid, 0, "name", name);
+    metadata("process_sort_index", pid, 0, "sort_index", pid);
   }
-  for (const auto& [key, name] : thread_names_) {
-    j.begin_object().field("name", "thread_name").field("ph", "M").field("pid", key.first)
-        .field("tid", key.second);
-    j.key("args").begin_object().field("name", name).end_object();
-    j.end_object();
-  }
+  for (const auto& [key, name] : thread_names_) metadata("thread_name", key.first, key.second, "name", name);
   for (const Span& s : spans_) {
-    j.begin_object()
-        .field("name", s.name)
-        .field("cat", s.category)
-        .field("ph", "X")
-        .field("pid", s.pid)
-        .field("tid", s.tid)
-        .field("ts", s.start_us)
-        .field("dur", s.dur_us);
+    ordered_json e;
+    e["name"] = s.name;
+    e["cat"] = s.category;
+    e["ph"] = "X";
+    e["pid"] = s.pid;
+    e["tid"] = s.tid;
+    e["ts"] = s.start_us;
+    e["dur"] = s.dur_us;
     if (!s.args.empty()) {
-      j.key("args").begin_object();
-      for (const auto& [k, v] : s.args) j.field(k, v);
-      j.end_object();
+      ordered_json& args = e["args"];
+      for (const auto& [k, v] : s.args) args[k] = arg_value(v);
     }
-    j.end_object();
+    events.push_back(std::move(e));
   }
-  j.end_array();
-  j.field("displayTimeUnit", "ms");
-  j.key("otherData").begin_object();
-  for (const auto& [k, v] : other_data) j.field(k, v);
-  j.end_object();
-  j.end_object();
-  return j.str();
+  ordered_json doc;
+  doc["traceEvents"] = std::move(events);
+  doc["displayTimeUnit"] = "ms";
+  ordered_json& other = doc["otherData"] = ordered_json::object();
+  for (const auto& [k, v] : other_data) other[k] = v;
+  return json_text(doc);
 }
 
 void TraceWriter::write(const std::string& path,

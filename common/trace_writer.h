@@ -14,7 +14,8 @@ class TraceWriter {
   void name_process(int pid, const std::string& name);
   void name_thread(int pid, int tid, const std::string& name);
   // A span of `dur_us` microseconds starting at `start_us` (microseconds since the trace's
-  // zero). Negative durations are written as 0; the viewers reject them.
+  // zero). Negative durations are written as 0; the viewers reject them. `args` are shown with
+  // the span; integral ones are written as integers (they are counts: step, samples).
   void span(int pid, int tid, const std::string& name, const std::string& category,
             double start_us, double dur_us,
             const std::vector<std::pair<std::string, double>>& args = {});

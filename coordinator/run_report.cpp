@@ -8,7 +8,7 @@
 
 #include "atomic_file.h"
 #include "build_info.h"
-#include "json_writer.h"
+#include "json_io.h"
 #include "process_facts.h"
 #include "step_timing.h"
 
@@ -16,226 +16,204 @@ namespace ts {
 
 namespace {
 
-void write_config(JsonWriter& j, const RunSetup& s) {
+using nlohmann::ordered_json;
+
+ordered_json config(const RunSetup& s) {
   const RunOptions& o = s.options;
-  j.begin_object()
-      .field("model", o.model)
-      .field("procs", s.world_size)
-      .field("threads", s.threads)
-      .field("cores", s.cores.to_string())
-      .field("external_workers", o.external_workers)
-      .field("epochs", o.epochs)
-      .field("global_batch", s.global_batch)
-      .field("batch_per_worker", o.batch_per_worker)
-      .field("batch_mode", o.batch_per_worker > 0 ? "per_worker" : "global")
-      .field("optimizer", s.optimizer.kind)
-      .field("lr", s.optimizer.learning_rate)
-      .field("momentum", s.optimizer.momentum)
-      .field("beta1", s.optimizer.beta1)
-      .field("beta2", s.optimizer.beta2)
-      .field("epsilon", s.optimizer.epsilon)
-      .field("seed", o.seed)
-      .field("augment", o.augment)
-      .field("shuffle", o.shuffle)
-      .field("steps", o.steps)
-      .field("eval_every", o.eval_every)
-      .field("eval_batch", o.eval_batch)
-      .field("loader_threads", o.loader_threads)
-      .field("validation_records", int64_t(s.split.val_size()))
-      .field("train_records", int64_t(s.split.train_size()))
-      .field("data", s.data_dir)
-      .field("init", o.init)
-      .field("save", o.save)
-      .end_object();
+  ordered_json c;
+  c["model"] = o.model;
+  c["procs"] = s.world_size;
+  c["threads"] = s.threads;
+  c["cores"] = s.cores.to_string();
+  c["external_workers"] = o.external_workers;
+  c["epochs"] = o.epochs;
+  c["global_batch"] = s.global_batch;
+  c["batch_per_worker"] = o.batch_per_worker;
+  c["batch_mode"] = o.batch_per_worker > 0 ? "per_worker" : "global";
+  c["optimizer"] = s.optimizer.kind;
+  c["lr"] = s.optimizer.learning_rate;
+  c["momentum"] = s.optimizer.momentum;
+  c["beta1"] = s.optimizer.beta1;
+  c["beta2"] = s.optimizer.beta2;
+  c["epsilon"] = s.optimizer.epsilon;
+  c["seed"] = o.seed;
+  c["augment"] = o.augment;
+  c["shuffle"] = o.shuffle;
+  c["steps"] = o.steps;
+  c["eval_every"] = o.eval_every;
+  c["eval_batch"] = o.eval_batch;
+  c["loader_threads"] = o.loader_threads;
+  c["validation_records"] = int64_t(s.split.val_size());
+  c["train_records"] = int64_t(s.split.train_size());
+  c["data"] = s.data_dir;
+  c["init"] = o.init;
+  c["save"] = o.save;
+  return c;
 }
 
-void write_phases(JsonWriter& j, const PhaseSums& p) {
-  j.field("data_wait_s", p.data_wait)
-      .field("forward_s", p.forward)
-      .field("backward_s", p.backward)
-      .field("exchange_wait_s", p.exchange_wait)
-      .field("sync_wait_s", p.sync_wait)
-      .field("apply_params_s", p.apply_params);
+void add_phases(ordered_json& j, const PhaseSums& p) {
+  j["data_wait_s"] = p.data_wait;
+  j["forward_s"] = p.forward;
+  j["backward_s"] = p.backward;
+  j["exchange_wait_s"] = p.exchange_wait;
+  j["sync_wait_s"] = p.sync_wait;
+  j["apply_params_s"] = p.apply_params;
 }
 
-void write_eval(JsonWriter& j, const EvalOutcome& e) {
-  j.begin_object()
-      .field("split", e.split)
-      .field("samples", e.samples)
-      .field("loss", e.loss)
-      .field("accuracy", e.accuracy)
-      .field("seconds", e.seconds)
-      .end_object();
+ordered_json eval(const EvalOutcome& e) {
+  ordered_json j;
+  j["split"] = e.split;
+  j["samples"] = e.samples;
+  j["loss"] = e.loss;
+  j["accuracy"] = e.accuracy;
+  j["seconds"] = e.seconds;
+  return j;
+}
+
+ordered_json worker(const WorkerRecord& w) {
+  const auto& b = w.hello.binding();
+  std::vector<int> cores(b.cores().begin(), b.cores().end());
+  ordered_json j;
+  j["rank"] = w.rank;
+  j["pid"] = int64_t(w.pid);
+  j["spawned"] = w.spawned || !w.assigned_cores.empty();
+  j["hostname"] = b.hostname();
+  j["assigned_cores"] = w.assigned_cores;
+  j["cores"] = CoreSet(cores).to_string();
+  j["omp_threads"] = b.omp_threads();
+  ordered_json& per_thread = j["omp_thread_cores"] = ordered_json::array();
+  for (const auto& c : b.omp_thread_cores()) per_thread.push_back(c);
+  j["omp_places"] = b.omp_places();
+  j["omp_proc_bind"] = b.omp_proc_bind();
+  j["process_threads_at_join"] = b.process_threads();
+  j["onednn"] = w.hello.versions().onednn();
+  if (w.goodbye) {
+    j["process_threads_at_end"] = w.goodbye->process_threads();
+    j["omp_threads_at_end"] = w.goodbye->omp_threads();
+    j["max_rss_kb"] = w.goodbye->max_rss_kb();
+    j["cpu_user_s"] = w.goodbye->cpu_user_s();
+    j["cpu_system_s"] = w.goodbye->cpu_system_s();
+  }
+  if (!w.exit.empty()) j["exit"] = w.exit;
+  add_phases(j["phase_totals"] = ordered_json::object(), w.total);
+  return j;
+}
+
+ordered_json epoch(const EpochRecord& e) {
+  ordered_json j;
+  j["epoch"] = e.epoch;
+  j["steps"] = e.steps;
+  j["planned_steps"] = e.planned_steps;
+  j["aborted"] = e.aborted;
+  j["samples"] = e.samples;
+  j["seconds"] = e.seconds;
+  j["images_per_s"] = e.images_per_s;
+  j["train_loss"] = e.train_loss;
+  j["train_accuracy"] = e.train_accuracy;
+  if (e.validation) j["validation"] = eval(*e.validation);
+  write_shares(j, e);
+  j["gradient_wait_s"] = e.gradient_wait_s;
+  j["update_s"] = e.update_s;
+  j["step_losses"] = e.step_losses;
+  ordered_json& workers = j["workers"] = ordered_json::array();
+  for (size_t r = 0; r < e.workers.size(); ++r) {
+    ordered_json w;
+    w["rank"] = int64_t(r);
+    add_phases(w, e.workers[r]);
+    workers.push_back(std::move(w));
+  }
+  return j;
 }
 
 }  // namespace
 
-std::string config_json(const RunSetup& setup) {
-  JsonWriter j;
-  write_config(j, setup);
-  return j.str();
-}
+std::string config_json(const RunSetup& setup) { return json_text(config(setup)); }
 
 void write_run_report(const std::string& path, const ReportInputs& in) {
   const RunSetup& s = *in.setup;
-  JsonWriter j;
-  j.begin_object();
-  j.field("run_id", s.run_id).field("status", in.status);
-  if (!in.error.empty()) j.field("error", in.error);
-  j.key("config");
-  write_config(j, s);
+  ordered_json j;
+  j["run_id"] = s.run_id;
+  j["status"] = in.status;
+  if (!in.error.empty()) j["error"] = in.error;
+  j["config"] = config(s);
 
-  j.key("split").begin_object()
-      .field("procs", s.world_size)
-      .field("threads", s.threads)
-      .field("cores", s.cores.to_string())
-      .field("core_count", s.cores.size())
-      .field("oversubscribed", s.oversubscribed)
-      .field("chosen_by", s.split_reason)
-      .end_object();
+  ordered_json& split = j["split"];
+  split["procs"] = s.world_size;
+  split["threads"] = s.threads;
+  split["cores"] = s.cores.to_string();
+  split["core_count"] = s.cores.size();
+  split["oversubscribed"] = s.oversubscribed;
+  split["chosen_by"] = s.split_reason;
 
-  j.key("data").begin_object().field("dir", s.data_dir).field("synthetic", s.synthetic_data).end_object();
+  j["data"]["dir"] = s.data_dir;
+  j["data"]["synthetic"] = s.synthetic_data;
 
   const MachineFacts m = machine_facts();
-  j.key("machine").begin_object()
-      .field("hostname", m.hostname)
-      .field("cpu_model", m.cpu_model)
-      .field("online_cores", m.online_cores)
-      .field("memory_bytes", m.memory_bytes)
-      .end_object();
+  ordered_json& machine = j["machine"];
+  machine["hostname"] = m.hostname;
+  machine["cpu_model"] = m.cpu_model;
+  machine["online_cores"] = m.online_cores;
+  machine["memory_bytes"] = m.memory_bytes;
 
   std::string onednn;
   if (in.run)
     for (const auto& w : in.run->workers())
       if (!w.hello.versions().onednn().empty()) onednn = w.hello.versions().onednn();
-  j.key("versions").begin_object()
-      .field("onednn", onednn)
-      .field("grpc", grpc_version())
-      .field("protobuf", protobuf_version())
-      .field("compiler", compiler_version())
-      .end_object();
+  ordered_json& versions = j["versions"];
+  versions["onednn"] = onednn;
+  versions["grpc"] = grpc_version();
+  versions["protobuf"] = protobuf_version();
+  versions["compiler"] = compiler_version();
 
-  j.key("coordinator").begin_object()
-      .field("pid", int64_t(getpid()))
-      .field("threads", in.coordinator_threads)
-      .field("scheduling", in.coordinator_scheduling)
-      .field("max_rss_kb", resource_use().max_rss_kb)
-      .end_object();
+  ordered_json& coordinator = j["coordinator"];
+  coordinator["pid"] = int64_t(getpid());
+  coordinator["threads"] = in.coordinator_threads;
+  coordinator["scheduling"] = in.coordinator_scheduling;
+  coordinator["max_rss_kb"] = resource_use().max_rss_kb;
 
-  j.key("workers").begin_array();
-  if (in.run) {
-    for (const WorkerRecord& w : in.run->workers()) {
-      const auto& b = w.hello.binding();
-      std::vector<int> cores(b.cores().begin(), b.cores().end());
-      j.begin_object()
-          .field("rank", w.rank)
-          .field("pid", int64_t(w.pid))
-          .field("spawned", w.spawned || !w.assigned_cores.empty())
-          .field("hostname", b.hostname())
-          .field("assigned_cores", w.assigned_cores)
-          .field("cores", CoreSet(cores).to_string())
-          .field("omp_threads", b.omp_threads());
-      j.key("omp_thread_cores").begin_array();
-      for (const auto& c : b.omp_thread_cores()) j.value(c);
-      j.end_array();
-      j
-          .field("omp_places", b.omp_places())
-          .field("omp_proc_bind", b.omp_proc_bind())
-          .field("process_threads_at_join", b.process_threads())
-          .field("onednn", w.hello.versions().onednn());
-      if (w.goodbye) {
-        j.field("process_threads_at_end", w.goodbye->process_threads())
-            .field("omp_threads_at_end", w.goodbye->omp_threads())
-            .field("max_rss_kb", w.goodbye->max_rss_kb())
-            .field("cpu_user_s", w.goodbye->cpu_user_s())
-            .field("cpu_system_s", w.goodbye->cpu_system_s());
-      }
-      if (!w.exit.empty()) j.field("exit", w.exit);
-      j.key("phase_totals").begin_object();
-      write_phases(j, w.total);
-      j.end_object();
-      j.end_object();
-    }
-  }
-  j.end_array();
+  ordered_json& workers = j["workers"] = ordered_json::array();
+  if (in.run)
+    for (const WorkerRecord& w : in.run->workers()) workers.push_back(worker(w));
 
-  j.key("epochs").begin_array();
+  ordered_json& epochs = j["epochs"] = ordered_json::array();
   double train_s = 0;
   int64_t samples = 0;
   if (in.run) {
     for (const EpochRecord& e : in.run->epochs()) {
       train_s += e.seconds;
       samples += e.samples;
-      j.begin_object()
-          .field("epoch", e.epoch)
-          .field("steps", e.steps)
-          .field("planned_steps", e.planned_steps)
-          .field("aborted", e.aborted)
-          .field("samples", e.samples)
-          .field("seconds", e.seconds)
-          .field("images_per_s", e.images_per_s)
-          .field("train_loss", e.train_loss)
-          .field("train_accuracy", e.train_accuracy);
-      if (e.validation) {
-        j.key("validation");
-        write_eval(j, *e.validation);
-      }
-      write_shares(j, e);
-      j.field("gradient_wait_s", e.gradient_wait_s).field("update_s", e.update_s);
-      j.key("step_losses").begin_array();
-      for (double l : e.step_losses) j.value(l);
-      j.end_array();
-      j.key("workers").begin_array();
-      for (size_t r = 0; r < e.workers.size(); ++r) {
-        j.begin_object().field("rank", int64_t(r));
-        write_phases(j, e.workers[r]);
-        j.end_object();
-      }
-      j.end_array();
-      j.end_object();
+      epochs.push_back(epoch(e));
     }
   }
-  j.end_array();
 
-  if (in.test) {
-    j.key("test");
-    write_eval(j, *in.test);
-  }
+  if (in.test) j["test"] = eval(*in.test);
   if (in.run) {
     // The steps after --warmup-steps: what the sweep and --autotune compare.
     const TimedFigures t = summarize_steps(in.run->step_timings(), s.options.warmup_steps, s.world_size);
-    j.key("timed").begin_object()
-        .field("warmup_steps", t.warmup_steps)
-        .field("steps", t.steps)
-        .field("samples", t.samples)
-        .field("seconds", t.seconds)
-        .field("images_per_s", t.images_per_s)
-        .field("step_s_median", t.step_s_median)
-        .field("step_s_min", t.step_s_min)
-        .field("step_s_max", t.step_s_max)
-        .field("gradient_wait_s", t.gradient_wait_s)
-        .field("update_s", t.update_s);
-    write_shares(j, t);
-    j.end_object();
+    ordered_json& timed = j["timed"];
+    timed["warmup_steps"] = t.warmup_steps;
+    timed["steps"] = t.steps;
+    timed["samples"] = t.samples;
+    timed["seconds"] = t.seconds;
+    timed["images_per_s"] = t.images_per_s;
+    timed["step_s_median"] = t.step_s_median;
+    timed["step_s_min"] = t.step_s_min;
+    timed["step_s_max"] = t.step_s_max;
+    timed["gradient_wait_s"] = t.gradient_wait_s;
+    timed["update_s"] = t.update_s;
+    write_shares(timed, t);
   }
-  j.key("totals").begin_object()
-      .field("steps", in.run ? in.run->step() : int64_t(0))
-      .field("train_seconds", train_s)
-      .field("images_per_s", train_s > 0 ? double(samples) / train_s : 0.0)
-      .field("wall_seconds", in.wall_seconds)
-      .end_object();
-  j.key("refused_workers").begin_array();
-  for (const auto& r : in.refusals) j.value(r);
-  j.end_array();
+  ordered_json& totals = j["totals"];
+  totals["steps"] = in.run ? in.run->step() : int64_t(0);
+  totals["train_seconds"] = train_s;
+  totals["images_per_s"] = train_s > 0 ? double(samples) / train_s : 0.0;
+  totals["wall_seconds"] = in.wall_seconds;
+  j["refused_workers"] = in.refusals;
   // Workers lost and carried on without (--on-worker-failure continue), one line each.
-  j.key("lost_workers").begin_array();
-  if (in.run)
-    for (const auto& l : in.run->lost_workers()) j.value(l);
-  j.end_array();
-  j.end_object();
+  j["lost_workers"] = in.run ? ordered_json(in.run->lost_workers()) : ordered_json::array();
 
   try {
-    write_file_atomically(path, j.str() + "\n");
+    write_file_atomically(path, json_text(j) + "\n");
   } catch (const std::runtime_error& e) {
     throw std::runtime_error("cannot write the report " + path + ": " + e.what());
   }

@@ -93,19 +93,19 @@ struct TimedFigures {
   double gradient_wait_s = 0, update_s = 0;   // coordinator totals in the window
 };
 
-// "shares": an epoch's (EpochRecord), the timed window's (TimedFigures) or a sweep point's
-// (PointResult): the same fields under the same keys, each passed through `round`.
-template <class Writer, class Figures>
-void write_shares(Writer& j, const Figures& f, double (*round)(double) = nullptr) {
+// "shares" in the JSON object `j` (an nlohmann::ordered_json): an epoch's (EpochRecord), the
+// timed window's (TimedFigures) or a sweep point's (PointResult), the same fields under the
+// same keys, each passed through `round`.
+template <class Json, class Figures>
+void write_shares(Json& j, const Figures& f, double (*round)(double) = nullptr) {
   auto v = [round](double x) { return round ? round(x) : x; };
-  j.key("shares").begin_object()
-      .field("data_wait", v(f.data_share))
-      .field("forward", v(f.forward_share))
-      .field("backward", v(f.backward_share))
-      .field("exchange", v(f.exchange_share))
-      .field("update", v(f.update_share))
-      .field("sync_wait", v(f.sync_share))
-      .end_object();
+  Json& s = j["shares"];
+  s["data_wait"] = v(f.data_share);
+  s["forward"] = v(f.forward_share);
+  s["backward"] = v(f.backward_share);
+  s["exchange"] = v(f.exchange_share);
+  s["update"] = v(f.update_share);
+  s["sync_wait"] = v(f.sync_share);
 }
 
 // How long worker r's result of this step waited at the coordinator for the last one.

@@ -12,7 +12,7 @@
 #include "atomic_file.h"
 #include "build_info.h"
 #include "core_set.h"
-#include "json_reader.h"
+#include "json_io.h"
 #include "process_facts.h"
 #include "sweep_plan.h"
 #include "sweep_report.h"
@@ -202,11 +202,13 @@ int sweep_main(int argc, char** argv) {
   facts.data_dir = a.data;
   if (!first_report_path.empty()) {
     try {
-      const Json r = read_json_file(first_report_path);
-      facts.onednn = r["versions"]["onednn"].str;
-      facts.data_dir = r["data"]["dir"].str;
-      facts.synthetic_data = r["data"]["synthetic"].b;
-    } catch (const std::exception&) {
+      const JsonNode r = read_json_file(first_report_path);
+      facts.onednn = r["versions"]["onednn"].str();
+      facts.data_dir = r["data"]["dir"].str();
+      facts.synthetic_data = r["data"]["synthetic"].boolean();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "threadsplit sweep: sweep.json's versions and data may be incomplete: %s\n",
+                   e.what());
     }
   }
   facts.wall_seconds = now_seconds() - start;

@@ -6,8 +6,7 @@
 #include <map>
 #include <sstream>
 
-#include "json_reader.h"
-#include "json_writer.h"
+#include "json_io.h"
 #include "step_timing.h"
 
 namespace ts {
@@ -37,31 +36,31 @@ double r4(double x) { return std::round(x * 10000) / 10000; }
 
 }  // namespace
 
-TrialFigures figures_from_report(const std::string& text) {
+TrialFigures figures_from_report(const std::string& text, const std::string& name) {
   TrialFigures f;
   try {
-    const Json r = parse_json(text);
-    if (r["status"].str != "completed") {
-      f.error = "the run " + r["status"].str + (r.has("error") ? ": " + r["error"].str : "");
+    const JsonNode r = parse_json(text, name);
+    if (r["status"].str() != "completed") {
+      f.error = "the run " + r["status"].str() + (r.has("error") ? ": " + r["error"].str() : "");
       return f;
     }
-    if (!r.has("timed") || r["timed"]["steps"].num < 1) {
+    if (!r.has("timed") || r["timed"]["steps"].num() < 1) {
       f.error = "the report has no timed steps (warm-up as long as the run?)";
       return f;
     }
-    const Json& t = r["timed"];
-    f.images_per_s = t["images_per_s"].num;
-    f.seconds = t["seconds"].num;
-    const Json& s = t["shares"];
-    f.data_share = s["data_wait"].num;
-    f.forward_share = s["forward"].num;
-    f.backward_share = s["backward"].num;
-    f.exchange_share = s["exchange"].num;
-    f.update_share = s["update"].num;
-    f.sync_share = s["sync_wait"].num;
-    f.train_records = int(r["config"]["train_records"].num);
-    f.oversubscribed = r["split"]["oversubscribed"].b;
-    for (const Json& w : r["workers"].items) f.worker_cores.push_back(w["cores"].str);
+    const JsonNode t = r["timed"];
+    f.images_per_s = t["images_per_s"].num();
+    f.seconds = t["seconds"].num();
+    const JsonNode s = t["shares"];
+    f.data_share = s["data_wait"].num();
+    f.forward_share = s["forward"].num();
+    f.backward_share = s["backward"].num();
+    f.exchange_share = s["exchange"].num();
+    f.update_share = s["update"].num();
+    f.sync_share = s["sync_wait"].num();
+    f.train_records = int(r["config"]["train_records"].num());
+    f.oversubscribed = r["split"]["oversubscribed"].boolean();
+    for (const JsonNode& w : r["workers"].items()) f.worker_cores.push_back(w["cores"].str());
     f.ok = f.images_per_s > 0;
     if (!f.ok) f.error = "the timed window measured no throughput";
   } catch (const std::exception& e) {
@@ -257,95 +256,90 @@ std::string sweep_json(const SweepFacts& facts, const SweepOptions& o,
                        const std::vector<PointResult>& results,
                        const std::vector<GroupSummary>& groups,
                        const std::vector<std::string>& contrast) {
-  JsonWriter j;
-  j.begin_object();
-  j.key("machine").begin_object()
-      .field("cpu_model", facts.cpu_model)
-      .field("hostname", facts.hostname)
-      .field("online_cores", facts.online_cores)
-      .field("memory_bytes", facts.memory_bytes)
-      .end_object();
-  j.key("versions").begin_object()
-      .field("onednn", facts.onednn)
-      .field("grpc", facts.grpc)
-      .field("protobuf", facts.protobuf)
-      .field("compiler", facts.compiler)
-      .end_object();
-  j.key("sweep").begin_object()
-      .field("cores", facts.cores)
-      .field("data", facts.data_dir)
-      .field("synthetic_data", facts.synthetic_data)
-      .field("repeats", o.repeats)
-      .field("warmup_steps", o.warmup_steps)
-      .field("batch", o.batch)
-      .field("under", o.under)
-      .field("over", o.over)
-      .field("order", "interleaved: repeat passes alternately forward and backward over the points")
-      .field("wall_seconds", facts.wall_seconds)
-      .end_object();
-  j.key("points").begin_array();
+  using nlohmann::ordered_json;
+  ordered_json j;
+  ordered_json& machine = j["machine"];
+  machine["cpu_model"] = facts.cpu_model;
+  machine["hostname"] = facts.hostname;
+  machine["online_cores"] = facts.online_cores;
+  machine["memory_bytes"] = facts.memory_bytes;
+  ordered_json& versions = j["versions"];
+  versions["onednn"] = facts.onednn;
+  versions["grpc"] = facts.grpc;
+  versions["protobuf"] = facts.protobuf;
+  versions["compiler"] = facts.compiler;
+  ordered_json& sweep = j["sweep"];
+  sweep["cores"] = facts.cores;
+  sweep["data"] = facts.data_dir;
+  sweep["synthetic_data"] = facts.synthetic_data;
+  sweep["repeats"] = o.repeats;
+  sweep["warmup_steps"] = o.warmup_steps;
+  sweep["batch"] = o.batch;
+  sweep["under"] = o.under;
+  sweep["over"] = o.over;
+  sweep["order"] = "interleaved: repeat passes alternately forward and backward over the points";
+  sweep["wall_seconds"] = facts.wall_seconds;
+  ordered_json& points = j["points"] = ordered_json::array();
   for (const PointResult& r : results) {
     const SweepPoint& p = r.point;
-    j.begin_object()
-        .field("index", p.index)
-        .field("label", p.label())
-        .field("model", p.model)
-        .field("batch_mode", p.batch_mode)
-        .field("subscription", p.subscription)
-        .field("procs", p.procs)
-        .field("threads", p.threads)
-        .field("cores", p.cores)
-        .field("loader_threads", p.loader_threads)
-        .field("global_batch", p.global_batch)
-        .field("batch_per_worker", p.batch_per_worker)
-        .field("steps", p.steps)
-        .field("warmup_steps", p.warmup_steps)
-        .field("repeats_ok", r.ok_trials)
-        .field("bindings", r.bindings);
-    j.key("images_per_s").begin_object()
-        .field("median", r1(r.ips_median))
-        .field("min", r1(r.ips_min))
-        .field("max", r1(r.ips_max))
-        .end_object();
-    j.field("epoch_s", r3(r.epoch_s));
-    write_shares(j, r, r4);
-    j.field("foreign_cpu_max", r4(r.foreign_cpu_max));
-    j.field("quiet_repeats", r.quiet_trials).field("images_per_s_quiet_median", r1(r.quiet_median));
-    j.key("trials").begin_array();
+    ordered_json pt;
+    pt["index"] = p.index;
+    pt["label"] = p.label();
+    pt["model"] = p.model;
+    pt["batch_mode"] = p.batch_mode;
+    pt["subscription"] = p.subscription;
+    pt["procs"] = p.procs;
+    pt["threads"] = p.threads;
+    pt["cores"] = p.cores;
+    pt["loader_threads"] = p.loader_threads;
+    pt["global_batch"] = p.global_batch;
+    pt["batch_per_worker"] = p.batch_per_worker;
+    pt["steps"] = p.steps;
+    pt["warmup_steps"] = p.warmup_steps;
+    pt["repeats_ok"] = r.ok_trials;
+    pt["bindings"] = r.bindings;
+    pt["images_per_s"]["median"] = r1(r.ips_median);
+    pt["images_per_s"]["min"] = r1(r.ips_min);
+    pt["images_per_s"]["max"] = r1(r.ips_max);
+    pt["epoch_s"] = r3(r.epoch_s);
+    write_shares(pt, r, r4);
+    pt["foreign_cpu_max"] = r4(r.foreign_cpu_max);
+    pt["quiet_repeats"] = r.quiet_trials;
+    pt["images_per_s_quiet_median"] = r1(r.quiet_median);
+    ordered_json& trials = pt["trials"] = ordered_json::array();
     for (const TrialFigures& t : r.trials) {
-      j.begin_object().field("repeat", t.repeat).field("order", t.order).field("ok", t.ok);
-      j.field("foreign_cpu_share", t.foreign_cpu_share);
-      if (t.ok)
-        j.field("images_per_s", t.images_per_s).field("seconds", t.seconds);
-      else
-        j.field("error", t.error);
-      j.end_object();
+      ordered_json tj;
+      tj["repeat"] = t.repeat;
+      tj["order"] = t.order;
+      tj["ok"] = t.ok;
+      tj["foreign_cpu_share"] = t.foreign_cpu_share;
+      if (t.ok) {
+        tj["images_per_s"] = t.images_per_s;
+        tj["seconds"] = t.seconds;
+      } else {
+        tj["error"] = t.error;
+      }
+      trials.push_back(std::move(tj));
     }
-    j.end_array();
-    j.end_object();
+    points.push_back(std::move(pt));
   }
-  j.end_array();
-  j.key("summary").begin_array();
+  ordered_json& summary = j["summary"] = ordered_json::array();
   for (const GroupSummary& g : groups) {
-    j.begin_object()
-        .field("model", g.model)
-        .field("batch_mode", g.batch_mode)
-        .field("best", g.best)
-        .field("runner_up", g.runner_up)
-        .field("margin", g.margin)
-        .field("spread", g.spread)
-        .field("margin_exceeds_spread", g.decisive)
-        .field("quiet_best", g.quiet_best)
-        .field("quiet_margin", g.quiet_margin)
-        .field("text", g.text)
-        .end_object();
+    ordered_json gj;
+    gj["model"] = g.model;
+    gj["batch_mode"] = g.batch_mode;
+    gj["best"] = g.best;
+    gj["runner_up"] = g.runner_up;
+    gj["margin"] = g.margin;
+    gj["spread"] = g.spread;
+    gj["margin_exceeds_spread"] = g.decisive;
+    gj["quiet_best"] = g.quiet_best;
+    gj["quiet_margin"] = g.quiet_margin;
+    gj["text"] = g.text;
+    summary.push_back(std::move(gj));
   }
-  j.end_array();
-  j.key("contrast").begin_array();
-  for (const std::string& c : contrast) j.value(c);
-  j.end_array();
-  j.end_object();
-  return j.str() + "\n";
+  j["contrast"] = contrast;
+  return json_text(j) + "\n";
 }
 
 std::string sweep_summary_text(const std::vector<PointResult>& results,

@@ -9,8 +9,6 @@
 
 namespace ts {
 
-class JsonWriter;
-
 // One run's timed window (run report "timed"), and how it was really bound.
 struct TrialFigures {
   int repeat = 0, order = 0;
@@ -28,8 +26,10 @@ struct TrialFigures {
   double foreign_cpu_share = -1;
 };
 
-// Parses a run report's text. Returns ok == false with the reason when it has no timed window.
-TrialFigures figures_from_report(const std::string& report_json);
+// Parses a run report's text; `name` (its path) names it in errors. Returns ok == false with
+// the reason when it has no timed window or lacks a figure.
+TrialFigures figures_from_report(const std::string& report_json,
+                                 const std::string& name = "the run report");
 
 struct PointResult {
   SweepPoint point;

@@ -130,7 +130,7 @@ TrialFigures run_trial(const std::string& exe, const TrialRun& t) {
     // No report: the run failed before writing one; its exit status says why below.
   }
   TrialFigures f;
-  if (!text.empty()) f = figures_from_report(text);
+  if (!text.empty()) f = figures_from_report(text, t.report_path);
   f.foreign_cpu_share = foreign;
   if (timed_out) {
     f.ok = false;

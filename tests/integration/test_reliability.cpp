@@ -17,7 +17,7 @@
 
 #include "checkpoint.h"
 #include "checkpoint_store.h"
-#include "json_reader.h"
+#include "json_io.h"
 #include "network.h"
 #include "run_helpers.h"
 #include "skip.h"
@@ -103,15 +103,15 @@ TEST_CASE("abort policy: a worker killed at a random step ends the run within se
   REQUIRE(!store.list().empty());
   CHECK_NOTHROW(load(store.list()[0]));
   // The report keeps the steps of the epoch the failure cut short, marked as such.
-  const ts::Json r = ts::read_json_file(dir + "/report.json");
-  CHECK(r["status"].str == "failed");
+  const ts::JsonNode r = ts::read_json_file(dir + "/report.json");
+  CHECK(r["status"].str() == "failed");
   REQUIRE(r["epochs"].size() >= 1);
-  const ts::Json& last = r["epochs"][r["epochs"].size() - 1];
-  CHECK(last["aborted"].b);
-  CHECK(last["steps"].num == r["totals"]["steps"].num);
-  CHECK(last["steps"].num > 0);
-  CHECK(last["steps"].num < last["planned_steps"].num);
-  CHECK(last["train_loss"].num > 0);
+  const ts::JsonNode last = r["epochs"][r["epochs"].size() - 1];
+  CHECK(last["aborted"].boolean());
+  CHECK(last["steps"].num() == r["totals"]["steps"].num());
+  CHECK(last["steps"].num() > 0);
+  CHECK(last["steps"].num() < last["planned_steps"].num());
+  CHECK(last["train_loss"].num() > 0);
   CHECK(ts_test::wait_until([&] { return ts_test::process_gone(pids[0]); }, 10));
   kill_all(pids);
 }
@@ -140,10 +140,10 @@ TEST_CASE("continue policy: a worker killed at a random step is re-dealt around,
   REQUIRE(rc == 0);
   CHECK_THAT(coord.err(), Catch::Contains("WORKER LOST: worker 1 (pid " + std::to_string(pids[1])) &&
                               Catch::Contains("re-dealt steps") && Catch::Contains("math is unchanged"));
-  const ts::Json r = ts::read_json_file(report);
-  CHECK(r["totals"]["steps"].num == 80);
+  const ts::JsonNode r = ts::read_json_file(report);
+  CHECK(r["totals"]["steps"].num() == 80);
   REQUIRE(r["lost_workers"].size() == 1);
-  CHECK_THAT(r["lost_workers"][0].str, Catch::StartsWith("worker 1 (pid " + std::to_string(pids[1])));
+  CHECK_THAT(r["lost_workers"][0].str(), Catch::StartsWith("worker 1 (pid " + std::to_string(pids[1])));
   const ts::TrainingState a = load(dir + "/continue_straight.ckpt"), b = load(dir + "/continue_broken.ckpt");
   REQUIRE(a.params.size() == b.params.size());
   double max_abs = 0, max_diff = 0;

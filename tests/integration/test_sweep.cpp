@@ -7,10 +7,10 @@
 #include <set>
 
 #include "core_set.h"
-#include "json_reader.h"
+#include "json_io.h"
 #include "run_helpers.h"
 
-using ts::Json;
+using ts::JsonNode;
 
 TEST_CASE("a tiny sweep runs every split in both batch modes and writes agreeing CSV and JSON",
           "[integration][sweep]") {
@@ -28,26 +28,26 @@ TEST_CASE("a tiny sweep runs every split in both batch modes and writes agreeing
   REQUIRE(rc == 0);
   CHECK_THAT(p.out(), Catch::Contains("seed_cnn, global batch fixed: best"));
   CHECK_THAT(p.out(), Catch::Contains("seed_cnn, per-worker batch fixed: best"));
-  const Json j = ts::read_json_file(out + "/sweep.json");
-  const Json& points = j["points"];
+  const JsonNode j = ts::read_json_file(out + "/sweep.json");
+  const JsonNode points = j["points"];
   REQUIRE(points.size() == size_t(2 * n));  // 1x2 and 2x1 (or 1x1), global and per-worker batch
   std::ifstream csv(out + "/sweep.csv");
   std::string line;
   std::getline(csv, line);
   CHECK(line.rfind("model,batch_mode,", 0) == 0);
   for (size_t i = 0; i < points.size(); ++i) {
-    const Json& pt = points[i];
-    INFO("point " << pt["label"].str << " " << pt["batch_mode"].str);
-    CHECK(pt["repeats_ok"].num == 2);
-    CHECK(pt["images_per_s"]["median"].num > 0);
-    CHECK(pt["procs"].num * pt["threads"].num == n);
-    if (pt["batch_mode"].str == "per_worker") CHECK(pt["global_batch"].num == 16 * pt["procs"].num);
+    const JsonNode pt = points[i];
+    INFO("point " << pt["label"].str() << " " << pt["batch_mode"].str());
+    CHECK(pt["repeats_ok"].num() == 2);
+    CHECK(pt["images_per_s"]["median"].num() > 0);
+    CHECK(pt["procs"].num() * pt["threads"].num() == n);
+    if (pt["batch_mode"].str() == "per_worker") CHECK(pt["global_batch"].num() == 16 * pt["procs"].num());
     REQUIRE(std::getline(csv, line));
-    CHECK(line.find(pt["model"].str + "," + pt["batch_mode"].str + ",full," +
-                    std::to_string(int(pt["procs"].num)) + "," + std::to_string(int(pt["threads"].num))) == 0);
+    CHECK(line.find(pt["model"].str() + "," + pt["batch_mode"].str() + ",full," +
+                    std::to_string(int(pt["procs"].num())) + "," + std::to_string(int(pt["threads"].num()))) == 0);
   }
   CHECK(j["summary"].size() == 2);
-  CHECK_FALSE(j["versions"]["onednn"].str.empty());
+  CHECK_FALSE(j["versions"]["onednn"].str().empty());
 }
 
 TEST_CASE("autotune measures the splits, says what it chose, trains with it and traces the run",
@@ -63,17 +63,17 @@ TEST_CASE("autotune measures the splits, says what it chose, trains with it and 
   INFO("stdout:\n" << p.out() << "\nstderr:\n" << p.err());
   REQUIRE(rc == 0);
   CHECK_THAT(p.out(), Catch::Contains("--autotune chose"));
-  const Json r = ts::read_json_file(report);
+  const JsonNode r = ts::read_json_file(report);
   const int cores = ts::CoreSet::of_this_process().size();
-  CHECK(r["split"]["procs"].num * r["split"]["threads"].num == cores);
-  CHECK(p.out().find("--autotune chose " + std::to_string(int(r["split"]["procs"].num)) + "x" +
-                     std::to_string(int(r["split"]["threads"].num))) != std::string::npos);
-  CHECK(r["timed"]["steps"].num == 3);
-  CHECK(r["timed"]["images_per_s"].num > 0);
+  CHECK(r["split"]["procs"].num() * r["split"]["threads"].num() == cores);
+  CHECK(p.out().find("--autotune chose " + std::to_string(int(r["split"]["procs"].num())) + "x" +
+                     std::to_string(int(r["split"]["threads"].num()))) != std::string::npos);
+  CHECK(r["timed"]["steps"].num() == 3);
+  CHECK(r["timed"]["images_per_s"].num() > 0);
 
-  const Json t = ts::read_json_file(trace);
+  const JsonNode t = ts::read_json_file(trace);
   std::set<double> worker_pids_with_backward;
-  for (const Json& e : t["traceEvents"].items)
-    if (e["ph"].str == "X" && e["name"].str == "backward") worker_pids_with_backward.insert(e["pid"].num);
-  CHECK(int(worker_pids_with_backward.size()) == int(r["split"]["procs"].num));
+  for (const JsonNode& e : t["traceEvents"].items())
+    if (e["ph"].str() == "X" && e["name"].str() == "backward") worker_pids_with_backward.insert(e["pid"].num());
+  CHECK(int(worker_pids_with_backward.size()) == int(r["split"]["procs"].num()));
 }

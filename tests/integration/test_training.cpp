@@ -11,11 +11,11 @@
 
 #include "checkpoint.h"
 #include "core_set.h"
-#include "json_reader.h"
+#include "json_io.h"
 #include "network.h"
 #include "run_helpers.h"
 
-using ts::Json;
+using ts::JsonNode;
 
 namespace {
 
@@ -34,29 +34,29 @@ bool all_are(const std::vector<int>& policies, int policy) {
          std::all_of(policies.begin(), policies.end(), [&](int p) { return p == policy; });
 }
 
-double mean(const Json& a, size_t from, size_t to) {
+double mean(const JsonNode& a, size_t from, size_t to) {
   double s = 0;
-  for (size_t i = from; i < to; ++i) s += a[i].num;
+  for (size_t i = from; i < to; ++i) s += a[i].num();
   return s / double(to - from);
 }
 
-void check_binding(const Json& report, int threads) {
-  const Json& workers = report["workers"];
-  REQUIRE(workers.size() == size_t(report["split"]["procs"].num));
+void check_binding(const JsonNode& report, int threads) {
+  const JsonNode workers = report["workers"];
+  REQUIRE(workers.size() == size_t(report["split"]["procs"].num()));
   for (size_t r = 0; r < workers.size(); ++r) {
     INFO("worker " << r);
-    const Json& w = workers[r];
-    const ts::CoreSet assigned = ts::CoreSet::parse(w["assigned_cores"].str);
+    const JsonNode w = workers[r];
+    const ts::CoreSet assigned = ts::CoreSet::parse(w["assigned_cores"].str());
     CHECK(assigned == ts::CoreSet::of_this_process().slice(int(r), threads));
-    CHECK(ts::CoreSet::parse(w["cores"].str).sorted() == assigned.sorted());
-    CHECK(w["omp_threads"].num == threads);
-    CHECK(w["omp_threads_at_end"].num == threads);
-    CHECK(w["omp_proc_bind"].str == "close");
-    CHECK(w["omp_places"].str == assigned.omp_places());
+    CHECK(ts::CoreSet::parse(w["cores"].str()).sorted() == assigned.sorted());
+    CHECK(w["omp_threads"].num() == threads);
+    CHECK(w["omp_threads_at_end"].num() == threads);
+    CHECK(w["omp_proc_bind"].str() == "close");
+    CHECK(w["omp_places"].str() == assigned.omp_places());
     // OMP_PROC_BIND=close over one place per core: OpenMP thread t sits on core t of the slice.
-    const Json& per_thread = w["omp_thread_cores"];
+    const JsonNode per_thread = w["omp_thread_cores"];
     REQUIRE(per_thread.size() == size_t(threads));
-    for (int t = 0; t < threads; ++t) CHECK(per_thread[size_t(t)].str == std::to_string(assigned[t]));
+    for (int t = 0; t < threads; ++t) CHECK(per_thread[size_t(t)].str() == std::to_string(assigned[t]));
   }
 }
 
@@ -84,14 +84,14 @@ TEST_CASE("1x2 and 2x1 splits train to the same parameters from one seed, and th
     const int rc = ts_test::wait_exit(p, 600);
     INFO(tag << " stdout:\n" << p.out() << "\nstderr:\n" << p.err());
     REQUIRE(rc == 0);
-    const Json r = ts::read_json_file(report);
-    CHECK(r["status"].str == "completed");
-    CHECK(r["totals"]["steps"].num == 50);
-    CHECK(r["split"]["procs"].num == s.procs);
+    const JsonNode r = ts::read_json_file(report);
+    CHECK(r["status"].str() == "completed");
+    CHECK(r["totals"]["steps"].num() == 50);
+    CHECK(r["split"]["procs"].num() == s.procs);
     check_binding(r, s.threads);
 
     // The loss falls: the last ten steps average clearly below the first ten.
-    const Json& losses = r["epochs"][0]["step_losses"];
+    const JsonNode losses = r["epochs"][0]["step_losses"];
     REQUIRE(losses.size() == 50);
     CHECK(mean(losses, 0, 10) > 2.0);  // ~ln(10) at the start
     CHECK(mean(losses, 40, 50) < mean(losses, 0, 10) - 0.005);
@@ -178,8 +178,8 @@ TEST_CASE("coordinator priority 'normal' leaves the coordinator's scheduling alo
   CHECK(all_are(thread_policies(p.pid), SCHED_OTHER));
   REQUIRE(ts_test::wait_exit(p, 300) == 0);
   CHECK_THAT(p.out(), Catch::Contains("coordinator threads: normal (--coordinator-priority normal)"));
-  const Json r = ts::read_json_file(report);
-  CHECK_THAT(r["coordinator"]["scheduling"].str, Catch::StartsWith("normal"));
+  const JsonNode r = ts::read_json_file(report);
+  CHECK_THAT(r["coordinator"]["scheduling"].str(), Catch::StartsWith("normal"));
   ts_test::Process bad = ts_test::start(
       "priority_bad", ts_test::coordinator_args({"--coordinator-priority", "high"}));
   CHECK(ts_test::wait_exit(bad, 30) == 2);
@@ -198,12 +198,12 @@ TEST_CASE("the per-worker batch mode makes the global batch P x B, and oversubsc
   INFO("stdout:\n" << p.out() << "\nstderr:\n" << p.err());
   REQUIRE(rc == 0);
   CHECK_THAT(p.err(), Catch::Contains("OVERSUBSCRIBED"));
-  const Json r = ts::read_json_file(report);
-  CHECK(r["config"]["global_batch"].num == 32);
-  CHECK(r["config"]["batch_mode"].str == "per_worker");
-  CHECK(r["split"]["oversubscribed"].b);
-  CHECK(r["epochs"][0]["samples"].num == 96);
-  for (size_t w = 0; w < 2; ++w) CHECK(r["workers"][w]["cores"].str == one_core);
+  const JsonNode r = ts::read_json_file(report);
+  CHECK(r["config"]["global_batch"].num() == 32);
+  CHECK(r["config"]["batch_mode"].str() == "per_worker");
+  CHECK(r["split"]["oversubscribed"].boolean());
+  CHECK(r["epochs"][0]["samples"].num() == 96);
+  for (size_t w = 0; w < 2; ++w) CHECK(r["workers"][w]["cores"].str() == one_core);
 }
 
 TEST_CASE("a run resumed from its checkpoint continues exactly where an unbroken run goes",

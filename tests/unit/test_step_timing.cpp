@@ -7,7 +7,7 @@
 #include <set>
 #include <sstream>
 
-#include "json_reader.h"
+#include "json_io.h"
 #include "step_timing.h"
 #include "trace_writer.h"
 
@@ -88,26 +88,26 @@ TEST_CASE("the trace is valid trace-event JSON with one track per worker and the
   std::ifstream in(path);
   std::stringstream text;
   text << in.rdbuf();
-  const ts::Json doc = ts::parse_json(text.str());
-  CHECK(doc["otherData"]["model"].str == "seed_cnn");
-  const ts::Json& events = doc["traceEvents"];
+  const ts::JsonNode doc = ts::parse_json(text.str(), path);
+  CHECK(doc["otherData"]["model"].str() == "seed_cnn");
+  const ts::JsonNode events = doc["traceEvents"];
   std::map<int, std::string> process_names;
   std::map<int, std::set<std::string>> phases;
   std::map<int, double> last_end;
-  for (const ts::Json& e : events.items) {
-    const std::string ph = e["ph"].str;
+  for (const ts::JsonNode& e : events.items()) {
+    const std::string ph = e["ph"].str();
     REQUIRE((ph == "M" || ph == "X"));
-    const int pid = int(e["pid"].num);
+    const int pid = int(e["pid"].num());
     if (ph == "M") {
-      if (e["name"].str == "process_name") process_names[pid] = e["args"]["name"].str;
+      if (e["name"].str() == "process_name") process_names[pid] = e["args"]["name"].str();
       continue;
     }
-    CHECK(e["dur"].num >= 0);
-    CHECK(e["ts"].num >= 0);
-    phases[pid].insert(e["name"].str);
+    CHECK(e["dur"].num() >= 0);
+    CHECK(e["ts"].num() >= 0);
+    phases[pid].insert(e["name"].str());
     // Spans on one track never overlap (the viewers nest or garble overlapping ones).
-    if (last_end.count(pid)) CHECK(e["ts"].num >= last_end[pid] - 1e-3);
-    last_end[pid] = e["ts"].num + e["dur"].num;
+    if (last_end.count(pid)) CHECK(e["ts"].num() >= last_end[pid] - 1e-3);
+    last_end[pid] = e["ts"].num() + e["dur"].num();
   }
   CHECK(process_names[0] == "coordinator");
   CHECK(process_names[1] == "worker 0 (cores 0)");
@@ -160,17 +160,17 @@ TEST_CASE("the trace writer names tracks and clamps negative durations", "[timin
   t.name_process(3, "a \"quoted\" name");
   t.name_thread(3, 0, "main");
   t.span(3, 0, "x", "cat", 5, -2, {{"step", 1}});
-  const ts::Json doc = ts::parse_json(t.json());
-  const ts::Json& ev = doc["traceEvents"];
+  const ts::JsonNode doc = ts::parse_json(t.json(), "the trace");
+  const ts::JsonNode ev = doc["traceEvents"];
   bool saw_span = false;
-  for (const ts::Json& e : ev.items)
-    if (e["ph"].str == "X") {
+  for (const ts::JsonNode& e : ev.items())
+    if (e["ph"].str() == "X") {
       saw_span = true;
-      CHECK(e["dur"].num == 0);
-      CHECK(e["args"]["step"].num == 1);
-    } else if (e["name"].str == "process_name") {
-      CHECK(e["args"]["name"].str == "a \"quoted\" name");
+      CHECK(e["dur"].num() == 0);
+      CHECK(e["args"]["step"].num() == 1);
+    } else if (e["name"].str() == "process_name") {
+      CHECK(e["args"]["name"].str() == "a \"quoted\" name");
     }
   CHECK(saw_span);
-  CHECK(doc["displayTimeUnit"].str == "ms");
+  CHECK(doc["displayTimeUnit"].str() == "ms");
 }

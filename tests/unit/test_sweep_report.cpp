@@ -4,7 +4,7 @@
 #include <sstream>
 
 #include "autotune.h"
-#include "json_reader.h"
+#include "json_io.h"
 #include "sweep_report.h"
 
 namespace {
@@ -171,9 +171,10 @@ TEST_CASE("the sweep CSV and JSON carry the same figures for every point", "[swe
   facts.online_cores = 2;
   facts.onednn = "2.7.3";
   const std::string csv = ts::sweep_csv(results);
-  const ts::Json j = ts::parse_json(ts::sweep_json(facts, ts::SweepOptions{}, results, groups, {}));
-  CHECK(j["machine"]["cpu_model"].str == "Test CPU, 2 cores");
-  CHECK(j["versions"]["onednn"].str == "2.7.3");
+  const ts::JsonNode j =
+      ts::parse_json(ts::sweep_json(facts, ts::SweepOptions{}, results, groups, {}), "sweep.json");
+  CHECK(j["machine"]["cpu_model"].str() == "Test CPU, 2 cores");
+  CHECK(j["versions"]["onednn"].str() == "2.7.3");
   std::stringstream lines(csv);
   std::string header, line;
   std::getline(lines, header);
@@ -184,33 +185,33 @@ TEST_CASE("the sweep CSV and JSON carry the same figures for every point", "[swe
     FAIL("no CSV column " << name);
     return size_t(0);
   };
-  const ts::Json& points = j["points"];
+  const ts::JsonNode points = j["points"];
   REQUIRE(points.size() == 2);
   for (size_t i = 0; i < 2; ++i) {
     REQUIRE(std::getline(lines, line));
     const auto cells = split_csv_line(line);
     REQUIRE(cells.size() == cols.size());
-    const ts::Json& p = points[i];
+    const ts::JsonNode p = points[i];
     INFO("point " << i << ": " << line);
-    CHECK(cells[col("model")] == p["model"].str);
-    CHECK(cells[col("batch_mode")] == p["batch_mode"].str);
-    CHECK(std::stoi(cells[col("procs")]) == p["procs"].num);
-    CHECK(std::stoi(cells[col("threads")]) == p["threads"].num);
-    CHECK(std::stod(cells[col("images_per_s_median")]) == p["images_per_s"]["median"].num);
-    CHECK(std::stod(cells[col("images_per_s_min")]) == p["images_per_s"]["min"].num);
-    CHECK(std::stod(cells[col("images_per_s_max")]) == p["images_per_s"]["max"].num);
-    CHECK(std::stod(cells[col("epoch_s")]) == p["epoch_s"].num);
-    CHECK(std::stod(cells[col("backward_share")]) == p["shares"]["backward"].num);
-    CHECK(std::stod(cells[col("sync_wait_share")]) == p["shares"]["sync_wait"].num);
-    CHECK(cells[col("bindings")] == p["bindings"].str);
+    CHECK(cells[col("model")] == p["model"].str());
+    CHECK(cells[col("batch_mode")] == p["batch_mode"].str());
+    CHECK(std::stoi(cells[col("procs")]) == p["procs"].num());
+    CHECK(std::stoi(cells[col("threads")]) == p["threads"].num());
+    CHECK(std::stod(cells[col("images_per_s_median")]) == p["images_per_s"]["median"].num());
+    CHECK(std::stod(cells[col("images_per_s_min")]) == p["images_per_s"]["min"].num());
+    CHECK(std::stod(cells[col("images_per_s_max")]) == p["images_per_s"]["max"].num());
+    CHECK(std::stod(cells[col("epoch_s")]) == p["epoch_s"].num());
+    CHECK(std::stod(cells[col("backward_share")]) == p["shares"]["backward"].num());
+    CHECK(std::stod(cells[col("sync_wait_share")]) == p["shares"]["sync_wait"].num());
+    CHECK(cells[col("bindings")] == p["bindings"].str());
     CHECK(p["trials"].size() == 3);
   }
-  CHECK(points[0]["images_per_s"]["median"].num == Approx(3450.6));
+  CHECK(points[0]["images_per_s"]["median"].num() == Approx(3450.6));
   CHECK_FALSE(std::getline(lines, line));
   // One summary per model and batch mode.
   REQUIRE(j["summary"].size() == 2);
-  CHECK(j["summary"][0]["best"].num == 0);
-  CHECK(j["summary"][1]["best"].num == 1);
+  CHECK(j["summary"][0]["best"].num() == 0);
+  CHECK(j["summary"][1]["best"].num() == 1);
 }
 
 TEST_CASE("a run report's timed window becomes a trial's figures, and a failed run says why", "[sweep]") {
@@ -231,4 +232,16 @@ TEST_CASE("a run report's timed window becomes a trial's figures, and a failed r
   CHECK_THAT(failed.error, Catch::Contains("worker 1 died"));
   CHECK_FALSE(ts::figures_from_report("{not json").ok);
   CHECK_FALSE(ts::figures_from_report(R"({"status": "completed", "timed": {"steps": 0}})").ok);
+  // A figure missing, or of the wrong type: the error names the report and the key.
+  std::string no_update = good;
+  no_update.replace(no_update.find(R"("update": 0.02,)"), std::string(R"("update": 0.02,)").size(), "");
+  const ts::TrialFigures missing = ts::figures_from_report(no_update, "trials/p0_r1.json");
+  CHECK_FALSE(missing.ok);
+  CHECK(missing.error == "unreadable report: trials/p0_r1.json: no key 'timed.shares.update'");
+  std::string text_cores = good;
+  text_cores.replace(text_cores.find(R"({"cores": "1"})"), std::string(R"({"cores": "1"})").size(),
+                     R"({"cores": 1})");
+  const ts::TrialFigures wrong = ts::figures_from_report(text_cores, "trials/p0_r1.json");
+  CHECK_FALSE(wrong.ok);
+  CHECK(wrong.error == "unreadable report: trials/p0_r1.json: 'workers[1].cores' is a number, not a string");
 }
