@@ -123,7 +123,7 @@ class WorkerSession {
   std::unique_ptr<BatchLoader> loader_;
   LoaderOptions loader_options_;
   Augment augment_ = Augment::kNone;
-  std::vector<float> params_, grad_;
+  std::vector<float> grad_;
   int64_t step_ = 0;              // the next global step expected
   // Exchange wait and parameter install of a step are only known after its result was sent;
   // they travel with the next result.
@@ -213,7 +213,6 @@ void WorkerSession::join() {
   } catch (const DataError& e) {
     throw WorkerExit{2, e.what()};
   }
-  params_.resize(net_.num_params);
   grad_.resize(net_.num_params);
   model_ = std::make_unique<Model>(net_, welcome_.max_local_batch());
   step_ = welcome_.step();
@@ -235,12 +234,14 @@ void WorkerSession::restart_loader() {
 }
 
 void WorkerSession::install_params(const std::string& bytes, int64_t step) {
-  const std::string bad = unpack_floats(bytes, net_.num_params, params_.data(), "the parameters");
+  // Straight into the buffer the model's primitives load from: one copy. A bad message ends
+  // the worker before anything is computed with what it left there.
+  const std::string bad =
+      unpack_floats(bytes, net_.num_params, model_->params_to_overwrite(), "the parameters");
   if (!bad.empty())
     throw WorkerExit{1, "the coordinator sent bad parameters" +
                             (step >= 0 ? " after step " + std::to_string(step) : std::string()) +
                             ": " + bad};
-  model_->set_params(params_.data());
 }
 
 void WorkerSession::run_deal(const threadsplit::EpochDeal& deal) {
