@@ -37,7 +37,7 @@ FUZZ_DIR="$(cd "$FUZZ_DIR" && pwd)"
 FLAGS=(-std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -I"$ROOT/common" -I"$GEN" -DTHREADSPLIT_VERSION=\"fuzz\")
 LIBS=($(pkg-config --libs grpc++ protobuf) -lz -lpthread)
-COMMON=("$ROOT/common/wire_checks.cpp" "$ROOT/common/float_packing.cpp" "$ROOT/common/grpc_settings.cpp" "$ROOT/common/build_info.cpp" "$ROOT/common/secrets.cpp" "$ROOT/common/network.cpp"
+COMMON=("$ROOT/common/wire_checks.cpp" "$ROOT/common/augment.cpp" "$ROOT/common/float_packing.cpp" "$ROOT/common/grpc_settings.cpp" "$ROOT/common/build_info.cpp" "$ROOT/common/secrets.cpp" "$ROOT/common/network.cpp"
         "$ROOT/common/checkpoint.cpp" "$ROOT/common/optimizer.cpp"
         "$ROOT/common/cifar10.cpp" "$ROOT/common/synthetic_cifar10.cpp" "$ROOT/common/atomic_file.cpp"
         "$GEN/trainer.pb.cc" "$GEN/checkpoint.pb.cc")

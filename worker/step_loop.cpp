@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -24,6 +25,7 @@
 #include "process_facts.h"
 #include "timing.h"
 #include "trainer.grpc.pb.h"
+#include "wire_checks.h"
 
 namespace ts {
 
@@ -101,12 +103,13 @@ class WorkerSession {
  private:
   void join();
   CoordinatorMessage read(const char* waiting_for);
+  CoordinatorMessage receive(WorkerWaitsFor waits);
   void write(const WorkerMessage& m);
   void run_deal(const threadsplit::EpochDeal& deal);
   void run_eval(const threadsplit::EvalRequest& req);
   int shutdown(const threadsplit::Shutdown& s);
   [[noreturn]] void lost(const char* waiting_for);
-  void install_params(const std::string& bytes, int64_t step);
+  void install_params(const std::string& packed);
   void restart_loader();
 
   const WorkerConfig& config_;
@@ -123,6 +126,7 @@ class WorkerSession {
   std::unique_ptr<BatchLoader> loader_;
   LoaderOptions loader_options_;
   Augment augment_ = Augment::kNone;
+  WorkerWireLimits limits_;       // what the coordinator's messages are held to
   std::vector<float> grad_;
   int64_t step_ = 0;              // the next global step expected
   // Exchange wait and parameter install of a step are only known after its result was sent;
@@ -150,6 +154,17 @@ CoordinatorMessage WorkerSession::read(const char* waiting_for) {
   const bool ok = stream_->Read(&m);
   watchdog_->waiting(false);
   if (!ok) lost(waiting_for);
+  return m;
+}
+
+// The next message, checked (common/wire_checks.h) against what this worker waits for.
+CoordinatorMessage WorkerSession::receive(WorkerWaitsFor waits) {
+  const char* what = waits == WorkerWaitsFor::kWelcome       ? "its Welcome"
+                     : waits == WorkerWaitsFor::kInstruction ? "its next instruction"
+                                                             : "the parameters of a step";
+  CoordinatorMessage m = read(what);
+  const std::string bad = check_coordinator_message(m, limits_, waits, step_);
+  if (!bad.empty()) throw WorkerExit{1, bad};
   return m;
 }
 
@@ -195,18 +210,11 @@ void WorkerSession::join() {
   *h->mutable_versions() = library_versions();
   write(hello);
 
-  CoordinatorMessage m = read("its Welcome");
-  if (!m.has_welcome()) throw WorkerExit{1, "the coordinator's first message was not a Welcome"};
+  CoordinatorMessage m = receive(WorkerWaitsFor::kWelcome);
   welcome_ = m.welcome();
   watchdog_->set_timeout(welcome_.silence_timeout_s() > 0 ? welcome_.silence_timeout_s() : 660);
-  try {
-    net_ = build_network(welcome_.model());
-    augment_ = parse_augment(welcome_.augment());
-  } catch (const std::invalid_argument& e) {
-    throw WorkerExit{1, std::string("the coordinator's Welcome: ") + e.what()};
-  }
-  if (welcome_.max_local_batch() < 1 || welcome_.loader_threads() < 1)
-    throw WorkerExit{1, "the coordinator's Welcome has no batch size or loader threads"};
+  net_ = build_network(welcome_.model());  // known: the Welcome's check built it once
+  augment_ = parse_augment(welcome_.augment());
   const std::string dir = config_.data_dir.empty() ? welcome_.data_dir() : config_.data_dir;
   try {
     data_.emplace(Cifar10::open(dir));
@@ -215,8 +223,14 @@ void WorkerSession::join() {
   }
   grad_.resize(net_.num_params);
   model_ = std::make_unique<Model>(net_, welcome_.max_local_batch());
+  limits_.run_id = welcome_.run_id();
+  limits_.num_params = net_.num_params;
+  limits_.max_local_batch = welcome_.max_local_batch();
   step_ = welcome_.step();
-  install_params(welcome_.params(), -1);
+  // Checked only now, so a worker whose data is missing says so (exit 2) first.
+  const std::string bad = check_welcome_params(welcome_, net_.num_params);
+  if (!bad.empty()) throw WorkerExit{1, bad};
+  install_params(welcome_.params());
   LoaderOptions lo;
   lo.augment = augment_;
   lo.seed = welcome_.seed();
@@ -233,30 +247,15 @@ void WorkerSession::restart_loader() {
   loader_ = std::make_unique<BatchLoader>(*data_, loader_options_);
 }
 
-void WorkerSession::install_params(const std::string& bytes, int64_t step) {
-  // Straight into the buffer the model's primitives load from: one copy. A bad message ends
-  // the worker before anything is computed with what it left there.
-  const std::string bad =
-      unpack_floats(bytes, net_.num_params, model_->params_to_overwrite(), "the parameters");
-  if (!bad.empty())
-    throw WorkerExit{1, "the coordinator sent bad parameters" +
-                            (step >= 0 ? " after step " + std::to_string(step) : std::string()) +
-                            ": " + bad};
+// Parameters the checks passed (exactly num_params finite floats), copied once, straight
+// into the buffer the model's primitives load from.
+void WorkerSession::install_params(const std::string& packed) {
+  std::memcpy(model_->params_to_overwrite(), packed.data(), packed.size());
 }
 
 void WorkerSession::run_deal(const threadsplit::EpochDeal& deal) {
-  if (deal.run_id() != welcome_.run_id() || deal.first_step() != step_)
-    throw WorkerExit{1, "the coordinator dealt steps from " + std::to_string(deal.first_step()) +
-                            " of run '" + deal.run_id() + "'; expected step " +
-                            std::to_string(step_) + " of run " + welcome_.run_id()};
   for (int i = 0; i < deal.steps_size(); ++i) {
     const auto& share = deal.steps(i);
-    if (share.indices_size() > welcome_.max_local_batch() ||
-        share.global_batch() < share.indices_size() || share.global_batch() < 1)
-      throw WorkerExit{1, "the coordinator dealt " + std::to_string(share.indices_size()) +
-                              " samples of a global batch of " + std::to_string(share.global_batch()) +
-                              " (this worker takes at most " +
-                              std::to_string(welcome_.max_local_batch()) + ")"};
     if (share.indices_size() == 0) continue;
     LoadRequest q;
     q.indices.assign(share.indices().begin(), share.indices().end());
@@ -301,27 +300,20 @@ void WorkerSession::run_deal(const threadsplit::EpochDeal& deal) {
     if (n > 0) pack_floats(grad_.data(), grad_.size(), r->mutable_gradient());
     write(out);
 
-    CoordinatorMessage m = read("the parameters of a step");
+    CoordinatorMessage m = receive(WorkerWaitsFor::kParams);
     if (m.has_shutdown()) throw ShutdownArrived{m.shutdown()};
     if (m.has_deal()) throw Redealt{m.deal()};
-    if (!m.has_params() || m.params().run_id() != welcome_.run_id() || m.params().step() != step_)
-      throw WorkerExit{1, "expected the parameters of step " + std::to_string(step_) +
-                              " but the coordinator sent something else"};
     pending_exchange_s_ = exchange.elapsed();
     const Stopwatch apply;
-    install_params(m.params().params(), step_);
+    install_params(m.params().params());
     pending_apply_s_ = apply.elapsed();
     ++step_;
   }
 }
 
 void WorkerSession::run_eval(const threadsplit::EvalRequest& req) {
-  Set set;
-  if (req.split() == "validation") set = Set::kTrain;
-  else if (req.split() == "test") set = Set::kTest;
-  else throw WorkerExit{1, "the coordinator asked to evaluate an unknown split '" + req.split() + "'"};
-  if (req.run_id() != welcome_.run_id() || req.batch() < 1)
-    throw WorkerExit{1, "the coordinator sent an evaluation request that does not fit this run"};
+  // The check let only "validation" (the training records) and "test" through.
+  const Set set = req.split() == "test" ? Set::kTest : Set::kTrain;
   const int chunk = std::min(req.batch(), welcome_.max_local_batch());
   const Stopwatch total;
   double data_s = 0, loss_sum = 0;
@@ -378,7 +370,7 @@ int WorkerSession::shutdown(const threadsplit::Shutdown& s) {
 int WorkerSession::run() {
   join();
   while (true) {
-    CoordinatorMessage m = read("its next instruction");
+    CoordinatorMessage m = receive(WorkerWaitsFor::kInstruction);
     switch (m.body_case()) {
       case CoordinatorMessage::kDeal: {
         threadsplit::EpochDeal deal = m.deal();
@@ -400,7 +392,7 @@ int WorkerSession::run() {
         break;
       case CoordinatorMessage::kShutdown:
         return shutdown(m.shutdown());
-      default:
+      default:  // the check let only the three above through
         throw WorkerExit{1, "the coordinator sent an unexpected message between steps"};
     }
   }
