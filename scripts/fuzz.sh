@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # libFuzzer runs of the three readers of untrusted bytes (fuzz/):
-#   fuzz_wire        the coordinator's checks on worker messages (common/wire_checks.h)
+#   fuzz_wire        both sides' checks on each other's messages (common/wire_checks.h)
 #   fuzz_checkpoint  the checkpoint reader (common/checkpoint.h)
 #   fuzz_cifar10     the CIFAR-10 reader (common/cifar10.h)
 # Compiled here with clang++ (-fsanitize=fuzzer,address,undefined) straight from the sources
