@@ -71,6 +71,16 @@ for t in "${TARGETS[@]}"; do
   corpus="$FUZZ_DIR/$t.corpus"
   mkdir -p "$corpus"
   max_len=65536
+  if [ "$t" = fuzz_wire ] && command -v protoc >/dev/null; then
+    # Messages each side's checks accept (fuzz/seeds/fuzz_wire/, protobuf text format) seed
+    # the corpus, so even a short run starts on the accepted paths instead of hunting for
+    # the run id and step.
+    for f in "$ROOT"/fuzz/seeds/fuzz_wire/*.txtpb; do
+      type=threadsplit.CoordinatorMessage
+      [[ $(basename "$f") == worker-* ]] && type=threadsplit.WorkerMessage
+      protoc -I"$ROOT/proto" --encode="$type" trainer.proto <"$f" >"$corpus/seed-$(basename "${f%.txtpb}")"
+    done
+  fi
   if [ "$t" = fuzz_checkpoint ]; then
     # Real checkpoints from the integration tests, when there are any, seed the corpus.
     find "$BUILD_DIR/tests/itmp" -maxdepth 2 -name '*.ckpt' -size -400k 2>/dev/null | head -3 |
