@@ -164,6 +164,13 @@ std::string check_params(const threadsplit::Params& p, const WorkerWireLimits& l
   return "";
 }
 
+std::string check_shutdown(const threadsplit::Shutdown& s, const WorkerWireLimits& limits) {
+  if (s.run_id() != limits.run_id)
+    return "the coordinator sent a Shutdown of run '" + s.run_id() + "'; this worker is in run " +
+           limits.run_id;
+  return "";
+}
+
 }  // namespace
 
 std::string check_coordinator_message(const threadsplit::CoordinatorMessage& m,
@@ -178,14 +185,14 @@ std::string check_coordinator_message(const threadsplit::CoordinatorMessage& m,
       switch (m.body_case()) {
         case CoordinatorMessage::kDeal: return check_deal(m.deal(), limits, step);
         case CoordinatorMessage::kEval: return check_eval(m.eval(), limits);
-        case CoordinatorMessage::kShutdown: return "";
+        case CoordinatorMessage::kShutdown: return check_shutdown(m.shutdown(), limits);
         default: return "the coordinator sent an unexpected message between steps";
       }
     case WorkerWaitsFor::kParams:
       switch (m.body_case()) {
         case CoordinatorMessage::kParams: return check_params(m.params(), limits, step);
         case CoordinatorMessage::kDeal: return check_deal(m.deal(), limits, step);
-        case CoordinatorMessage::kShutdown: return "";
+        case CoordinatorMessage::kShutdown: return check_shutdown(m.shutdown(), limits);
         default:
           return "expected the parameters of step " + std::to_string(step) +
                  " but the coordinator sent something else";

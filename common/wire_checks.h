@@ -55,9 +55,9 @@ struct WorkerWireLimits {
 // this run; a Welcome naming a known model and augmentation with positive sizes; an
 // EpochDeal starting at `step` (the next global step the worker expects) whose shares fit
 // max_local_batch and their global batch; an EvalRequest of a known split and positive
-// batch; Params of `step` holding exactly num_params finite floats. The Welcome's own
-// parameters are checked by check_welcome_params, once the worker has opened its data.
-// The sentences are the worker's exit messages.
+// batch; Params of `step` holding exactly num_params finite floats; a Shutdown of this run.
+// The Welcome's own parameters are checked by check_welcome_params, once the worker has
+// opened its data. The sentences are the worker's exit messages.
 std::string check_coordinator_message(const threadsplit::CoordinatorMessage& m,
                                       const WorkerWireLimits& limits, WorkerWaitsFor waits,
                                       int64_t step);

@@ -99,7 +99,7 @@ void check_accepted_by_worker(const threadsplit::CoordinatorMessage& m, const ts
       return;
     }
     case CoordinatorMessage::kShutdown:
-      if (waits == ts::WorkerWaitsFor::kWelcome) std::abort();
+      if (waits == ts::WorkerWaitsFor::kWelcome || m.shutdown().run_id() != limits.run_id) std::abort();
       return;
     default:
       std::abort();  // no wait takes an empty message

@@ -239,3 +239,11 @@ TEST_CASE("a Shutdown is accepted between steps and in place of parameters", "[w
   CHECK(check(shutdown(), WorkerWaitsFor::kInstruction) == "");
   CHECK(check(shutdown(), WorkerWaitsFor::kParams) == "");
 }
+
+TEST_CASE("a Shutdown of another run is refused", "[wire]") {
+  CoordinatorMessage m = shutdown();
+  m.mutable_shutdown()->set_run_id("run2");
+  const std::string want = "the coordinator sent a Shutdown of run 'run2'; this worker is in run run1";
+  CHECK(check(m, WorkerWaitsFor::kInstruction) == want);
+  CHECK(check(m, WorkerWaitsFor::kParams) == want);
+}
