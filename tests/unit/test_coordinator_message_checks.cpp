@@ -134,15 +134,16 @@ TEST_CASE("the Welcome's parameters must be exactly the model's number of finite
 TEST_CASE("the parameters' sentences are unpack_floats' own, as the worker printed them before", "[wire]") {
   float out[4];
   threadsplit::Welcome w;
-  for (const std::string& bytes :
-       {packed({1.f, 2.f}), packed({0.f, 1.f, -std::numeric_limits<float>::infinity()}), std::string("abcde")}) {
+  const float inf = std::numeric_limits<float>::infinity();
+  for (const std::string& bytes : {packed({1.f, 2.f}), packed({0.f, 1.f, -inf}), std::string("abcde")}) {
     w.set_params(bytes);
     CHECK(ts::check_welcome_params(w, 3) ==
           "the coordinator sent bad parameters: " + ts::unpack_floats(bytes, 3, out, "the parameters"));
   }
 }
 
-TEST_CASE("a deal from the expected step that fits the worker is accepted between steps and for parameters", "[wire]") {
+TEST_CASE("a deal from the expected step that fits the worker is accepted between steps and "
+          "for parameters", "[wire]") {
   CHECK(check(deal(), WorkerWaitsFor::kInstruction) == "");
   CHECK(check(deal(), WorkerWaitsFor::kParams) == "");
 }
@@ -217,10 +218,12 @@ TEST_CASE("parameters of the wrong size or with a non-finite value are refused",
   CoordinatorMessage m = params();
   m.mutable_params()->set_params(packed({1.f, 2.f, 3.f, 4.f}));
   CHECK(check(m, WorkerWaitsFor::kParams) ==
-        "the coordinator sent bad parameters after step 40: the parameters has 16 bytes, expected 12 (3 floats)");
+        "the coordinator sent bad parameters after step 40: "
+        "the parameters has 16 bytes, expected 12 (3 floats)");
   m.mutable_params()->set_params(packed({1.f, 2.f, std::numeric_limits<float>::infinity()}));
   CHECK(check(m, WorkerWaitsFor::kParams) ==
-        "the coordinator sent bad parameters after step 40: the parameters holds a non-finite value (inf) at position 2");
+        "the coordinator sent bad parameters after step 40: "
+        "the parameters holds a non-finite value (inf) at position 2");
 }
 
 TEST_CASE("where parameters are awaited, a Welcome, an evaluation request or nothing is refused", "[wire]") {
