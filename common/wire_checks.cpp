@@ -4,8 +4,11 @@
 #include <cstdio>
 #include <cstring>
 
+#include <stdexcept>
+
 #include <zlib.h>
 
+#include "augment.h"
 #include "float_packing.h"
 #include "network.h"
 
@@ -101,6 +104,106 @@ std::string check_worker_message(const threadsplit::WorkerMessage& m, const Wire
     default:
       return "an empty message";
   }
+}
+
+namespace {
+
+// Packed parameters that are not exactly n finite floats, in unpack_floats' words.
+std::string packed_params_problem(const std::string& bytes, size_t n) {
+  if (bytes.size() != n * sizeof(float))
+    return "the parameters has " + std::to_string(bytes.size()) + " bytes, expected " +
+           std::to_string(n * sizeof(float)) + " (" + std::to_string(n) + " floats)";
+  const size_t bad = first_nonfinite(bytes.data(), n);
+  if (bad == n) return "";
+  float x;
+  std::memcpy(&x, bytes.data() + bad * sizeof(float), sizeof x);
+  return "the parameters holds a non-finite value (" + std::to_string(x) + ") at position " +
+         std::to_string(bad);
+}
+
+std::string check_welcome(const threadsplit::Welcome& w) {
+  try {
+    build_network(w.model());
+    parse_augment(w.augment());
+  } catch (const std::invalid_argument& e) {
+    return std::string("the coordinator's Welcome: ") + e.what();
+  }
+  if (w.max_local_batch() < 1 || w.loader_threads() < 1)
+    return "the coordinator's Welcome has no batch size or loader threads";
+  return "";
+}
+
+std::string check_deal(const threadsplit::EpochDeal& d, const WorkerWireLimits& limits, int64_t step) {
+  if (d.run_id() != limits.run_id || d.first_step() != step)
+    return "the coordinator dealt steps from " + std::to_string(d.first_step()) + " of run '" +
+           d.run_id() + "'; expected step " + std::to_string(step) + " of run " + limits.run_id;
+  for (const threadsplit::StepShare& share : d.steps())
+    if (share.indices_size() > limits.max_local_batch ||
+        share.global_batch() < share.indices_size() || share.global_batch() < 1)
+      return "the coordinator dealt " + std::to_string(share.indices_size()) +
+             " samples of a global batch of " + std::to_string(share.global_batch()) +
+             " (this worker takes at most " + std::to_string(limits.max_local_batch) + ")";
+  return "";
+}
+
+std::string check_eval(const threadsplit::EvalRequest& r, const WorkerWireLimits& limits) {
+  if (r.split() != "validation" && r.split() != "test")
+    return "the coordinator asked to evaluate an unknown split '" + r.split() + "'";
+  if (r.run_id() != limits.run_id || r.batch() < 1)
+    return "the coordinator sent an evaluation request that does not fit this run";
+  return "";
+}
+
+std::string check_params(const threadsplit::Params& p, const WorkerWireLimits& limits, int64_t step) {
+  if (p.run_id() != limits.run_id || p.step() != step)
+    return "expected the parameters of step " + std::to_string(step) +
+           " but the coordinator sent something else";
+  const std::string bad = packed_params_problem(p.params(), limits.num_params);
+  if (!bad.empty())
+    return "the coordinator sent bad parameters after step " + std::to_string(step) + ": " + bad;
+  return "";
+}
+
+std::string check_shutdown(const threadsplit::Shutdown& s, const WorkerWireLimits& limits) {
+  if (s.run_id() != limits.run_id)
+    return "the coordinator sent a Shutdown of run '" + s.run_id() + "'; this worker is in run " +
+           limits.run_id;
+  return "";
+}
+
+}  // namespace
+
+std::string check_coordinator_message(const threadsplit::CoordinatorMessage& m,
+                                      const WorkerWireLimits& limits, WorkerWaitsFor waits,
+                                      int64_t step) {
+  using threadsplit::CoordinatorMessage;
+  switch (waits) {
+    case WorkerWaitsFor::kWelcome:
+      if (!m.has_welcome()) return "the coordinator's first message was not a Welcome";
+      return check_welcome(m.welcome());
+    case WorkerWaitsFor::kInstruction:
+      switch (m.body_case()) {
+        case CoordinatorMessage::kDeal: return check_deal(m.deal(), limits, step);
+        case CoordinatorMessage::kEval: return check_eval(m.eval(), limits);
+        case CoordinatorMessage::kShutdown: return check_shutdown(m.shutdown(), limits);
+        default: return "the coordinator sent an unexpected message between steps";
+      }
+    case WorkerWaitsFor::kParams:
+      switch (m.body_case()) {
+        case CoordinatorMessage::kParams: return check_params(m.params(), limits, step);
+        case CoordinatorMessage::kDeal: return check_deal(m.deal(), limits, step);
+        case CoordinatorMessage::kShutdown: return check_shutdown(m.shutdown(), limits);
+        default:
+          return "expected the parameters of step " + std::to_string(step) +
+                 " but the coordinator sent something else";
+      }
+  }
+  return "an unknown wait";  // not reached: every WorkerWaitsFor is handled above
+}
+
+std::string check_welcome_params(const threadsplit::Welcome& w, size_t num_params) {
+  const std::string bad = packed_params_problem(w.params(), num_params);
+  return bad.empty() ? "" : "the coordinator sent bad parameters: " + bad;
 }
 
 }  // namespace ts

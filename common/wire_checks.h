@@ -1,8 +1,10 @@
-// The coordinator's checks on what arrives from a worker's stream, before the training loop
-// sees it: pure functions of the message and the run's limits, so they can be fuzzed
-// (fuzz/) and unit-tested without a server. Each returns "" when the message is acceptable,
-// else one sentence saying what is wrong. Checks that need the loop's state (the step
-// number, the dealt share, the deal id) stay in coordinator/training_run.cpp.
+// The checks on what arrives over a worker's stream, before either side's loop sees it: the
+// coordinator's on a worker's messages, the worker's on the coordinator's. Pure functions of
+// the message and the run's limits, so they can be fuzzed (fuzz/) and unit-tested without a
+// server. Each returns "" when the message is acceptable, else one sentence saying what is
+// wrong. The coordinator's checks that need its loop's state (the step number, the dealt
+// share, the deal id) stay in coordinator/training_run.cpp; the worker's few (the step it
+// expects, what it waits for) are parameters.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -31,5 +33,36 @@ std::string check_hello_message(const threadsplit::Hello& h, unsigned protocol_v
 // non-finite gradient is reported with `nonfinite` set: the run stops rather than the worker.
 std::string check_worker_message(const threadsplit::WorkerMessage& m, const WireLimits& limits,
                                  bool* nonfinite);
+
+// --- The worker's side ---
+
+// What decides which kinds of message the worker takes next.
+enum class WorkerWaitsFor {
+  kWelcome,      // its first message: a Welcome
+  kInstruction,  // between steps: an EpochDeal, an EvalRequest or Shutdown
+  kParams,       // a step's parameters; or a new EpochDeal (a worker was lost and the rest of
+                 // the epoch is re-dealt from this step), or Shutdown (the run ends early)
+};
+
+// What the worker holds the coordinator's messages to, from its Welcome (empty before it).
+struct WorkerWireLimits {
+  std::string run_id;
+  size_t num_params = 0;    // floats in the parameters of the Welcome's model
+  int max_local_batch = 0;  // the largest share this worker is dealt (or evaluates)
+};
+
+// A message from the coordinator: of a kind the worker takes while it `waits` for it; of
+// this run; a Welcome naming a known model and augmentation with positive sizes; an
+// EpochDeal starting at `step` (the next global step the worker expects) whose shares fit
+// max_local_batch and their global batch; an EvalRequest of a known split and positive
+// batch; Params of `step` holding exactly num_params finite floats; a Shutdown of this run.
+// The Welcome's own parameters are checked by check_welcome_params, once the worker has
+// opened its data. The sentences are the worker's exit messages.
+std::string check_coordinator_message(const threadsplit::CoordinatorMessage& m,
+                                      const WorkerWireLimits& limits, WorkerWaitsFor waits,
+                                      int64_t step);
+
+// The Welcome's starting parameters: exactly num_params finite floats.
+std::string check_welcome_params(const threadsplit::Welcome& w, size_t num_params);
 
 }  // namespace ts

@@ -1,16 +1,21 @@
-// libFuzzer: the coordinator's checks on what a worker sends (common/wire_checks.h) and the
-// float unpacking behind them, fed arbitrary bytes parsed as a WorkerMessage. A message the
-// checks accept must really be safe for the training loop: sizes as promised, values finite.
+// libFuzzer: both directions' checks on the wire (common/wire_checks.h) and the float
+// unpacking behind them, fed arbitrary bytes parsed as a WorkerMessage (the coordinator's
+// checks) and as a CoordinatorMessage (the worker's, for each thing it may wait for). A message
+// the checks accept must really be safe for the loop that takes it: of a kind it handles,
+// sizes as promised, values finite.
 #include <cmath>
 #include <google/protobuf/stubs/logging.h>
 
 #include <cstdint>
 #include <cstdlib>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "augment.h"
 #include "float_packing.h"
 #include "grpc_settings.h"
+#include "network.h"
 #include "trainer.pb.h"
 #include "wire_checks.h"
 
@@ -21,9 +26,11 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   return 0;
 }
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+namespace {
+
+void check_from_worker(const uint8_t* data, size_t size) {
   threadsplit::WorkerMessage m;
-  if (!m.ParseFromArray(data, int(size))) return 0;
+  if (!m.ParseFromArray(data, int(size))) return;
   ts::WireLimits limits;
   limits.run_id = "fuzzrun";
   limits.num_params = 16;
@@ -44,5 +51,84 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (!std::isfinite(x)) std::abort();
     }
   }
+}
+
+// What the worker's loop relies on once check_coordinator_message accepted m.
+void check_accepted_by_worker(const threadsplit::CoordinatorMessage& m, const ts::WorkerWireLimits& limits,
+                              ts::WorkerWaitsFor waits, int64_t step) {
+  using threadsplit::CoordinatorMessage;
+  switch (m.body_case()) {
+    case CoordinatorMessage::kWelcome: {
+      if (waits != ts::WorkerWaitsFor::kWelcome) std::abort();
+      const threadsplit::Welcome& w = m.welcome();
+      if (w.max_local_batch() < 1 || w.loader_threads() < 1) std::abort();
+      try {  // join() builds both without a guard
+        ts::build_network(w.model());
+        ts::parse_augment(w.augment());
+      } catch (const std::invalid_argument&) {
+        std::abort();
+      }
+      return;
+    }
+    case CoordinatorMessage::kDeal: {
+      if (waits == ts::WorkerWaitsFor::kWelcome) std::abort();
+      const threadsplit::EpochDeal& d = m.deal();
+      if (d.run_id() != limits.run_id || d.first_step() != step) std::abort();
+      for (const threadsplit::StepShare& s : d.steps())  // a share fits the model and its loss scale
+        if (s.indices_size() > limits.max_local_batch || s.global_batch() < 1 ||
+            s.global_batch() < s.indices_size())
+          std::abort();
+      return;
+    }
+    case CoordinatorMessage::kEval: {
+      if (waits != ts::WorkerWaitsFor::kInstruction) std::abort();
+      const threadsplit::EvalRequest& r = m.eval();
+      if (r.run_id() != limits.run_id || r.batch() < 1) std::abort();
+      if (r.split() != "validation" && r.split() != "test") std::abort();
+      return;
+    }
+    case CoordinatorMessage::kParams: {
+      if (waits != ts::WorkerWaitsFor::kParams) std::abort();
+      const threadsplit::Params& p = m.params();
+      if (p.run_id() != limits.run_id || p.step() != step) std::abort();
+      // Accepted means installable by a plain copy: exactly num_params finite floats.
+      std::vector<float> v(limits.num_params);
+      if (!ts::unpack_floats(p.params(), limits.num_params, v.data(), "parameters").empty()) std::abort();
+      for (float x : v)
+        if (!std::isfinite(x)) std::abort();
+      return;
+    }
+    case CoordinatorMessage::kShutdown:
+      if (waits == ts::WorkerWaitsFor::kWelcome || m.shutdown().run_id() != limits.run_id) std::abort();
+      return;
+    default:
+      std::abort();  // no wait takes an empty message
+  }
+}
+
+void check_from_coordinator(const uint8_t* data, size_t size) {
+  threadsplit::CoordinatorMessage m;
+  if (!m.ParseFromArray(data, int(size))) return;
+  ts::WorkerWireLimits limits;
+  limits.run_id = "fuzzrun";
+  limits.num_params = 16;
+  limits.max_local_batch = 64;
+  const int64_t step = 5;
+  for (ts::WorkerWaitsFor waits :
+       {ts::WorkerWaitsFor::kWelcome, ts::WorkerWaitsFor::kInstruction, ts::WorkerWaitsFor::kParams})
+    if (ts::check_coordinator_message(m, limits, waits, step).empty())
+      check_accepted_by_worker(m, limits, waits, step);
+  if (m.has_welcome() && ts::check_welcome_params(m.welcome(), limits.num_params).empty()) {
+    std::vector<float> v(limits.num_params);
+    if (!ts::unpack_floats(m.welcome().params(), limits.num_params, v.data(), "parameters").empty())
+      std::abort();
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  check_from_worker(data, size);
+  check_from_coordinator(data, size);
   return 0;
 }

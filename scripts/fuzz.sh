@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # libFuzzer runs of the three readers of untrusted bytes (fuzz/):
-#   fuzz_wire        the coordinator's checks on worker messages (common/wire_checks.h)
+#   fuzz_wire        both sides' checks on each other's messages (common/wire_checks.h)
 #   fuzz_checkpoint  the checkpoint reader (common/checkpoint.h)
 #   fuzz_cifar10     the CIFAR-10 reader (common/cifar10.h)
 # Compiled here with clang++ (-fsanitize=fuzzer,address,undefined) straight from the sources
@@ -37,7 +37,7 @@ FUZZ_DIR="$(cd "$FUZZ_DIR" && pwd)"
 FLAGS=(-std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -I"$ROOT/common" -I"$GEN" -DTHREADSPLIT_VERSION=\"fuzz\")
 LIBS=($(pkg-config --libs grpc++ protobuf) -lz -lpthread)
-COMMON=("$ROOT/common/wire_checks.cpp" "$ROOT/common/float_packing.cpp" "$ROOT/common/grpc_settings.cpp" "$ROOT/common/build_info.cpp" "$ROOT/common/secrets.cpp" "$ROOT/common/network.cpp"
+COMMON=("$ROOT/common/wire_checks.cpp" "$ROOT/common/augment.cpp" "$ROOT/common/float_packing.cpp" "$ROOT/common/grpc_settings.cpp" "$ROOT/common/build_info.cpp" "$ROOT/common/secrets.cpp" "$ROOT/common/network.cpp"
         "$ROOT/common/checkpoint.cpp" "$ROOT/common/optimizer.cpp"
         "$ROOT/common/cifar10.cpp" "$ROOT/common/synthetic_cifar10.cpp" "$ROOT/common/atomic_file.cpp"
         "$GEN/trainer.pb.cc" "$GEN/checkpoint.pb.cc")
@@ -71,6 +71,16 @@ for t in "${TARGETS[@]}"; do
   corpus="$FUZZ_DIR/$t.corpus"
   mkdir -p "$corpus"
   max_len=65536
+  if [ "$t" = fuzz_wire ] && command -v protoc >/dev/null; then
+    # Messages each side's checks accept (fuzz/seeds/fuzz_wire/, protobuf text format) seed
+    # the corpus, so even a short run starts on the accepted paths instead of hunting for
+    # the run id and step.
+    for f in "$ROOT"/fuzz/seeds/fuzz_wire/*.txtpb; do
+      type=threadsplit.CoordinatorMessage
+      [[ $(basename "$f") == worker-* ]] && type=threadsplit.WorkerMessage
+      protoc -I"$ROOT/proto" --encode="$type" trainer.proto <"$f" >"$corpus/seed-$(basename "${f%.txtpb}")"
+    done
+  fi
   if [ "$t" = fuzz_checkpoint ]; then
     # Real checkpoints from the integration tests, when there are any, seed the corpus.
     find "$BUILD_DIR/tests/itmp" -maxdepth 2 -name '*.ckpt' -size -400k 2>/dev/null | head -3 |

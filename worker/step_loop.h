@@ -1,7 +1,9 @@
 // The worker's side of a run: join the coordinator (Hello -> Welcome), then serve its stream
 // until Shutdown: for each EpochDeal queue the epoch's batches on the loader and run its
-// steps (forward, backward, send the gradient, install the parameters that come back); for
-// each EvalRequest evaluate the records named; at the end say Goodbye.
+// steps (next_batch, train_step, send_gradient, await_params, then install the parameters
+// that came back, or start over on the new deal that came instead); for each EvalRequest
+// evaluate the records named; at the end say Goodbye. The stream itself is
+// worker/coordinator_link.h; the checks on every message that arrives, common/wire_checks.h.
 #pragma once
 #include <string>
 

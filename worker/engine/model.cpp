@@ -63,8 +63,12 @@ Model::Model(const NetworkSpec& net, int max_batch, ModelOptions options)
 Model::~Model() = default;
 
 void Model::set_params(const float* flat) {
-  std::copy(flat, flat + net_.num_params, impl_->params.begin());
+  std::copy(flat, flat + net_.num_params, params_to_overwrite());
+}
+
+float* Model::params_to_overwrite() {
   ++impl_->version;
+  return impl_->params.data();
 }
 
 Model::BatchNet& Model::net_for(int n) {

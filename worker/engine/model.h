@@ -38,8 +38,15 @@ class Model {
 
   const NetworkSpec& spec() const { return net_; }
 
-  // Copies a flat parameter buffer (num_params floats) into the primitives' memories.
+  // Copies a flat parameter buffer (num_params floats) into the buffer the primitives load
+  // their weights from; the next pass reloads them.
   void set_params(const float* flat);
+
+  // That buffer itself (num_params floats, NetworkSpec's order and layouts), for a caller that
+  // fills it in place instead of copying through set_params: the worker unpacks the wire's
+  // bytes straight into it. Taking it marks the parameters changed: the next pass reloads
+  // them, so write them all before the next train_step or evaluate.
+  float* params_to_overwrite();
 
   // Forward, softmax cross-entropy, backward on n samples: images are NCHW floats
   // (n x 3 x 32 x 32), labels in [0, num_classes). Writes the gradient of
