@@ -38,7 +38,6 @@ struct WorkerRecord {
   std::string assigned_cores;          // what the launcher set (spawned workers)
   threadsplit::Hello hello;            // what it read back and reported
   std::optional<threadsplit::Goodbye> goodbye;
-  PhaseSums total;
   std::string exit;                    // how it ended, when known
 };
 

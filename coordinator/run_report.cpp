@@ -70,7 +70,7 @@ ordered_json eval(const EvalOutcome& e) {
   return j;
 }
 
-ordered_json worker(const WorkerRecord& w) {
+ordered_json worker(const WorkerRecord& w, const PhaseSums& totals) {
   const auto& b = w.hello.binding();
   std::vector<int> cores(b.cores().begin(), b.cores().end());
   ordered_json j;
@@ -95,7 +95,7 @@ ordered_json worker(const WorkerRecord& w) {
     j["cpu_system_s"] = w.goodbye->cpu_system_s();
   }
   if (!w.exit.empty()) j["exit"] = w.exit;
-  add_phases(j["phase_totals"] = ordered_json::object(), w.total);
+  add_phases(j["phase_totals"] = ordered_json::object(), totals);
   return j;
 }
 
@@ -111,7 +111,7 @@ ordered_json epoch(const EpochRecord& e) {
   j["train_loss"] = e.train_loss;
   j["train_accuracy"] = e.train_accuracy;
   if (e.validation) j["validation"] = eval(*e.validation);
-  write_shares(j, e);
+  write_shares(j, e.shares);
   j["gradient_wait_s"] = e.gradient_wait_s;
   j["update_s"] = e.update_s;
   j["step_losses"] = e.step_losses;
@@ -173,7 +173,7 @@ void write_run_report(const std::string& path, const ReportInputs& in) {
 
   ordered_json& workers = j["workers"] = ordered_json::array();
   if (in.run)
-    for (const WorkerRecord& w : in.run->workers()) workers.push_back(worker(w));
+    for (const WorkerRecord& w : in.run->workers()) workers.push_back(worker(w, in.run->worker_totals(w.rank)));
 
   ordered_json& epochs = j["epochs"] = ordered_json::array();
   double train_s = 0;
@@ -201,7 +201,7 @@ void write_run_report(const std::string& path, const ReportInputs& in) {
     timed["step_s_max"] = t.step_s_max;
     timed["gradient_wait_s"] = t.gradient_wait_s;
     timed["update_s"] = t.update_s;
-    write_shares(timed, t);
+    write_shares(timed, t.shares);
   }
   ordered_json& totals = j["totals"];
   totals["steps"] = in.run ? in.run->step() : int64_t(0);

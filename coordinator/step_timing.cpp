@@ -6,11 +6,101 @@
 
 namespace ts {
 
+PhaseShares& PhaseShares::operator+=(const PhaseShares& o) {
+  data_wait += o.data_wait;
+  forward += o.forward;
+  backward += o.backward;
+  exchange += o.exchange;
+  update += o.update;
+  sync_wait += o.sync_wait;
+  return *this;
+}
+
+PhaseShares& PhaseShares::operator/=(double n) {
+  data_wait /= n;
+  forward /= n;
+  backward /= n;
+  exchange /= n;
+  update /= n;
+  sync_wait /= n;
+  return *this;
+}
+
 double sync_wait(const StepTiming& step, size_t r) {
   if (r >= step.workers.size()) return 0;
   double last = 0;
   for (const WorkerStepTiming& w : step.workers) last = std::max(last, w.received_s);
   return std::max(0.0, last - step.workers[r].received_s);
+}
+
+namespace {
+
+bool took_part(const StepTiming& step, size_t r) {
+  return r < step.workers.size() && step.workers[r].received_s > 0;
+}
+
+// Worker r's phases of steps[i] alone; `known` says whether its exchange is (the next
+// record carries it). A rank that did not take part (lost before) has none.
+PhaseSums step_phases(const std::vector<StepTiming>& steps, size_t i, size_t r, bool* known) {
+  PhaseSums p;
+  *known = false;
+  if (!took_part(steps[i], r)) return p;
+  const WorkerStepTiming& w = steps[i].workers[r];
+  p.data_wait = w.data_wait;
+  p.forward = w.forward;
+  p.backward = w.backward;
+  if (i + 1 < steps.size() && took_part(steps[i + 1], r)) {
+    *known = true;
+    p.exchange_wait = steps[i + 1].workers[r].exchange_wait;
+    p.apply_params = steps[i + 1].workers[r].apply_params;
+    p.sync_wait = sync_wait(steps[i], r);
+  }
+  return p;
+}
+
+}  // namespace
+
+PhaseSums phase_sums(const std::vector<StepTiming>& steps, size_t first, size_t last, size_t r) {
+  PhaseSums sum;
+  for (size_t i = first; i < last && i < steps.size(); ++i) {
+    bool known = false;
+    const PhaseSums p = step_phases(steps, i, r, &known);
+    sum.data_wait += p.data_wait;
+    sum.forward += p.forward;
+    sum.backward += p.backward;
+    sum.exchange_wait += p.exchange_wait;
+    sum.apply_params += p.apply_params;
+    sum.sync_wait += p.sync_wait;
+  }
+  return sum;
+}
+
+PhaseShares phase_shares(const std::vector<StepTiming>& steps, size_t first, size_t last,
+                         int world_size, double wall_s) {
+  PhaseShares f;
+  if (wall_s <= 0 || world_size < 1) return f;
+  for (size_t i = first; i < last && i < steps.size(); ++i) {
+    f.update += steps[i].updated_s - steps[i].gradients_s;
+    for (size_t r = 0; r < size_t(world_size); ++r) {
+      bool known = false;
+      const PhaseSums p = step_phases(steps, i, r, &known);
+      f.data_wait += p.data_wait;
+      f.forward += p.forward;
+      f.backward += p.backward;
+      if (!known) continue;
+      // The exchange wait less the part spent waiting for slower workers, step by step.
+      f.exchange += std::max(0.0, p.exchange_wait - p.sync_wait);
+      f.sync_wait += p.sync_wait;
+    }
+  }
+  f.update /= wall_s;
+  const double denom = wall_s * world_size;
+  f.data_wait /= denom;
+  f.forward /= denom;
+  f.backward /= denom;
+  f.exchange /= denom;
+  f.sync_wait /= denom;
+  return f;
 }
 
 TimedFigures summarize_steps(const std::vector<StepTiming>& steps, int warmup, int world_size) {
@@ -42,30 +132,7 @@ TimedFigures summarize_steps(const std::vector<StepTiming>& steps, int warmup, i
   // timed result's exchange belongs to the warm-up.
   const size_t last = steps.size() - 1;  // exclusive for the shares
   if (last <= first) return f;
-  const double span = steps[last - 1].end_s - steps[first].start_s;
-  if (span <= 0) return f;
-  double data = 0, forward = 0, backward = 0, update = 0, exchange = 0, sync = 0;
-  for (size_t i = first; i < last; ++i) {
-    update += steps[i].updated_s - steps[i].gradients_s;
-    for (size_t r = 0; r < steps[i].workers.size() && r < size_t(world_size); ++r) {
-      const WorkerStepTiming& w = steps[i].workers[r];
-      data += w.data_wait;
-      forward += w.forward;
-      backward += w.backward;
-      if (r < steps[i + 1].workers.size()) {
-        const double waited = sync_wait(steps[i], r);
-        exchange += std::max(0.0, steps[i + 1].workers[r].exchange_wait - waited);
-        sync += waited;
-      }
-    }
-  }
-  const double denom = span * world_size;
-  f.data_share = data / denom;
-  f.forward_share = forward / denom;
-  f.backward_share = backward / denom;
-  f.exchange_share = exchange / denom;
-  f.sync_share = sync / denom;
-  f.update_share = update / span;
+  f.shares = phase_shares(steps, first, last, world_size, steps[last - 1].end_s - steps[first].start_s);
   return f;
 }
 
@@ -95,6 +162,7 @@ void write_step_trace(const std::string& path, const std::vector<StepTiming>& st
     t.span(0, 0, "send parameters", "coordinator", us(s.updated_s), us(s.end_s) - us(s.updated_s), args);
     for (size_t r = 0; r < s.workers.size() && r < worker_names.size(); ++r) {
       const WorkerStepTiming& w = s.workers[r];
+      if (!took_part(s, r)) continue;  // lost before this step
       const int pid = int(r) + 1;
       // Backwards from the result's arrival, clipped so the track never overlaps itself.
       struct Phase { const char* name; double seconds; };
@@ -108,7 +176,7 @@ void write_step_trace(const std::string& path, const std::vector<StepTiming>& st
         start = end;
       }
       // This step's exchange and install arrive with the next step's result.
-      if (i + 1 < steps.size() && r < steps[i + 1].workers.size()) {
+      if (i + 1 < steps.size() && took_part(steps[i + 1], r)) {
         // Its gradient's transfer is part of the exchange, so the sync wait comes first.
         const WorkerStepTiming& next = steps[i + 1].workers[r];
         const double from = std::max(us(w.received_s), track_end[r]);

@@ -21,39 +21,36 @@
 
 namespace ts {
 
-// A worker's seconds per phase. exchange_wait is the worker's own clock: from packing its
-// gradient to having the parameters. sync_wait is the coordinator's: how long that gradient
-// waited at the coordinator for the other workers' (max arrival - its arrival), the part of
-// exchange_wait owed to imbalance rather than to the exchange.
+// A worker's seconds per phase over some steps, each phase attributed to the step it belongs
+// to. exchange_wait is the worker's own clock: from packing its gradient to having the
+// parameters. sync_wait is the coordinator's: how long that gradient waited at the
+// coordinator for the other workers' (max arrival - its arrival), the part of exchange_wait
+// owed to imbalance rather than to the exchange. Derived from the step records (phase_sums).
 struct PhaseSums {
   double data_wait = 0, forward = 0, backward = 0, exchange_wait = 0, apply_params = 0,
          sync_wait = 0;
-  // A StepResult's PhaseTimes (a template, as note_result below).
-  template <class PhaseTimes>
-  void add_times(const PhaseTimes& t) {
-    data_wait += t.data_wait_s();
-    forward += t.forward_s();
-    backward += t.backward_s();
-    exchange_wait += t.exchange_wait_s();
-    apply_params += t.apply_params_s();
-  }
-  void add(const PhaseSums& o) {
-    data_wait += o.data_wait;
-    forward += o.forward;
-    backward += o.backward;
-    exchange_wait += o.exchange_wait;
-    apply_params += o.apply_params;
-    sync_wait += o.sync_wait;
-  }
 };
 
+// Shares of wall time, averaged over the workers; they need not sum to 1 (the rest is time no
+// phase covers: messages in flight, scheduling). exchange: the workers' exchange wait less
+// their sync wait (gradient up, averaging and update, parameters down); update: the
+// coordinator's part of it (sum + optimizer + packing); sync_wait: waiting for the slowest
+// worker's gradient. The one type the epoch lines, the report, the sweep and autotune use.
+struct PhaseShares {
+  double data_wait = 0, forward = 0, backward = 0, exchange = 0, update = 0, sync_wait = 0;
+  PhaseShares& operator+=(const PhaseShares& o);
+  PhaseShares& operator/=(double n);
+};
+
+// One worker's part of a step, as its StepResult reported it.
 struct WorkerStepTiming {
-  double received_s = 0;          // when its StepResult reached the coordinator's handler
+  double received_s = 0;          // when its StepResult reached the coordinator (0: none)
   int samples = 0;
   double data_wait = 0, forward = 0, backward = 0;
   double exchange_wait = 0, apply_params = 0;  // of the previous step
 };
 
+// The record of one global step: the coordinator's timestamps and each worker's report.
 struct StepTiming {
   int64_t step = 0;               // global step
   double start_s = 0;             // the coordinator starts waiting for this step's gradients
@@ -83,33 +80,37 @@ struct TimedFigures {
   double seconds = 0;             // first timed step's start to the last one's end
   double images_per_s = 0;
   double step_s_median = 0, step_s_min = 0, step_s_max = 0;
-  // Shares of wall time, averaged over workers, over the window less its last step (whose
-  // exchange is never reported); they need not sum to 1 (the rest is time no phase covers:
-  // messages in flight, scheduling).
-  // exchange: the workers' exchange wait less their sync wait (update included); update: the
-  // coordinator's sum + optimizer + packing; sync: waiting for the slowest worker's gradient.
-  double data_share = 0, forward_share = 0, backward_share = 0, exchange_share = 0,
-         update_share = 0, sync_share = 0;
+  // Over the window less its last step (whose exchange is never reported).
+  PhaseShares shares;
   double gradient_wait_s = 0, update_s = 0;   // coordinator totals in the window
 };
 
-// "shares" in the JSON object `j` (an nlohmann::ordered_json): an epoch's (EpochRecord), the
-// timed window's (TimedFigures) or a sweep point's (PointResult), the same fields under the
-// same keys, each passed through `round`.
-template <class Json, class Figures>
-void write_shares(Json& j, const Figures& f, double (*round)(double) = nullptr) {
+// "shares" in the JSON object `j` (an nlohmann::ordered_json): an epoch's, the timed window's
+// or a sweep point's, under the same keys, each value passed through `round`.
+template <class Json>
+void write_shares(Json& j, const PhaseShares& f, double (*round)(double) = nullptr) {
   auto v = [round](double x) { return round ? round(x) : x; };
   Json& s = j["shares"];
-  s["data_wait"] = v(f.data_share);
-  s["forward"] = v(f.forward_share);
-  s["backward"] = v(f.backward_share);
-  s["exchange"] = v(f.exchange_share);
-  s["update"] = v(f.update_share);
-  s["sync_wait"] = v(f.sync_share);
+  s["data_wait"] = v(f.data_wait);
+  s["forward"] = v(f.forward);
+  s["backward"] = v(f.backward);
+  s["exchange"] = v(f.exchange);
+  s["update"] = v(f.update);
+  s["sync_wait"] = v(f.sync_wait);
 }
 
 // How long worker r's result of this step waited at the coordinator for the last one.
 double sync_wait(const StepTiming& step, size_t r);
+
+// Worker r's phases over steps[first, last): each step's data wait, forward and backward, and
+// its exchange wait and install, which arrive with the next step's result (so a step with no
+// record after it has none), with the sync wait measured on the same step.
+PhaseSums phase_sums(const std::vector<StepTiming>& steps, size_t first, size_t last, size_t r);
+
+// The shares of steps[first, last) in `wall_s` seconds: the coordinator's update over wall_s,
+// the workers' phases over world_size x wall_s.
+PhaseShares phase_shares(const std::vector<StepTiming>& steps, size_t first, size_t last,
+                         int world_size, double wall_s);
 
 // Steps are in the order they ran. A warm-up longer than the run leaves an empty window
 // (steps == 0, rates 0).

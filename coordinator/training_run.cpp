@@ -27,25 +27,26 @@ TrainingRun::TrainingRun(const RunSetup& setup, Membership& members, WorkerTrans
       step_(start_step),
       epoch_(start_epoch),
       step_in_epoch_(start_step_in_epoch),
-      pending_sync_(size_t(setup.world_size), 0.0),
       arrived_s_(size_t(setup.world_size), 0.0) {}
 
-void EpochRecord::close(double wall_s, int world_size) {
+void EpochRecord::close(const std::vector<StepTiming>& records, size_t first, double wall_s,
+                        int world_size) {
   seconds = wall_s;
   images_per_s = seconds > 0 ? double(samples) / seconds : 0;
   train_loss = samples ? loss_sum / double(samples) : 0;
   train_accuracy = samples ? double(correct) / double(samples) : 0;
-  if (seconds > 0) {
-    const int P = world_size;
-    for (const PhaseSums& w : workers) {
-      data_share += w.data_wait / seconds / P;
-      forward_share += w.forward / seconds / P;
-      backward_share += w.backward / seconds / P;
-      exchange_share += std::max(0.0, w.exchange_wait - w.sync_wait) / seconds / P;
-      sync_share += w.sync_wait / seconds / P;
-    }
-    update_share = update_s / seconds;
+  const size_t end = records.size();
+  for (size_t i = first; i < end; ++i) {
+    gradient_wait_s += records[i].gradients_s - records[i].start_s;
+    update_s += records[i].updated_s - records[i].gradients_s;
   }
+  workers.resize(size_t(world_size));
+  for (int r = 0; r < world_size; ++r) workers[size_t(r)] = phase_sums(records, first, end, size_t(r));
+  shares = phase_shares(records, first, end, world_size, seconds);
+}
+
+PhaseSums TrainingRun::worker_totals(int r) const {
+  return phase_sums(step_timings_, 0, step_timings_.size(), size_t(r));
 }
 
 void TrainingRun::run_step(const EpochPlan& plan, int s, EpochRecord& rec) {
@@ -63,22 +64,14 @@ void TrainingRun::run_step(const EpochPlan& plan, int s, EpochRecord& rec) {
   for (int r : live) {
     const threadsplit::StepResult& res = results[size_t(r)].step();
     timing.workers[size_t(r)].received_s = arrived_s_[size_t(r)];
-    PhaseSums phases;
-    phases.add_times(res.times());
-    phases.sync_wait = pending_sync_[size_t(r)];  // the step its exchange wait belongs to
-    pending_sync_[size_t(r)] = sync_wait(timing, size_t(r));
-    rec.workers[size_t(r)].add(phases);
-    members_.workers()[size_t(r)].total.add(phases);
     note_result(timing.workers[size_t(r)], res);
     rec.loss_sum += res.loss_sum();
     rec.correct += res.correct();
   }
-  rec.gradient_wait_s += wait.elapsed();
   deadline_.record(wait.elapsed());
 
   // Reduce and update: the sum in rank order, then the optimizer on the one copy.
   timing.gradients_s = now_seconds();
-  const Stopwatch update;
   optimizer_->step(params_.data(), reducer_.reduce(results, live).data());
   // Broadcast: one message for every worker; each link writes it from the same bytes.
   auto m = std::make_shared<CoordinatorMessage>();
@@ -86,7 +79,6 @@ void TrainingRun::run_step(const EpochPlan& plan, int s, EpochRecord& rec) {
   p->set_run_id(setup_.run_id);
   p->set_step(step_);
   pack_floats(params_.data(), params_.size(), p->mutable_params());
-  rec.update_s += update.elapsed();
   timing.updated_s = now_seconds();
   collective_.broadcast(m, "after step " + std::to_string(step_));
   timing.end_s = now_seconds();
@@ -114,7 +106,7 @@ void TrainingRun::run_epoch(ProgressDisplay& progress) {
   EpochRecord rec;
   rec.epoch = epoch_ + 1;
   rec.planned_steps = plan.steps();
-  rec.workers.resize(size_t(setup_.world_size));
+  const size_t first_record = step_timings_.size();
   const Stopwatch wall;
   try {
     for (int s = first; s < last; ++s) {
@@ -126,13 +118,13 @@ void TrainingRun::run_epoch(ProgressDisplay& progress) {
     }
   } catch (const RunAborted&) {
     // The steps that ran before the run failed still count: the report keeps them.
-    rec.close(wall.elapsed(), setup_.world_size);
+    rec.close(step_timings_, first_record, wall.elapsed(), setup_.world_size);
     train_seconds_ += rec.seconds;
     rec.aborted = true;
     epochs_.push_back(std::move(rec));
     throw;
   }
-  rec.close(wall.elapsed(), setup_.world_size);
+  rec.close(step_timings_, first_record, wall.elapsed(), setup_.world_size);
   train_seconds_ += rec.seconds;
   const bool epoch_done = step_in_epoch_ == plan.steps();
   if (epoch_done) {
@@ -155,8 +147,8 @@ std::string TrainingRun::epoch_line(const EpochRecord& rec) const {
   n += std::snprintf(line + n, sizeof line - size_t(n),
                      " | data %.0f%% fwd %.0f%% bwd %.0f%% exchange %.1f%% (update %.1f%%) "
                      "sync wait %.1f%%",
-                     100 * rec.data_share, 100 * rec.forward_share, 100 * rec.backward_share,
-                     100 * rec.exchange_share, 100 * rec.update_share, 100 * rec.sync_share);
+                     100 * rec.shares.data_wait, 100 * rec.shares.forward, 100 * rec.shares.backward,
+                     100 * rec.shares.exchange, 100 * rec.shares.update, 100 * rec.shares.sync_wait);
   if (rec.steps < rec.planned_steps)
     std::snprintf(line + n, sizeof line - size_t(n), " (stopped after %d of %d steps)", rec.steps,
                   rec.planned_steps);

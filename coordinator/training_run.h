@@ -69,16 +69,14 @@ struct EpochRecord {
   int64_t correct = 0;
   std::vector<double> step_losses;    // mean training loss of each step, in order
   std::optional<EvalOutcome> validation;
+  // Derived from the epoch's step records when it closes.
   double gradient_wait_s = 0;         // coordinator waiting for the slowest gradient
   double update_s = 0;                // coordinator: sum + optimizer + packing parameters
   std::vector<PhaseSums> workers;     // by rank
-  // Shares of the epoch's wall time, averaged over workers. exchange = the workers' exchange
-  // wait less their sync wait: gradient up, averaging and update, parameters down. update =
-  // the coordinator's part of it (sum, optimizer, packing). sync = waiting for slower workers.
-  double data_share = 0, forward_share = 0, backward_share = 0, exchange_share = 0,
-         update_share = 0, sync_share = 0;
-  // Ends the record: its wall time (training steps only) and the figures derived from it.
-  void close(double wall_s, int world_size);
+  PhaseShares shares;                 // of the epoch's wall time
+  // Ends the record: its wall time (training steps only) and the figures derived from
+  // steps[first, end), its steps' records.
+  void close(const std::vector<StepTiming>& steps, size_t first, double wall_s, int world_size);
 };
 
 class TrainingRun {
@@ -111,6 +109,8 @@ class TrainingRun {
   double train_seconds() const { return train_seconds_; }
   // Every step of this run, in order (report's timed window, --trace).
   const std::vector<StepTiming>& step_timings() const { return step_timings_; }
+  // Worker r's phases over every step of this run.
+  PhaseSums worker_totals(int r) const;
 
  private:
   void run_epoch(ProgressDisplay& progress);
@@ -132,9 +132,6 @@ class TrainingRun {
   int64_t steps_this_run_ = 0;
   double train_seconds_ = 0;
   std::vector<EpochRecord> epochs_;
-  // By rank: the sync wait of its latest step, paired with the exchange wait that its next
-  // result reports for that step.
-  std::vector<double> pending_sync_;
   std::vector<double> arrived_s_;           // by rank, this step's
   std::vector<StepTiming> step_timings_;
   std::function<void(bool)> after_step_;

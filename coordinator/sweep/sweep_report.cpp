@@ -52,12 +52,12 @@ TrialFigures figures_from_report(const std::string& text, const std::string& nam
     f.images_per_s = t["images_per_s"].num();
     f.seconds = t["seconds"].num();
     const JsonNode s = t["shares"];
-    f.data_share = s["data_wait"].num();
-    f.forward_share = s["forward"].num();
-    f.backward_share = s["backward"].num();
-    f.exchange_share = s["exchange"].num();
-    f.update_share = s["update"].num();
-    f.sync_share = s["sync_wait"].num();
+    f.shares.data_wait = s["data_wait"].num();
+    f.shares.forward = s["forward"].num();
+    f.shares.backward = s["backward"].num();
+    f.shares.exchange = s["exchange"].num();
+    f.shares.update = s["update"].num();
+    f.shares.sync_wait = s["sync_wait"].num();
     f.train_records = int(r["config"]["train_records"].num());
     f.oversubscribed = r["split"]["oversubscribed"].boolean();
     for (const JsonNode& w : r["workers"].items()) f.worker_cores.push_back(w["cores"].str());
@@ -85,12 +85,7 @@ PointResult aggregate(const SweepPoint& p, std::vector<TrialFigures> trials) {
     if (!t.ok) continue;
     ips.push_back(t.images_per_s);
     r.foreign_cpu_max = std::max(r.foreign_cpu_max, t.foreign_cpu_share);
-    r.data_share += t.data_share;
-    r.forward_share += t.forward_share;
-    r.backward_share += t.backward_share;
-    r.exchange_share += t.exchange_share;
-    r.update_share += t.update_share;
-    r.sync_share += t.sync_share;
+    r.shares += t.shares;
     if (r.bindings.empty()) {
       for (size_t w = 0; w < t.worker_cores.size(); ++w)
         r.bindings += (w ? "|" : "") + t.worker_cores[w];
@@ -103,13 +98,7 @@ PointResult aggregate(const SweepPoint& p, std::vector<TrialFigures> trials) {
     if (t.ok && t.foreign_cpu_share >= 0 && t.foreign_cpu_share < 0.05) quiet.push_back(t.images_per_s);
   r.quiet_trials = int(quiet.size());
   r.quiet_median = median_of(quiet);
-  const double n = double(ips.size());
-  r.data_share /= n;
-  r.forward_share /= n;
-  r.backward_share /= n;
-  r.exchange_share /= n;
-  r.update_share /= n;
-  r.sync_share /= n;
+  r.shares /= double(ips.size());
   r.ips_median = median_of(ips);
   r.ips_min = *std::min_element(ips.begin(), ips.end());
   r.ips_max = *std::max_element(ips.begin(), ips.end());
@@ -243,9 +232,9 @@ std::string sweep_csv(const std::vector<PointResult>& results) {
       << p.batch_per_worker << ',' << p.steps << ',' << p.warmup_steps << ',' << r.ok_trials << ','
       << fmt("%.1f", r1(r.ips_median)) << ',' << fmt("%.1f", r1(r.ips_min)) << ','
       << fmt("%.1f", r1(r.ips_max)) << ',' << fmt("%.3f", r3(r.epoch_s)) << ','
-      << fmt("%.4f", r4(r.data_share)) << ',' << fmt("%.4f", r4(r.forward_share)) << ','
-      << fmt("%.4f", r4(r.backward_share)) << ',' << fmt("%.4f", r4(r.exchange_share)) << ','
-      << fmt("%.4f", r4(r.update_share)) << ',' << fmt("%.4f", r4(r.sync_share)) << ','
+      << fmt("%.4f", r4(r.shares.data_wait)) << ',' << fmt("%.4f", r4(r.shares.forward)) << ','
+      << fmt("%.4f", r4(r.shares.backward)) << ',' << fmt("%.4f", r4(r.shares.exchange)) << ','
+      << fmt("%.4f", r4(r.shares.update)) << ',' << fmt("%.4f", r4(r.shares.sync_wait)) << ','
       << fmt("%.4f", r4(r.foreign_cpu_max)) << ','
       << r.quiet_trials << ',' << fmt("%.1f", r1(r.quiet_median)) << ',' << r.bindings << '\n';
   }
@@ -302,7 +291,7 @@ std::string sweep_json(const SweepFacts& facts, const SweepOptions& o,
     pt["images_per_s"]["min"] = r1(r.ips_min);
     pt["images_per_s"]["max"] = r1(r.ips_max);
     pt["epoch_s"] = r3(r.epoch_s);
-    write_shares(pt, r, r4);
+    write_shares(pt, r.shares, r4);
     pt["foreign_cpu_max"] = r4(r.foreign_cpu_max);
     pt["quiet_repeats"] = r.quiet_trials;
     pt["images_per_s_quiet_median"] = r1(r.quiet_median);
@@ -362,9 +351,9 @@ std::string sweep_summary_text(const std::vector<PointResult>& results,
                     "%-16s %-10s %-10s %5d %9.0f %8.0f..%-8.0f %8.1f  %4.0f%% %4.0f%% %4.0f%% "
                     "%4.1f%% %4.1f%% %4.1f%%\n",
                     p.model.c_str(), p.batch_mode.c_str(), p.label().c_str(), p.global_batch,
-                    r.ips_median, r.ips_min, r.ips_max, r.epoch_s, 100 * r.data_share,
-                    100 * r.forward_share, 100 * r.backward_share, 100 * r.exchange_share,
-                    100 * r.update_share, 100 * r.sync_share);
+                    r.ips_median, r.ips_min, r.ips_max, r.epoch_s, 100 * r.shares.data_wait,
+                    100 * r.shares.forward, 100 * r.shares.backward, 100 * r.shares.exchange,
+                    100 * r.shares.update, 100 * r.shares.sync_wait);
     }
     s << line;
   }

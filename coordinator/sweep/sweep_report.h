@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "step_timing.h"
 #include "sweep_plan.h"
 
 namespace ts {
@@ -15,9 +16,7 @@ struct TrialFigures {
   bool ok = false;
   std::string error;               // when !ok
   double images_per_s = 0, seconds = 0;
-  // As in the run report: exchange includes the update; sync = waiting for slower workers.
-  double data_share = 0, forward_share = 0, backward_share = 0, exchange_share = 0,
-         update_share = 0, sync_share = 0;
+  PhaseShares shares;               // the run report's timed window's
   int train_records = 45000;       // for the epoch-time estimate
   std::vector<std::string> worker_cores;  // effective binding, by rank
   bool oversubscribed = false;
@@ -37,9 +36,7 @@ struct PointResult {
   int ok_trials = 0;
   double ips_median = 0, ips_min = 0, ips_max = 0;
   double epoch_s = 0;                 // train records / median images/s
-  // Means over the successful repeats.
-  double data_share = 0, forward_share = 0, backward_share = 0, exchange_share = 0,
-         update_share = 0, sync_share = 0;
+  PhaseShares shares;                 // means over the successful repeats
   std::string bindings;               // "0|1": each worker's effective cores, by rank
   double foreign_cpu_max = 0;         // the busiest repeat's foreign_cpu_share
   // The repeats during which other programs took under 5% of the CPU: on a shared machine

@@ -62,15 +62,15 @@ TEST_CASE("the timed window leaves the warm-up steps out", "[timing]") {
   CHECK(warm.images_per_s == Approx(128));
   CHECK(warm.step_s_median == Approx(1));
   CHECK(warm.step_s_max == Approx(1));
-  CHECK(warm.data_share == Approx(0.1));
-  CHECK(warm.forward_share == Approx(0.3));
-  CHECK(warm.backward_share == Approx(0.4));
-  CHECK(warm.update_share == Approx(0.05));
+  CHECK(warm.shares.data_wait == Approx(0.1));
+  CHECK(warm.shares.forward == Approx(0.3));
+  CHECK(warm.shares.backward == Approx(0.4));
+  CHECK(warm.shares.update == Approx(0.05));
   // Shares cover steps 1..9 (step 10's exchange is never reported): 9 x 0.2 s of exchange wait
   // per worker, less worker 1's 9 x 0.01 s of sync wait, over 2 workers x 9 s. The update is
   // part of the exchange (the workers wait through it) and also shown on its own.
-  CHECK(warm.exchange_share == Approx((1.8 + 1.8 - 0.09) / 18));
-  CHECK(warm.sync_share == Approx(0.09 / 18));
+  CHECK(warm.shares.exchange == Approx((1.8 + 1.8 - 0.09) / 18));
+  CHECK(warm.shares.sync_wait == Approx(0.09 / 18));
   CHECK(ts::sync_wait(steps[3], 0) == Approx(0));
   CHECK(ts::sync_wait(steps[3], 1) == Approx(0.01));
   // A warm-up covering the whole run leaves nothing to time.
@@ -148,8 +148,8 @@ TEST_CASE("a straggler's delay is sync wait for the others, not exchange", "[tim
   // Steps 1..4 carry a known exchange: 4 x (0.1 + 0.1) s of exchange and 4 x 0.3 s of sync
   // wait, over 2 workers x (steps[1].start .. steps[4].end) = 2 x 5.15 s.
   const double span = steps[4].end_s - steps[1].start_s;
-  CHECK(f.exchange_share == Approx(0.8 / (2 * span)));
-  CHECK(f.sync_share == Approx(1.2 / (2 * span)));
+  CHECK(f.shares.exchange == Approx(0.8 / (2 * span)));
+  CHECK(f.shares.sync_wait == Approx(1.2 / (2 * span)));
   CHECK(ts::sync_wait(steps[2], 0) == Approx(0.3));
   CHECK(ts::sync_wait(steps[2], 1) == Approx(0));
   CHECK(ts::sync_wait(steps[2], 7) == 0);  // no such worker
@@ -173,4 +173,34 @@ TEST_CASE("the trace writer names tracks and clamps negative durations", "[timin
     }
   CHECK(saw_span);
   CHECK(doc["displayTimeUnit"].str() == "ms");
+}
+
+TEST_CASE("a worker's phases of a step take the exchange its next result reports", "[timing]") {
+  const auto steps = steady_steps(4, 2);
+  // Steps 0..2 each have a next record carrying their exchange (0.2) and install (0.01); the
+  // last step's exchange is not known yet.
+  const ts::PhaseSums p = ts::phase_sums(steps, 0, 4, 1);
+  CHECK(p.data_wait == Approx(0.4));
+  CHECK(p.forward == Approx(1.2));
+  CHECK(p.exchange_wait == Approx(0.6));
+  CHECK(p.apply_params == Approx(0.03));
+  CHECK(p.sync_wait == Approx(0.03));  // 0.01 s on each step whose exchange is known
+  // An epoch's shares over its own wall time: 4 steps in 4 s, two workers.
+  const ts::PhaseShares s = ts::phase_shares(steps, 0, 4, 2, 4.0);
+  CHECK(s.forward == Approx(0.3));
+  CHECK(s.update == Approx(0.05));
+  CHECK(s.sync_wait == Approx((0.0 + 0.03) / 8));
+  CHECK(s.exchange == Approx((0.6 + (0.6 - 0.03)) / 8));
+}
+
+TEST_CASE("a worker lost mid-run adds no phases, and no sync wait, to the steps after it left", "[timing]") {
+  auto steps = steady_steps(6, 2);
+  for (size_t i = 3; i < steps.size(); ++i) steps[i].workers[1] = ts::WorkerStepTiming{};
+  const ts::PhaseSums gone = ts::phase_sums(steps, 3, 6, 1);
+  CHECK(gone.forward == 0);
+  CHECK(gone.sync_wait == 0);
+  // Before: it waited 0.01 s per step for worker 0 at most, never the whole step.
+  const ts::TimedFigures f = ts::summarize_steps(steps, 0, 2);
+  CHECK(f.shares.sync_wait < 0.01);
+  CHECK(ts::phase_sums(steps, 0, 6, 1).sync_wait == Approx(0.02));  // steps 0 and 1
 }
