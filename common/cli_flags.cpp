@@ -30,6 +30,15 @@ bool read_real(const std::string& s, double& x) {
   return *end == '\0' && errno != ERANGE && std::isfinite(x);
 }
 
+// A range as a validator's description: CLI11 appends it to the type name after a colon
+// ("HOST:PORT" has one of its own), so the brackets mark where it starts.
+std::string bracketed(const std::string& range) { return "[" + range + "]"; }
+
+size_t range_start(const std::string& type_name) {
+  if (type_name.empty() || type_name.back() != ']') return std::string::npos;
+  return type_name.rfind(":[");
+}
+
 std::string str(double x) {
   std::ostringstream s;
   s << x;
@@ -121,7 +130,7 @@ class Layout : public CLI::Formatter {
   // The option's own type name (P, DIR, adam|sgd), without the validators' ranges.
   static std::string label(const CLI::Option& o) {
     const std::string t = o.get_type_name();
-    return t.substr(0, t.find(':'));
+    return t.substr(0, range_start(t));
   }
 
   std::string usage_, about_;
@@ -149,7 +158,7 @@ CLI::Validator at_least(int64_t lo, int64_t hi) {
         s = std::to_string(x);
         return std::string();
       },
-      desc);
+      bracketed(desc));
 }
 
 CLI::Validator in_range(int64_t lo, int64_t hi) {
@@ -162,7 +171,7 @@ CLI::Validator in_range(int64_t lo, int64_t hi) {
         s = std::to_string(x);
         return std::string();
       },
-      range);
+      bracketed(range));
 }
 
 CLI::Validator positive(double hi) {
@@ -176,7 +185,7 @@ CLI::Validator positive(double hi) {
         if (!(x > 0)) return "must be positive, got " + s;
         return std::string();
       },
-      bounded ? "> 0, <= " + str(hi) : "> 0");
+      bracketed(bounded ? "> 0, <= " + str(hi) : "> 0"));
 }
 
 CLI::Validator real_in(double lo, double hi, bool hi_open) {
@@ -188,7 +197,7 @@ CLI::Validator real_in(double lo, double hi, bool hi_open) {
         if (!(x >= lo && (hi_open ? x < hi : x <= hi))) return "must be in " + range + ", got " + s;
         return std::string();
       },
-      ">= " + str(lo) + (hi_open ? ", < " : ", <= ") + str(hi));
+      bracketed(">= " + str(lo) + (hi_open ? ", < " : ", <= ") + str(hi)));
 }
 
 CLI::Validator one_of(std::vector<std::string> words) {
@@ -220,7 +229,7 @@ void add_help(CLI::App& app, const std::string& heading) {
 
 void group(CLI::App& app, const std::string& heading) { app.option_defaults()->group(heading); }
 
-std::string sentence(const CLI::ParseError& e) {
+std::string sentence(const CLI::ParseError& e, const std::string& program) {
   const std::string m = e.what();
   std::string name;
   if (e.get_name() == "ValidationError") {
@@ -235,7 +244,7 @@ std::string sentence(const CLI::ParseError& e) {
     }
     const std::string rest = after_name(m, &name);
     if (rest.find("required") != std::string::npos && rest.find("missing") != std::string::npos)
-      return name + " needs a value (see --help)";
+      return name + " needs a value (see " + program + " --help)";
   }
   return m;
 }
@@ -247,12 +256,13 @@ bool parse(CLI::App& app, const std::vector<std::string>& args) {
   } catch (const CLI::CallForHelp&) {
     return false;
   } catch (const CLI::ParseError& e) {
-    throw UsageError(sentence(e));
+    throw UsageError(sentence(e, app.get_name()));
   } catch (const std::invalid_argument& e) {
     throw UsageError(e.what());
   }
   if (!app.remaining().empty())
-    throw UsageError("unknown argument '" + app.remaining().front() + "' (see --help)");
+    throw UsageError("unknown argument '" + app.remaining().front() + "' (see " + app.get_name() +
+                     " --help)");
   return true;
 }
 
@@ -264,8 +274,8 @@ bool parse(CLI::App& app, int argc, char** argv, int first) {
 
 std::string range_text(const CLI::Option& opt) {
   const std::string t = opt.get_type_name();
-  const size_t colon = t.find(':');
-  return colon == std::string::npos ? std::string() : t.substr(colon + 1);
+  const size_t start = range_start(t);
+  return start == std::string::npos ? std::string() : t.substr(start + 2, t.size() - start - 3);
 }
 
 }  // namespace cli

@@ -56,8 +56,9 @@ void group(CLI::App& app, const std::string& heading);
 bool parse(CLI::App& app, int argc, char** argv, int first = 1);
 bool parse(CLI::App& app, const std::vector<std::string>& args);
 
-// The sentence for a CLI11 refusal (what parse() throws).
-std::string sentence(const CLI::ParseError& e);
+// The sentence for a CLI11 refusal (what parse() throws); `program` is named in the hint
+// "(see PROGRAM --help)".
+std::string sentence(const CLI::ParseError& e, const std::string& program);
 
 // The option's range as --help shows it ("1..1024", ">= 1", "> 0"), or empty.
 std::string range_text(const CLI::Option& opt);

@@ -231,11 +231,11 @@ std::unique_ptr<CLI::App> synthetic_data_app(SyntheticDataOptions& o, const std:
                           "usage: " + program + " make-synthetic-data DIR [--seed N]\n",
                           "Writes a generated data set shaped like CIFAR-10's binary version into "
                           "DIR: speed numbers on it are real, accuracies mean nothing.");
-  cli::group(*app, "Arguments");
+  cli::group(*app, "Arguments and flags");
   app->add_option("DIR", o.dir, "the directory to write (created if missing)");
   app->add_option("--seed", o.seed, "the generator's seed")
       ->type_name("N")->transform(at_least(0, kInt64Max))->capture_default_str();
-  cli::add_help(*app, "Arguments");
+  cli::add_help(*app, "Arguments and flags");
   return app;
 }
 
