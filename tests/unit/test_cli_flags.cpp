@@ -1,12 +1,13 @@
-// The flag table of threadsplit sweep (threadsplit's own is in test_run_options.cpp), and
-// what common/cli_flags.h gives all four programs: numbers refused in one sentence naming the
-// flag, --help written from the table.
+// The flag tables of threadsplit sweep and threadsplit_worker (threadsplit's own is in
+// test_run_options.cpp), and what common/cli_flags.h gives all four programs: numbers refused
+// in one sentence naming the flag, --help written from the table.
 #include <CLI/CLI.hpp>
 #include <catch2/catch.hpp>
 #include <functional>
 #include <string>
 #include <vector>
 
+#include "../../worker/worker_flags.h"
 #include "cli_flags.h"
 #include "sweep_command.h"
 
@@ -30,6 +31,9 @@ std::string refusal(const std::function<void(int, char**)>& parse, std::vector<s
 
 std::string sweep_refusal(const std::vector<std::string>& args) {
   return refusal([](int argc, char** argv) { ts::parse_sweep_args(argc, argv); }, {"sweep"}, args);
+}
+std::string worker_refusal(const std::vector<std::string>& args) {
+  return refusal([](int argc, char** argv) { ts::parse_worker_flags(argc, argv); }, {}, args);
 }
 // The help text names the flag as a whole word ("--listen, --bind HOST").
 bool names_flag(const std::string& help, const std::string& flag) {
@@ -146,5 +150,34 @@ TEST_CASE("sweep: its flags are one table, and bad numbers are refused naming th
   for (const auto& [arg, message] : bad) {
     INFO(arg);
     CHECK_THAT(sweep_refusal({"--data", "/d", arg}), Catch::StartsWith(message));
+  }
+}
+
+TEST_CASE("worker: its flags are one table, and bad numbers are refused naming the flag", "[cli][worker]") {
+  ts::WorkerFlags f;
+  const auto app = ts::worker_app(f);
+  const std::string help = app->help();
+  CHECK_THAT(help, Catch::StartsWith("usage: threadsplit_worker --coordinator HOST:PORT"));
+  CHECK_THAT(help, Catch::Contains("THREADSPLIT_TLS_CA"));
+  check_help_lists_table(*app, help);
+  CHECK_THAT(help, Catch::Contains("--coordinator HOST:PORT\n"));
+
+  CHECK(worker_refusal({"--coordinator", "h:1", "--rank", "3", "--threads", "2", "--connect-timeout", "0.5"}) ==
+        "(accepted)");
+  CHECK_THAT(worker_refusal({}), Catch::Contains("--coordinator HOST:PORT is required"));
+  const std::vector<std::pair<std::vector<std::string>, std::string>> bad = {
+      {{"--rank", "-1"}, "--rank must be at least 0, got -1"},
+      {{"--rank", "one"}, "--rank expects a whole number, got 'one'"},
+      {{"--threads", "-1"}, "--threads must be at least 0, got -1"},
+      {{"--threads", "5000"}, "--threads must be at most 4096, got 5000"},
+      {{"--connect-timeout", "0"}, "--connect-timeout must be positive, got 0"},
+      {{"--connect-timeout", "1s"}, "--connect-timeout expects a number, got '1s'"},
+      {{"--bogus"}, "unknown argument '--bogus' (see threadsplit_worker --help)"},
+  };
+  for (const auto& [args, message] : bad) {
+    std::vector<std::string> all = {"--coordinator", "h:1"};
+    all.insert(all.end(), args.begin(), args.end());
+    INFO(args[0]);
+    CHECK(worker_refusal(all) == message);
   }
 }
