@@ -1,12 +1,13 @@
-// The flag tables of threadsplit sweep and threadsplit_worker (threadsplit's own is in
-// test_run_options.cpp), and what common/cli_flags.h gives all four programs: numbers refused
-// in one sentence naming the flag, --help written from the table.
+// The flag tables of threadsplit sweep, threadsplit_worker and step_bench (threadsplit's own is
+// in test_run_options.cpp), and what common/cli_flags.h gives all four: numbers refused in one
+// sentence naming the flag, --help written from the table.
 #include <CLI/CLI.hpp>
 #include <catch2/catch.hpp>
 #include <functional>
 #include <string>
 #include <vector>
 
+#include "../../bench/step_bench_flags.h"
 #include "../../worker/worker_flags.h"
 #include "cli_flags.h"
 #include "sweep_command.h"
@@ -35,6 +36,10 @@ std::string sweep_refusal(const std::vector<std::string>& args) {
 std::string worker_refusal(const std::vector<std::string>& args) {
   return refusal([](int argc, char** argv) { ts::parse_worker_flags(argc, argv); }, {}, args);
 }
+std::string bench_refusal(const std::vector<std::string>& args) {
+  return refusal([](int argc, char** argv) { ts::parse_step_bench_options(argc, argv); }, {}, args);
+}
+
 // The help text names the flag as a whole word ("--listen, --bind HOST").
 bool names_flag(const std::string& help, const std::string& flag) {
   for (const char* after : {" ", ",", "\n"})
@@ -179,5 +184,30 @@ TEST_CASE("worker: its flags are one table, and bad numbers are refused naming t
     all.insert(all.end(), args.begin(), args.end());
     INFO(args[0]);
     CHECK(worker_refusal(all) == message);
+  }
+}
+
+TEST_CASE("step_bench: its flags are one table, and bad numbers are refused naming the flag", "[cli][bench]") {
+  ts::StepBenchOptions o;
+  const auto app = ts::step_bench_app(o);
+  const std::string help = app->help();
+  CHECK_THAT(help, Catch::StartsWith("usage: step_bench"));
+  check_help_lists_table(*app, help);
+
+  CHECK(bench_refusal({"--batch", "64", "--threads", "2", "--warmup", "0", "--direct", "--update", "none"}) ==
+        "(accepted)");
+  const std::vector<std::pair<std::vector<std::string>, std::string>> bad = {
+      {{"--batch", "0"}, "--batch must be at least 1, got 0"},
+      {{"--threads", "x"}, "--threads expects a whole number, got 'x'"},
+      {{"--runs", "1000001"}, "--runs must be at most 1000000, got 1000001"},
+      {{"--steps", "-2"}, "--steps must be at least 1, got -2"},
+      {{"--warmup", "-1"}, "--warmup must be at least 0, got -1"},
+      {{"--update", "sgd"}, "--update must be adam or none, got 'sgd'"},
+      {{"--model", "resnet"}, "--model: unknown model 'resnet'"},
+      {{"--verbose=yes"}, "--verbose takes no value"},
+  };
+  for (const auto& [args, message] : bad) {
+    INFO(args[0]);
+    CHECK_THAT(bench_refusal(args), Catch::StartsWith(message));
   }
 }
