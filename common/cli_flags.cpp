@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <sstream>
 
@@ -37,6 +38,14 @@ std::string bracketed(const std::string& range) { return "[" + range + "]"; }
 size_t range_start(const std::string& type_name) {
   if (type_name.empty() || type_name.back() != ']') return std::string::npos;
   return type_name.rfind(":[");
+}
+
+// x exactly, for CLI11's own conversion: it reads through long double, which for a decimal
+// string can round differently than strtod (and the earlier parsers) did.
+std::string exact(double x) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%a", x);
+  return buf;
 }
 
 std::string str(double x) {
@@ -183,6 +192,7 @@ CLI::Validator positive(double hi) {
         if (!read_real(s, x)) return "expects a number, got '" + s + "'";
         if (bounded && !(x > 0 && x <= hi)) return "must be in " + range + ", got " + s;
         if (!(x > 0)) return "must be positive, got " + s;
+        s = exact(x);
         return std::string();
       },
       bracketed(bounded ? "> 0, <= " + str(hi) : "> 0"));
@@ -195,6 +205,7 @@ CLI::Validator real_in(double lo, double hi, bool hi_open) {
         double x = 0;
         if (!read_real(s, x)) return "expects a number, got '" + s + "'";
         if (!(x >= lo && (hi_open ? x < hi : x <= hi))) return "must be in " + range + ", got " + s;
+        s = exact(x);
         return std::string();
       },
       bracketed(">= " + str(lo) + (hi_open ? ", < " : ", <= ") + str(hi)));

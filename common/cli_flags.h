@@ -26,10 +26,11 @@ constexpr int64_t kIntMax = std::numeric_limits<int32_t>::max();
 constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
 constexpr double kNoLimit = std::numeric_limits<double>::infinity();
 
-// Validators for number flags; attach them with ->transform() (a whole number is handed on to
-// CLI11 in base 10 as read: CLI11 alone would take 010 for octal and 0x10 for hex). Refusals,
-// after the flag's name: "expects a whole number, got 'x'", "must be at least LO, got V",
-// "must be at most HI, got V". The range shows in --help (omitted where hi is a type's limit).
+// Validators for number flags; attach them with ->transform(): they hand CLI11 the number as
+// strtoll/strtod read it (CLI11 alone would take 010 for octal, and round some decimals
+// through long double). Refusals, after the flag's name: "expects a whole number, got 'x'",
+// "must be at least LO, got V", "must be at most HI, got V". The range shows in --help
+// (omitted where hi is a type's limit).
 CLI::Validator at_least(int64_t lo, int64_t hi = kIntMax);
 // The same, refusing either side as "must be in LO..HI, got V".
 CLI::Validator in_range(int64_t lo, int64_t hi);

@@ -3,6 +3,7 @@
 // sentence naming the flag, --help written from the table.
 #include <CLI/CLI.hpp>
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <functional>
 #include <string>
 #include <vector>
@@ -99,6 +100,12 @@ TEST_CASE("number validators read base 10 and refuse in one sentence after the f
   CHECK(refused({"--f", "1"}) == "--f must be in [0, 1), got 1");
   CHECK(refused({"--f", "-0.1"}) == "--f must be in [0, 1), got -0.1");
   CHECK(refused({"--f", "NaN"}) == "--f expects a number, got 'NaN'");
+  // Just above the midpoint between 1 and the next double: strtod rounds up, while reading
+  // through long double (as CLI11 does) lands on the midpoint and rounds to even, down to 1.
+  const std::string above_midpoint = "1.000000000000000111022302462515654042363166809082031251";
+  CHECK(refused({"--x", above_midpoint}) == "(accepted)");
+  CHECK(x == std::strtod(above_midpoint.c_str(), nullptr));
+  CHECK(x > 1.0);
   CHECK(refused({"--n"}) == "--n needs a value (see prog --help)");
   CHECK(refused({"--nope"}) == "unknown argument '--nope' (see prog --help)");
 }
