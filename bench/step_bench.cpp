@@ -24,60 +24,11 @@
 #include "omp_setup.h"
 #include "optimizer.h"
 #include "process_facts.h"
+#include "step_bench_flags.h"
 #include "synthetic_cifar10.h"
 #include "timing.h"
 
 namespace {
-
-struct Options {
-  std::string model = "seed_cnn";
-  int batch = 128, threads = 1, runs = 7, steps = 40, warmup = 10;
-  std::string data, update = "adam";
-  bool winograd = true;
-  bool verbose = false;
-};
-
-[[noreturn]] void usage(const char* why) {
-  if (why) std::fprintf(stderr, "step_bench: %s\n\n", why);
-  std::fprintf(stderr,
-               "usage: step_bench [--model seed_cnn|tf_tutorial_cnn] [--batch 128] [--threads 1]\n"
-               "                  [--runs 7] [--steps 40] [--warmup 10] [--data DIR]\n"
-               "                  [--update adam|none] [--direct] [--verbose]\n"
-               "--direct: direct convolution only (no Winograd).\n"
-               "Without --data (or CIFAR10_DIR) a generated CIFAR-shaped data set is used.\n");
-  std::exit(why ? 2 : 0);
-}
-
-int parse_int(const char* flag, const char* v, int lo) {
-  char* end = nullptr;
-  const long x = std::strtol(v, &end, 10);
-  if (!*v || *end || x < lo || x > 1000000)
-    usage((std::string(flag) + " needs an integer >= " + std::to_string(lo) + ", got '" + v + "'").c_str());
-  return int(x);
-}
-
-Options parse(int argc, char** argv) {
-  Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "-h" || a == "--help") usage(nullptr);
-    if (a == "--verbose") { o.verbose = true; continue; }
-    if (a == "--direct") { o.winograd = false; continue; }
-    if (i + 1 >= argc) usage((a + " needs a value").c_str());
-    const char* v = argv[++i];
-    if (a == "--model") o.model = v;
-    else if (a == "--batch") o.batch = parse_int("--batch", v, 1);
-    else if (a == "--threads") o.threads = parse_int("--threads", v, 1);
-    else if (a == "--runs") o.runs = parse_int("--runs", v, 1);
-    else if (a == "--steps") o.steps = parse_int("--steps", v, 1);
-    else if (a == "--warmup") o.warmup = parse_int("--warmup", v, 0);
-    else if (a == "--data") o.data = v;
-    else if (a == "--update") o.update = v;
-    else usage(("unknown flag " + a).c_str());
-  }
-  if (o.update != "adam" && o.update != "none") usage("--update takes adam or none");
-  return o;
-}
 
 // "VmRSS" -> kB, from /proc/self/status ("1234 kB"); -1 when missing.
 long status_kb(const char* key) {
@@ -94,16 +45,22 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Options o = parse(argc, argv);
+  ts::StepBenchOptions o;
+  try {
+    o = ts::parse_step_bench_options(argc, argv);
+  } catch (const ts::UsageError& e) {
+    std::fprintf(stderr, "step_bench: %s\n", e.what());
+    return 2;
+  }
+  if (o.help) {
+    ts::StepBenchOptions defaults;
+    std::fputs(ts::step_bench_app(defaults)->help().c_str(), stdout);
+    return 0;
+  }
   ts::reexec_with_omp_threads(o.threads, argv);  // before any OpenMP region
   ts::keep_freed_memory();
 
-  ts::NetworkSpec net;
-  try {
-    net = ts::build_network(o.model);
-  } catch (const std::exception& e) {
-    usage(e.what());
-  }
+  const ts::NetworkSpec net = ts::build_network(o.model);  // checked by parse_step_bench_options
   std::string dir = o.data;
   if (dir.empty() && std::getenv("CIFAR10_DIR")) dir = std::getenv("CIFAR10_DIR");
   std::string data_note = dir;

@@ -159,26 +159,11 @@ Prepared prepare(const RunOptions& o) {
   Prepared p;
   RunSetup& s = p.setup;
   s.options = o;
-  try {
-    s.net = build_network(o.model);
-  } catch (const std::invalid_argument& e) {
-    throw SetupError(std::string("--model: ") + e.what());
-  }
-  try {
-    parse_augment(o.augment);
-  } catch (const std::invalid_argument& e) {
-    throw SetupError(std::string("--augment: ") + e.what());
-  }
+  // --model, --augment and the optimizer flags were checked by validate_options.
+  s.net = build_network(o.model);
   s.optimizer.kind = o.optimizer;
   s.optimizer.learning_rate = o.lr;
   s.optimizer.momentum = o.momentum;
-  try {
-    s.optimizer.validate();
-  } catch (const std::invalid_argument& e) {
-    throw SetupError(e.what());
-  }
-  if (o.optimizer == "adam" && o.momentum != 0)
-    throw SetupError("--momentum applies to --optimizer sgd only (Adam has its own moments)");
   resolve_split(s);
   s.global_batch = o.batch_per_worker > 0 ? o.batch_per_worker * s.world_size : o.batch;
   if (s.global_batch < s.world_size)
@@ -277,28 +262,25 @@ Prepared prepare(const RunOptions& o) {
 }
 
 int make_synthetic_data(int argc, char** argv) {
-  if (argc < 3 || std::string(argv[2]).rfind("--", 0) == 0) {
-    std::fprintf(stderr, "usage: %s make-synthetic-data DIR [--seed N]\n", argv[0]);
+  SyntheticDataOptions d;
+  try {
+    d = parse_synthetic_data_options(argc, argv);
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "threadsplit make-synthetic-data: %s\n", e.what());
     return 2;
   }
-  uint64_t seed = 1;
-  for (int i = 3; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--seed" && i + 1 < argc) {
-      seed = std::strtoull(argv[++i], nullptr, 10);
-    } else {
-      std::fprintf(stderr, "threadsplit make-synthetic-data: unknown argument '%s'\n", a.c_str());
-      return 2;
-    }
+  if (d.help) {
+    std::fputs(synthetic_data_usage_text(argv[0]).c_str(), stdout);
+    return 0;
   }
   try {
-    write_synthetic_cifar10(argv[2], seed);
+    write_synthetic_cifar10(d.dir, d.seed);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "threadsplit make-synthetic-data: %s\n", e.what());
     return 1;
   }
   std::printf("wrote synthetic CIFAR-10-shaped data to %s: speed numbers on it are real, "
-              "accuracies mean nothing\n", argv[2]);
+              "accuracies mean nothing\n", d.dir.c_str());
   return 0;
 }
 

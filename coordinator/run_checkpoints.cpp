@@ -21,7 +21,7 @@ void schedule_checkpoints(TrainingRun& run, const RunSetup& setup, CheckpointSto
   const std::string& every = setup.options.checkpoint_every;
   if (every.empty()) return;
   const bool epochs = every.back() == 'e';
-  const long long k = std::strtoll(every.c_str(), nullptr, 10);  // validated by validate_options
+  const long long k = std::strtoll(every.c_str(), nullptr, 10);  // checked by the flag table
   run.set_after_step([&run, &setup, &store, epochs, k](bool epoch_end) {
     const bool due = epochs ? epoch_end && run.epochs_done() % k == 0 : run.step() % k == 0;
     if (!due) return;

@@ -2,278 +2,255 @@
 
 #include <cerrno>
 #include <cstdlib>
-#include <functional>
-#include <map>
-#include <sstream>
+#include <stdexcept>
+
+#include "augment.h"
+#include "cli_flags.h"
+#include "core_set.h"
+#include "network.h"
+#include "optimizer.h"
 
 namespace ts {
 
 namespace {
 
-int64_t to_int(const std::string& flag, const std::string& v) {
-  errno = 0;
-  char* end = nullptr;
-  const long long x = std::strtoll(v.c_str(), &end, 10);
-  if (v.empty() || *end != '\0' || errno == ERANGE)
-    throw UsageError(flag + " expects a whole number, got '" + v + "'");
-  return x;
-}
+using cli::at_least;
+using cli::kInt64Max;
+using cli::positive;
 
-double to_double(const std::string& flag, const std::string& v) {
-  errno = 0;
-  char* end = nullptr;
-  const double x = std::strtod(v.c_str(), &end);
-  if (v.empty() || *end != '\0' || errno == ERANGE)
-    throw UsageError(flag + " expects a number, got '" + v + "'");
-  return x;
-}
-
-int to_int32(const std::string& flag, const std::string& v) {
-  const int64_t x = to_int(flag, v);
-  if (x < -(int64_t(1) << 31) || x >= (int64_t(1) << 31))
-    throw UsageError(flag + " value '" + v + "' is out of range");
-  return int(x);
-}
-
-struct Flag {
-  bool takes_value;
-  std::function<void(RunOptions&, const std::string&)> set;
-};
-
-const std::map<std::string, Flag>& flags() {
-  static const std::map<std::string, Flag> table = {
-      // 0 in RunOptions means "not given"; a given value must be a real count.
-      {"--procs", {true, [](RunOptions& o, const std::string& v) {
-         o.procs = to_int32("--procs", v);
-         if (o.procs < 1) throw UsageError("--procs must be at least 1, got " + v);
-       }}},
-      {"--threads", {true, [](RunOptions& o, const std::string& v) {
-         o.threads = to_int32("--threads", v);
-         if (o.threads < 1) throw UsageError("--threads must be at least 1, got " + v);
-       }}},
-      {"--cores", {true, [](RunOptions& o, const std::string& v) { o.cores = v; }}},
-      {"--external-workers", {true, [](RunOptions& o, const std::string& v) { o.external_workers = to_int32("--external-workers", v); }}},
-      {"--epochs", {true, [](RunOptions& o, const std::string& v) { o.epochs = to_int32("--epochs", v); }}},
-      {"--batch", {true, [](RunOptions& o, const std::string& v) { o.batch = to_int32("--batch", v); }}},
-      {"--batch-per-worker", {true, [](RunOptions& o, const std::string& v) { o.batch_per_worker = to_int32("--batch-per-worker", v); }}},
-      {"--lr", {true, [](RunOptions& o, const std::string& v) { o.lr = to_double("--lr", v); }}},
-      {"--optimizer", {true, [](RunOptions& o, const std::string& v) { o.optimizer = v; }}},
-      {"--momentum", {true, [](RunOptions& o, const std::string& v) { o.momentum = to_double("--momentum", v); }}},
-      {"--seed", {true, [](RunOptions& o, const std::string& v) {
-         const int64_t s = to_int("--seed", v);
-         if (s < 0) throw UsageError("--seed must be >= 0, got " + v);
-         o.seed = uint64_t(s);
-       }}},
-      {"--augment", {true, [](RunOptions& o, const std::string& v) { o.augment = v; }}},
-      {"--model", {true, [](RunOptions& o, const std::string& v) { o.model = v; }}},
-      {"--data", {true, [](RunOptions& o, const std::string& v) { o.data = v; }}},
-      {"--port", {true, [](RunOptions& o, const std::string& v) { o.port = to_int32("--port", v); }}},
-      {"--port-file", {true, [](RunOptions& o, const std::string& v) { o.port_file = v; }}},
-      {"--listen", {true, [](RunOptions& o, const std::string& v) { o.listen = v; }}},
-      {"--report", {true, [](RunOptions& o, const std::string& v) { o.report = v; }}},
-      {"--steps", {true, [](RunOptions& o, const std::string& v) { o.steps = to_int("--steps", v); }}},
-      {"--init", {true, [](RunOptions& o, const std::string& v) { o.init = v; }}},
-      {"--save", {true, [](RunOptions& o, const std::string& v) { o.save = v; }}},
-      {"--no-shuffle", {false, [](RunOptions& o, const std::string&) { o.shuffle = false; }}},
-      {"--eval-every", {true, [](RunOptions& o, const std::string& v) { o.eval_every = to_int32("--eval-every", v); }}},
-      {"--eval-batch", {true, [](RunOptions& o, const std::string& v) { o.eval_batch = to_int32("--eval-batch", v); }}},
-      {"--loader-threads", {true, [](RunOptions& o, const std::string& v) { o.loader_threads = to_int32("--loader-threads", v); }}},
-      {"--worker-bin", {true, [](RunOptions& o, const std::string& v) { o.worker_bin = v; }}},
-      {"--connect-timeout", {true, [](RunOptions& o, const std::string& v) { o.connect_timeout_s = to_double("--connect-timeout", v); }}},
-      {"--step-timeout", {true, [](RunOptions& o, const std::string& v) { o.step_timeout_s = to_double("--step-timeout", v); }}},
-      {"--progress", {true, [](RunOptions& o, const std::string& v) { o.progress = v; }}},
-      {"--coordinator-priority", {true, [](RunOptions& o, const std::string& v) { o.coordinator_priority = v; }}},
-      {"--bind", {true, [](RunOptions& o, const std::string& v) { o.listen = v; }}},
-      {"--on-worker-failure", {true, [](RunOptions& o, const std::string& v) { o.on_worker_failure = v; }}},
-      {"--failure-grace", {true, [](RunOptions& o, const std::string& v) { o.failure_grace_s = to_double("--failure-grace", v); }}},
-      {"--checkpoint-dir", {true, [](RunOptions& o, const std::string& v) { o.checkpoint_dir = v; }}},
-      {"--checkpoint-every", {true, [](RunOptions& o, const std::string& v) { o.checkpoint_every = v; }}},
-      {"--checkpoint-keep", {true, [](RunOptions& o, const std::string& v) { o.checkpoint_keep = to_int32("--checkpoint-keep", v); }}},
-      {"--resume", {false, [](RunOptions& o, const std::string&) { o.resume = true; }}},
-      {"--tls-cert", {true, [](RunOptions& o, const std::string& v) { o.tls_cert = v; }}},
-      {"--tls-key", {true, [](RunOptions& o, const std::string& v) { o.tls_key = v; }}},
-      {"--tls-ca", {true, [](RunOptions& o, const std::string& v) { o.tls_ca = v; }}},
-      {"--warmup-steps", {true, [](RunOptions& o, const std::string& v) { o.warmup_steps = to_int32("--warmup-steps", v); }}},
-      {"--trace", {true, [](RunOptions& o, const std::string& v) { o.trace = v; }}},
-      {"--autotune", {false, [](RunOptions& o, const std::string&) { o.autotune = true; }}},
-      {"--autotune-steps", {true, [](RunOptions& o, const std::string& v) { o.autotune_steps = to_int32("--autotune-steps", v); }}},
-      {"--autotune-rounds", {true, [](RunOptions& o, const std::string& v) { o.autotune_rounds = to_int32("--autotune-rounds", v); }}},
-      {"--autotune-time", {true, [](RunOptions& o, const std::string& v) { o.autotune_time_s = to_double("--autotune-time", v); }}},
-      {"--help", {false, [](RunOptions& o, const std::string&) { o.help = true; }}},
-      {"-h", {false, [](RunOptions& o, const std::string&) { o.help = true; }}},
-  };
-  return table;
+// --checkpoint-every: K steps, or Ne epochs.
+CLI::Validator steps_or_epochs() {
+  return CLI::Validator(
+      [](std::string& v) -> std::string {
+        const bool epochs = !v.empty() && v.back() == 'e';
+        const std::string n = epochs ? v.substr(0, v.size() - 1) : v;
+        errno = 0;
+        char* end = nullptr;
+        const long long k = n.empty() ? 0 : std::strtoll(n.c_str(), &end, 10);
+        if (n.empty() || *end != '\0' || errno == ERANGE || k < 1)
+          return "expects a step count K or Ne for epochs, got '" + v + "'";
+        return std::string();
+      },
+      std::string());
 }
 
 }  // namespace
 
+std::unique_ptr<CLI::App> run_options_app(RunOptions& o, const std::string& program) {
+  const std::string& p = program;
+  auto app = cli::new_app(
+      p,
+      "usage: " + p + " [flags]\n" +
+      "       " + p + " sweep --data DIR [flags]   (measures every split; sweep --help)\n" +
+      "       " + p + " make-synthetic-data DIR [--seed N]\n",
+      "Trains a CNN on CIFAR-10 with P worker processes of T OpenMP threads each, gradients "
+      "averaged over gRPC. For a fixed global batch and seed the result does not depend on P or "
+      "T, so splits can be compared by speed alone.");
+  CLI::App& a = *app;
+  // Numbers go through ->transform(): see cli_flags.h. default_str(""): 0 means "not given",
+  // and a given value must be a real count.
+  cli::group(a, "The split (default: 1 worker using every core this process may run on)");
+  a.add_option("--procs", o.procs, "worker processes (default: cores / T, or 1)")
+      ->type_name("P")->transform(at_least(1, 1024))->default_str("");
+  a.add_option("--threads", o.threads, "OpenMP threads per worker (default: cores / P)")
+      ->type_name("T")->transform(at_least(1, 4096))->default_str("");
+  a.add_option("--cores", o.cores, "cores to split, e.g. 0-3,8 (default: this process's affinity)")
+      ->type_name("LIST");
+  a.add_option("--external-workers", o.external_workers,
+               "spawn nothing; wait for N hand-started threadsplit_worker processes (token in "
+               "THREADSPLIT_TOKEN); 0: spawn them")
+      ->type_name("N")->transform(at_least(0))->capture_default_str();
+
+  cli::group(a, "Training");
+  a.add_option("--epochs", o.epochs, "passes over the training records")
+      ->type_name("N")->transform(at_least(1))->capture_default_str();
+  a.add_option("--batch", o.batch, "global batch")
+      ->type_name("B")->transform(at_least(1, 50000))->capture_default_str();
+  a.add_option("--batch-per-worker", o.batch_per_worker,
+               "fix the per-worker batch instead; global = P x B; 0: --batch decides")
+      ->type_name("B")->transform(at_least(0, 50000))->capture_default_str();
+  a.add_option("--optimizer", o.optimizer, "Adam, or SGD (with --momentum)")->type_name("adam|sgd")->capture_default_str();
+  a.add_option("--lr", o.lr, "learning rate")
+      ->type_name("X")->transform(positive())->capture_default_str();
+  a.add_option("--momentum", o.momentum, "SGD momentum")
+      ->type_name("X")->transform(cli::real_in(0, 1, true))->capture_default_str();
+  a.add_option("--seed", o.seed, "initialization, shuffles, augmentation")
+      ->type_name("N")->transform(at_least(0, kInt64Max))->capture_default_str();
+  a.add_option("--augment", o.augment, "training images: as stored, mirrored at random, or also cropped at random")->type_name("none|flip|flip,crop")->capture_default_str();
+  a.add_option("--model", o.model, "the network (common/network.h)")->type_name("seed_cnn|tf_tutorial_cnn")->capture_default_str();
+  a.add_flag_callback("--no-shuffle", [&o] { o.shuffle = false; },
+                      "visit the training records in file order");
+  a.add_option("--steps", o.steps, "stop after N global steps; 0: all epochs")
+      ->type_name("N")->transform(at_least(0, kInt64Max))->capture_default_str();
+  a.add_option("--eval-every", o.eval_every,
+               "validate every N epochs and after the last, test at the end; 0: no evaluation at all")
+      ->type_name("N")->transform(at_least(0))->capture_default_str();
+  a.add_option("--eval-batch", o.eval_batch, "evaluation chunk per worker")
+      ->type_name("N")->transform(at_least(1))->capture_default_str();
+  a.add_option("--loader-threads", o.loader_threads, "loader threads per worker")
+      ->type_name("N")->transform(at_least(1, 64))->capture_default_str();
+
+  cli::group(a, "Files");
+  a.add_option("--data", o.data, "CIFAR-10 binary version (cifar-10-batches-bin); required")
+      ->type_name("DIR");
+  a.add_option("--init", o.init, "start from this checkpoint (parameters, optimizer, position)")
+      ->type_name("CKPT");
+  a.add_option("--save", o.save, "write a checkpoint at the end (and when a run aborts)")
+      ->type_name("CKPT");
+  a.add_option("--report", o.report, "write the run report (JSON)")->type_name("FILE");
+
+  cli::group(a, "Network and processes");
+  a.add_option("--listen,--bind", o.listen,
+               "address to listen on; anything but loopback admits other hosts")
+      ->type_name("HOST")->capture_default_str();
+  a.add_option("--port", o.port, "port; 0 picks a free one")
+      ->type_name("N")->transform(cli::in_range(0, 65535))->capture_default_str();
+  a.add_option("--port-file", o.port_file, "write the chosen port to FILE")->type_name("FILE");
+  a.add_option("--worker-bin", o.worker_bin, "threadsplit_worker to spawn (default: beside this program)")
+      ->type_name("PATH");
+  a.add_option("--connect-timeout", o.connect_timeout_s, "workers must join within S seconds")
+      ->type_name("S")->transform(positive())->capture_default_str();
+  a.add_option("--step-timeout", o.step_timeout_s, "a worker silent for S seconds is dead")
+      ->type_name("S")->transform(positive())->capture_default_str();
+  a.add_option("--progress", o.progress, "live progress bar; auto: only on a terminal")
+      ->type_name("auto|on|off")->check(cli::one_of({"auto", "on", "off"}))->capture_default_str();
+  a.add_option("--coordinator-priority", o.coordinator_priority,
+               "run the coordinator's training thread SCHED_FIFO (it is on every step's critical "
+               "path; workers stay normal): auto where permitted, realtime or fail, normal never")
+      ->type_name("auto|realtime|normal")
+      ->check(cli::one_of({"auto", "realtime", "normal"}))->capture_default_str();
+  a.add_option("--tls-cert", o.tls_cert, "serve TLS with this certificate (and --tls-key)")
+      ->type_name("PEM");
+  a.add_option("--tls-key", o.tls_key, "the private key of --tls-cert")->type_name("PEM");
+  a.add_option("--tls-ca", o.tls_ca, "also require workers to present a certificate signed by it")
+      ->type_name("PEM");
+
+  cli::group(a, "Failures and checkpoints");
+  a.add_option("--on-worker-failure", o.on_worker_failure,
+               "abort: final checkpoint, exit 1; continue: re-deal the rest of the epoch among the "
+               "survivors")
+      ->type_name("abort|continue")->check(cli::one_of({"abort", "continue"}))->capture_default_str();
+  a.add_option("--failure-grace", o.failure_grace_s,
+               "a worker silent S seconds beyond the slowest recent step is lost")
+      ->type_name("S")->transform(positive(3600))->capture_default_str();
+  a.add_option("--checkpoint-dir", o.checkpoint_dir,
+               "write rotated checkpoints here (and the abort checkpoint)")
+      ->type_name("DIR");
+  a.add_option("--checkpoint-every", o.checkpoint_every, "every K steps, or Ne for every N epochs")
+      ->type_name("K|Ne")->check(steps_or_epochs());
+  a.add_option("--checkpoint-keep", o.checkpoint_keep, "keep the newest N")
+      ->type_name("N")->transform(at_least(1))->capture_default_str();
+  a.add_flag("--resume", o.resume,
+             "continue from the newest valid checkpoint in --checkpoint-dir; --steps then counts "
+             "from step 0, as in the interrupted run");
+
+  cli::group(a, "Measuring");
+  a.add_option("--warmup-steps", o.warmup_steps, "leave the first N steps out of the report's timed figures")
+      ->type_name("N")->transform(at_least(0))->capture_default_str();
+  a.add_option("--trace", o.trace,
+               "Chrome trace-event JSON: each worker's phases per step and the coordinator's "
+               "reduce/update (chrome://tracing, ui.perfetto.dev)")
+      ->type_name("FILE");
+  a.add_flag("--autotune", o.autotune,
+             "first measure every split P x T = cores in short trials, then train with the "
+             "fastest (give neither --procs nor --threads)");
+  a.add_option("--autotune-steps", o.autotune_steps, "timed steps per trial; 0: about 2 s worth")
+      ->type_name("N")->transform(at_least(0))->capture_default_str();
+  a.add_option("--autotune-rounds", o.autotune_rounds, "most trials per split")
+      ->type_name("N")->transform(at_least(1))->capture_default_str();
+  a.add_option("--autotune-time", o.autotune_time_s, "start no new round of trials after S seconds")
+      ->type_name("S")->transform(positive())->capture_default_str();
+  cli::add_help(a, "Measuring");
+  return app;
+}
+
 RunOptions parse_run_options(int argc, char** argv, int first) {
   RunOptions o;
-  for (int i = first; i < argc; ++i) {
-    std::string arg = argv[i];
-    std::string value;
-    bool has_value = false;
-    const size_t eq = arg.find('=');
-    if (arg.compare(0, 2, "--") == 0 && eq != std::string::npos) {
-      value = arg.substr(eq + 1);
-      arg = arg.substr(0, eq);
-      has_value = true;
-    }
-    const auto it = flags().find(arg);
-    if (it == flags().end())
-      throw UsageError("unknown argument '" + std::string(argv[i]) + "' (see --help)");
-    if (it->second.takes_value && !has_value) {
-      if (i + 1 >= argc) throw UsageError(arg + " needs a value (see --help)");
-      value = argv[++i];
-    } else if (!it->second.takes_value && has_value) {
-      throw UsageError(arg + " takes no value");
-    }
-    it->second.set(o, value);
-  }
+  const auto app = run_options_app(o, "threadsplit");
+  o.help = !cli::parse(*app, argc, argv, first);
   return o;
 }
 
 std::string usage_text(const char* program) {
-  const RunOptions d;
-  std::ostringstream s;
-  s << "usage: " << program << " [flags]\n"
-    << "       " << program << " sweep --data DIR [flags]   (measures every split; sweep --help)\n"
-    << "       " << program << " make-synthetic-data DIR [--seed N]\n\n"
-    << "Trains a CNN on CIFAR-10 with P worker processes of T OpenMP threads each, gradients\n"
-    << "averaged over gRPC. For a fixed global batch and seed the result does not depend on P\n"
-    << "or T, so splits can be compared by speed alone.\n\n"
-    << "The split (default: 1 worker using every core this process may run on):\n"
-    << "  --procs P              worker processes (default: cores / T, or 1)\n"
-    << "  --threads T            OpenMP threads per worker (default: cores / P)\n"
-    << "  --cores LIST           cores to split, e.g. 0-3,8 (default: this process's affinity)\n"
-    << "  --external-workers N   spawn nothing; wait for N hand-started threadsplit_worker\n"
-    << "                         processes (token in THREADSPLIT_TOKEN)\n"
-    << "Training:\n"
-    << "  --epochs N             (default " << d.epochs << ")\n"
-    << "  --batch B              global batch (default " << d.batch << ")\n"
-    << "  --batch-per-worker B   fix the per-worker batch instead; global = P x B\n"
-    << "  --optimizer adam|sgd   (default " << d.optimizer << ")\n"
-    << "  --lr X                 learning rate (default 0.001)\n"
-    << "  --momentum X           SGD momentum (default 0)\n"
-    << "  --seed N               initialization, shuffles, augmentation (default " << d.seed << ")\n"
-    << "  --augment none|flip|flip,crop   (default " << d.augment << ")\n"
-    << "  --model seed_cnn|tf_tutorial_cnn   (default " << d.model << ")\n"
-    << "  --no-shuffle           visit the training records in file order\n"
-    << "  --steps N              stop after N global steps (default: all epochs)\n"
-    << "  --eval-every N         validate every N epochs and after the last, test at the end;\n"
-    << "                         0: no evaluation at all (default " << d.eval_every << ")\n"
-    << "  --eval-batch N         evaluation chunk per worker (default " << d.eval_batch << ")\n"
-    << "  --loader-threads N     loader threads per worker (default " << d.loader_threads << ")\n"
-    << "Files:\n"
-    << "  --data DIR             CIFAR-10 binary version (cifar-10-batches-bin)\n"
-    << "  --init CKPT            start from this checkpoint (parameters, optimizer, position)\n"
-    << "  --save CKPT            write a checkpoint at the end (and when a run aborts)\n"
-    << "  --report FILE          write the run report (JSON)\n"
-    << "Network and processes:\n"
-    << "  --listen HOST          address to listen on (default " << d.listen << ")\n"
-    << "  --port N               port; 0 picks a free one (default 0)\n"
-    << "  --port-file FILE       write the chosen port to FILE\n"
-    << "  --worker-bin PATH      threadsplit_worker to spawn (default: beside this program)\n"
-    << "  --connect-timeout S    workers must join within S seconds (default " << d.connect_timeout_s << ")\n"
-    << "  --step-timeout S       a worker silent for S seconds is dead (default " << d.step_timeout_s << ")\n"
-    << "  --progress auto|on|off live progress bar (default auto: only on a terminal)\n"
-    << "  --coordinator-priority auto|realtime|normal  run the coordinator's training thread\n"
-    << "                         SCHED_FIFO (it is on every step's critical path; workers stay\n"
-    << "                         normal): auto where permitted, realtime or fail, normal never\n"
-    << "                         (default auto)\n"
-    << "  --bind HOST            same as --listen; anything but loopback admits other hosts\n"
-    << "  --tls-cert/--tls-key PEM  serve TLS with this certificate and key\n"
-    << "  --tls-ca PEM           also require workers to present a certificate signed by it\n"
-    << "Failures and checkpoints:\n"
-    << "  --on-worker-failure abort|continue  abort: final checkpoint, exit 1; continue: re-deal\n"
-    << "                         the rest of the epoch among the survivors (default " << d.on_worker_failure << ")\n"
-    << "  --failure-grace S      a worker silent S seconds beyond the slowest recent step is\n"
-    << "                         lost (default " << d.failure_grace_s << ")\n"
-    << "  --checkpoint-dir DIR   write rotated checkpoints here (and the abort checkpoint)\n"
-    << "  --checkpoint-every K   every K steps, or Ne for every N epochs\n"
-    << "  --checkpoint-keep N    keep the newest N (default " << d.checkpoint_keep << ")\n"
-    << "  --resume               continue from the newest valid checkpoint in --checkpoint-dir;\n"
-    << "                         --steps then counts from step 0, as in the interrupted run\n"
-    << "Measuring:\n"
-    << "  --warmup-steps N       leave the first N steps out of the report's timed figures\n"
-    << "  --trace FILE           Chrome trace-event JSON: each worker's phases per step and the\n"
-    << "                         coordinator's reduce/update (chrome://tracing, ui.perfetto.dev)\n"
-    << "  --autotune             first measure every split P x T = cores in short trials, then\n"
-    << "                         train with the fastest (give neither --procs nor --threads)\n"
-    << "  --autotune-steps N     timed steps per trial (default: about 2 s worth)\n"
-    << "  --autotune-rounds N    most trials per split (default " << d.autotune_rounds << ")\n"
-    << "  --autotune-time S      start no new round of trials after S seconds (default " << d.autotune_time_s << ")\n"
-    << "  --help                 this text\n";
-  return s.str();
+  RunOptions defaults;
+  return run_options_app(defaults, program)->help();
 }
 
 void validate_options(const RunOptions& o) {
-  auto positive = [](const char* flag, int64_t v) {
-    if (v < 1) throw UsageError(std::string(flag) + " must be at least 1, got " + std::to_string(v));
-  };
-  if (o.procs < 0) throw UsageError("--procs must be at least 1, got " + std::to_string(o.procs));
-  if (o.threads < 0) throw UsageError("--threads must be at least 1, got " + std::to_string(o.threads));
-  if (o.external_workers < 0)
-    throw UsageError("--external-workers must be >= 0, got " + std::to_string(o.external_workers));
+  if (!o.cores.empty()) {
+    try {
+      CoreSet::parse(o.cores);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(std::string("--cores: ") + e.what());
+    }
+  }
   if (o.external_workers > 0 && (o.procs > 0 || o.threads > 0 || !o.cores.empty()))
     throw UsageError("--external-workers replaces --procs/--threads/--cores: hand-started "
                      "workers bring their own binding");
-  if (o.procs > 1024) throw UsageError("--procs " + std::to_string(o.procs) + " is more than 1024");
-  if (o.threads > 4096) throw UsageError("--threads " + std::to_string(o.threads) + " is more than 4096");
-  positive("--epochs", o.epochs);
-  positive("--batch", o.batch);
-  if (o.batch_per_worker < 0)
-    throw UsageError("--batch-per-worker must be at least 1, got " + std::to_string(o.batch_per_worker));
-  if (o.batch > 50000 || o.batch_per_worker > 50000)
-    throw UsageError("the batch may not exceed the 50000 training records");
-  if (o.steps < 0) throw UsageError("--steps must be >= 0, got " + std::to_string(o.steps));
-  if (o.eval_every < 0) throw UsageError("--eval-every must be >= 0 (0: never evaluate), got " + std::to_string(o.eval_every));
-  positive("--eval-batch", o.eval_batch);
-  positive("--loader-threads", o.loader_threads);
-  if (o.loader_threads > 64) throw UsageError("--loader-threads " + std::to_string(o.loader_threads) + " is more than 64");
-  if (o.port < 0 || o.port > 65535) throw UsageError("--port must be in 0..65535, got " + std::to_string(o.port));
-  if (!(o.connect_timeout_s > 0)) throw UsageError("--connect-timeout must be positive");
-  if (!(o.step_timeout_s > 0)) throw UsageError("--step-timeout must be positive");
-  if (o.progress != "auto" && o.progress != "on" && o.progress != "off")
-    throw UsageError("--progress must be auto, on or off, got '" + o.progress + "'");
-  if (o.coordinator_priority != "auto" && o.coordinator_priority != "realtime" &&
-      o.coordinator_priority != "normal")
-    throw UsageError("--coordinator-priority must be auto, realtime or normal, got '" +
-                     o.coordinator_priority + "'");
-  if (o.on_worker_failure != "abort" && o.on_worker_failure != "continue")
-    throw UsageError("--on-worker-failure must be abort or continue, got '" + o.on_worker_failure + "'");
-  if (!(o.failure_grace_s > 0) || o.failure_grace_s > 3600)
-    throw UsageError("--failure-grace must be in (0, 3600] seconds");
-  if (o.checkpoint_keep < 1) throw UsageError("--checkpoint-keep must be at least 1, got " + std::to_string(o.checkpoint_keep));
+  try {
+    build_network(o.model);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(std::string("--model: ") + e.what());
+  }
+  try {
+    parse_augment(o.augment);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(std::string("--augment: ") + e.what());
+  }
+  OptimizerConfig optimizer;
+  optimizer.kind = o.optimizer;
+  optimizer.learning_rate = o.lr;
+  optimizer.momentum = o.momentum;
+  try {
+    optimizer.validate();
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
+  if (o.optimizer == "adam" && o.momentum != 0)
+    throw UsageError("--momentum applies to --optimizer sgd only (Adam has its own moments)");
   if (!o.checkpoint_every.empty() && o.checkpoint_dir.empty())
     throw UsageError("--checkpoint-every needs --checkpoint-dir DIR");
   if (o.resume && o.checkpoint_dir.empty()) throw UsageError("--resume needs --checkpoint-dir DIR");
   if (o.resume && !o.init.empty()) throw UsageError("--resume and --init both name a starting point: give one");
-  if (!o.checkpoint_every.empty()) {
-    const std::string& v = o.checkpoint_every;
-    const bool epochs = v.back() == 'e';
-    const std::string n = epochs ? v.substr(0, v.size() - 1) : v;
-    char* end = nullptr;
-    const long long k = n.empty() ? 0 : std::strtoll(n.c_str(), &end, 10);
-    if (n.empty() || *end != '\0' || k < 1)
-      throw UsageError("--checkpoint-every expects a step count K or Ne for epochs, got '" + v + "'");
-  }
   if (o.tls_cert.empty() != o.tls_key.empty())
     throw UsageError("--tls-cert and --tls-key go together");
   if (!o.tls_ca.empty() && o.tls_cert.empty())
     throw UsageError("--tls-ca needs --tls-cert and --tls-key (the coordinator's own identity)");
-  if (o.warmup_steps < 0) throw UsageError("--warmup-steps must be >= 0, got " + std::to_string(o.warmup_steps));
   if (o.steps > 0 && o.warmup_steps >= o.steps)
     throw UsageError("--warmup-steps " + std::to_string(o.warmup_steps) + " leaves none of --steps " +
                      std::to_string(o.steps) + " to time");
   if (o.autotune && (o.procs > 0 || o.threads > 0 || o.external_workers > 0))
     throw UsageError("--autotune chooses the split itself: give neither --procs, --threads nor "
                      "--external-workers with it");
-  if (o.autotune_steps < 0) throw UsageError("--autotune-steps must be >= 0 (0: about 2 s per trial)");
-  positive("--autotune-rounds", o.autotune_rounds);
-  if (!(o.autotune_time_s > 0)) throw UsageError("--autotune-time must be positive");
   if (o.data.empty()) throw UsageError("--data DIR is required (the CIFAR-10 binary version; "
                                        "scripts/train.sh finds or fetches it)");
+}
+
+std::unique_ptr<CLI::App> synthetic_data_app(SyntheticDataOptions& o, const std::string& program) {
+  auto app = cli::new_app(program + " make-synthetic-data",
+                          "usage: " + program + " make-synthetic-data DIR [--seed N]\n",
+                          "Writes a generated data set shaped like CIFAR-10's binary version into "
+                          "DIR: speed numbers on it are real, accuracies mean nothing.");
+  cli::group(*app, "Arguments and flags");
+  app->add_option("DIR", o.dir, "the directory to write (created if missing)");
+  app->add_option("--seed", o.seed, "the generator's seed")
+      ->type_name("N")->transform(at_least(0, kInt64Max))->capture_default_str();
+  cli::add_help(*app, "Arguments and flags");
+  return app;
+}
+
+SyntheticDataOptions parse_synthetic_data_options(int argc, char** argv) {
+  SyntheticDataOptions o;
+  const auto app = synthetic_data_app(o, "threadsplit");
+  o.help = !cli::parse(*app, argc, argv, 2);
+  if (!o.help && o.dir.empty())
+    throw UsageError("DIR is required: threadsplit make-synthetic-data DIR [--seed N]");
+  return o;
+}
+
+std::string synthetic_data_usage_text(const char* program) {
+  SyntheticDataOptions defaults;
+  return synthetic_data_app(defaults, program)->help();
 }
 
 }  // namespace ts

@@ -2,19 +2,23 @@
 // before anything starts. Defaults follow the Keras example this project started from:
 // Adam 1e-3, global batch 128, 3 epochs, last 10% of the training set for validation,
 // no augmentation, seed_cnn.
+//
+// The flags are one CLI11 table (run_options_app, run_options.cpp; common/cli_flags.h): it
+// parses, checks each number's range, and writes --help. validate_options checks what needs
+// several flags, or code beyond the table (a known model, an augmentation, an optimizer).
 #pragma once
 #include <cstdint>
-#include <stdexcept>
+#include <memory>
 #include <string>
 #include <vector>
 
-namespace ts {
+#include "usage_error.h"
 
-// A bad command line; the message is one sentence for the user.
-class UsageError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+namespace CLI {
+class App;
+}
+
+namespace ts {
 
 struct RunOptions {
   // The split. 0 = not given: chosen from the core list (see resolve_split).
@@ -74,13 +78,29 @@ struct RunOptions {
   bool help = false;
 };
 
-// Parses argv[first..argc). Throws UsageError naming the flag and the bad value.
+// The flag table, bound to o (which must outlive it). `program` names it in --help's usage lines.
+std::unique_ptr<CLI::App> run_options_app(RunOptions& o, const std::string& program);
+
+// Parses argv[first..argc); -h/--help sets help. Throws UsageError naming the flag and the bad
+// value (a number out of its range included).
 RunOptions parse_run_options(int argc, char** argv, int first = 1);
 
-// The --help text: every flag with its default.
+// The --help text: every flag with its explanation, range and default.
 std::string usage_text(const char* program);
 
-// Checks ranges and combinations that need no files. Throws UsageError.
+// Checks what the table alone cannot: combinations of flags, --cores' syntax, and that
+// --model, --augment and the optimizer flags name something this build has. Needs no files,
+// cores or processes. Throws UsageError.
 void validate_options(const RunOptions& o);
+
+// `threadsplit make-synthetic-data DIR [--seed N]` (argv[1] is "make-synthetic-data").
+struct SyntheticDataOptions {
+  std::string dir;
+  uint64_t seed = 1;
+  bool help = false;
+};
+std::unique_ptr<CLI::App> synthetic_data_app(SyntheticDataOptions& o, const std::string& program);
+SyntheticDataOptions parse_synthetic_data_options(int argc, char** argv);  // throws UsageError
+std::string synthetic_data_usage_text(const char* program);
 
 }  // namespace ts

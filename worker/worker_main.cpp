@@ -11,22 +11,9 @@
 #include "malloc_tuning.h"
 #include "process_facts.h"
 #include "step_loop.h"
+#include "worker_flags.h"
 
 namespace {
-
-const char* kUsage =
-    "usage: threadsplit_worker --coordinator HOST:PORT [--rank N] [--threads T] [--data DIR]\n"
-    "                          [--connect-timeout S]\n"
-    "The run token comes from the environment (THREADSPLIT_TOKEN), never the command line.\n"
-    "  --coordinator HOST:PORT  where the coordinator listens (required)\n"
-    "  --rank N                 this worker's rank (default: THREADSPLIT_RANK, OMPI_COMM_WORLD_RANK,\n"
-    "                           PMI_RANK or SLURM_PROCID; else the coordinator assigns one)\n"
-    "  --threads T              OpenMP threads (re-executes with OMP_* set; default: as the\n"
-    "                           environment says)\n"
-    "  --data DIR               this host's CIFAR-10 copy (default: the coordinator's path)\n"
-    "  --connect-timeout S      give up when the coordinator cannot be reached (default 60)\n"
-    "TLS: THREADSPLIT_TLS_CA=PEM checks the coordinator's certificate; THREADSPLIT_TLS_CERT and\n"
-    "THREADSPLIT_TLS_KEY add a client certificate (coordinators started with --tls-ca).\n";
 
 int parse_int(const std::string& flag, const char* v) {
   char* end = nullptr;
@@ -42,27 +29,17 @@ int main(int argc, char** argv) {
   ts::WorkerConfig c;
   int threads = 0;
   try {
-    for (int i = 1; i < argc; ++i) {
-      const std::string a = argv[i];
-      auto value = [&]() -> const char* {
-        if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
-        return argv[++i];
-      };
-      if (a == "--coordinator") c.coordinator = value();
-      else if (a == "--rank") c.rank = parse_int(a, value());
-      else if (a == "--threads") threads = parse_int(a, value());
-      else if (a == "--data") c.data_dir = value();
-      else if (a == "--connect-timeout") c.connect_timeout_s = std::atof(value());
-      else if (a == "--help" || a == "-h") {
-        std::fputs(kUsage, stdout);
-        return 0;
-      } else {
-        throw std::invalid_argument("unknown argument '" + a + "' (see --help)");
-      }
+    const ts::WorkerFlags f = ts::parse_worker_flags(argc, argv);
+    if (f.help) {
+      ts::WorkerFlags defaults;
+      std::fputs(ts::worker_app(defaults)->help().c_str(), stdout);
+      return 0;
     }
-    if (c.coordinator.empty()) throw std::invalid_argument("--coordinator HOST:PORT is required");
-    if (threads < 0) throw std::invalid_argument("--threads must be at least 1");
-    if (!(c.connect_timeout_s > 0)) throw std::invalid_argument("--connect-timeout must be positive");
+    c.coordinator = f.coordinator;
+    c.rank = f.rank;
+    c.data_dir = f.data_dir;
+    c.connect_timeout_s = f.connect_timeout_s;
+    threads = f.threads;
     const char* token = std::getenv("THREADSPLIT_TOKEN");
     if (!token || !*token)
       throw std::invalid_argument("THREADSPLIT_TOKEN is not set: the coordinator's run token must "
@@ -80,7 +57,10 @@ int main(int argc, char** argv) {
         }
       }
     }
-  } catch (const std::invalid_argument& e) {
+  } catch (const ts::UsageError& e) {
+    std::fprintf(stderr, "threadsplit_worker: %s\n", e.what());
+    return 2;
+  } catch (const std::invalid_argument& e) {  // the token or a rank in the environment
     std::fprintf(stderr, "threadsplit_worker: %s\n", e.what());
     return 2;
   }

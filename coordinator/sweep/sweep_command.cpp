@@ -3,14 +3,13 @@
 #include <sys/stat.h>
 
 #include <cstdio>
-#include <cstdlib>
-#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "atomic_file.h"
 #include "build_info.h"
+#include "cli_flags.h"
 #include "core_set.h"
 #include "json_io.h"
 #include "process_facts.h"
@@ -23,79 +22,92 @@ namespace ts {
 
 namespace {
 
-const char* kUsage =
-    "usage: threadsplit sweep --data DIR [flags]\n\n"
-    "Measures every split P x T = N of the core budget N, for each model and batch mode,\n"
-    "R repeats in interleaved order, and writes OUT/sweep.csv, OUT/sweep.json and a summary:\n"
-    "the best split, its margin over the runner-up, and whether that beats the run-to-run spread.\n\n"
-    "  --data DIR               CIFAR-10 binary version (required)\n"
-    "  --out DIR                results directory (default sweep-results)\n"
-    "  --cores LIST             the budget (default: every core this process may use)\n"
-    "  --models A,B             (default seed_cnn,tf_tutorial_cnn)\n"
-    "  --batch-modes M,M        global (fixed global batch) and/or per_worker (default both)\n"
-    "  --batch B                global batch (default 128)\n"
-    "  --batch-per-worker B     per-worker batch in per_worker mode (default batch / N)\n"
-    "  --steps N | M=N,M=N      timed steps per run (default seed_cnn=200,tf_tutorial_cnn=40)\n"
-    "  --warmup-steps N         untimed steps first (default 5)\n"
-    "  --repeats R              (default 3)\n"
-    "  --under                  also P x T = N/2 on the first N/2 cores\n"
-    "  --over                   also P x T = 2N (oversubscribed)\n"
-    "  --loader-threads L,L     loader thread counts to try (default 1)\n"
-    "  --seed N                 (default 1)\n"
-    "  --trial-timeout S        kill a run after S seconds (default 600)\n"
-    "  --busy-share X           a run during which other programs took more than this share\n"
-    "                           of the machine's CPU is run again (default 0.2) ...\n"
-    "  --busy-retries N         ... at most N times (default 1; 0: never)\n"
-    "  --worker-bin PATH        threadsplit_worker to use\n";
+std::string joined(const std::vector<std::string>& names) {
+  std::string s;
+  for (const std::string& n : names) s += (s.empty() ? "" : ",") + n;
+  return s;
+}
 
-struct SweepArgs {
-  SweepOptions sweep;
-  std::string data, out = "sweep-results", cores, worker_bin;
-  uint64_t seed = 1;
-  double trial_timeout_s = 600;
-  double busy_share = 0.2;   // a trial with more foreign CPU than this is run again ...
-  int busy_retries = 1;      // ... at most this many times
-};
+}  // namespace
 
-SweepArgs parse(int argc, char** argv) {
+std::unique_ptr<CLI::App> sweep_app(SweepArgs& a) {
+  using cli::at_least;
+  auto app = cli::new_app(
+      "threadsplit sweep", "usage: threadsplit sweep --data DIR [flags]\n",
+      "Measures every split P x T = N of the core budget N, for each model and batch mode, R "
+      "repeats in interleaved order, and writes OUT/sweep.csv, OUT/sweep.json and a summary: the "
+      "best split, its margin over the runner-up, and whether that beats the run-to-run spread.");
+  CLI::App& f = *app;
+  // Lists go through callbacks that throw std::invalid_argument naming the flag (sweep_plan.h).
+  std::string steps;
+  for (const auto& [model, n] : a.sweep.steps)
+    steps += (steps.empty() ? "" : ",") + model + "=" + std::to_string(n);
+  std::string loader_threads;
+  for (int n : a.sweep.loader_threads)
+    loader_threads += (loader_threads.empty() ? "" : ",") + std::to_string(n);
+  cli::group(f, "Flags");
+  f.add_option("--data", a.data, "CIFAR-10 binary version; required")->type_name("DIR");
+  f.add_option("--out", a.out, "results directory")->type_name("DIR")->capture_default_str();
+  f.add_option("--cores", a.cores, "the budget (default: every core this process may use)")
+      ->type_name("LIST");
+  f.add_option_function<std::string>(
+       "--models", [&a](const std::string& v) { a.sweep.models = parse_name_list(v); },
+       "the networks to measure")
+      ->type_name("A,B")->default_str(joined(a.sweep.models));
+  f.add_option_function<std::string>(
+       "--batch-modes", [&a](const std::string& v) { a.sweep.batch_modes = parse_name_list(v); },
+       "global (fixed global batch) and/or per_worker")
+      ->type_name("M,M")->default_str(joined(a.sweep.batch_modes));
+  f.add_option("--batch", a.sweep.batch, "global batch")
+      ->type_name("B")->transform(at_least(1, 4096))->capture_default_str();
+  f.add_option("--batch-per-worker", a.sweep.batch_per_worker,
+               "per-worker batch in per_worker mode (default: batch / N)")
+      ->type_name("B")->transform(at_least(1, 4096));
+  f.add_option_function<std::string>(
+       "--steps", [&a](const std::string& v) { parse_steps(v, a.sweep); },
+       "timed steps per run, for every model or per model")
+      ->type_name("N|M=N,M=N")->default_str(steps);
+  f.add_option("--warmup-steps", a.sweep.warmup_steps, "untimed steps first")
+      ->type_name("N")->transform(at_least(0, 4096))->capture_default_str();
+  f.add_option("--repeats", a.sweep.repeats, "runs of every point")
+      ->type_name("R")->transform(at_least(1, 4096))->capture_default_str();
+  f.add_flag("--under", a.sweep.under, "also P x T = N/2 on the first N/2 cores");
+  f.add_flag("--over", a.sweep.over, "also P x T = 2N (oversubscribed)");
+  f.add_option_function<std::string>(
+       "--loader-threads",
+       [&a](const std::string& v) { a.sweep.loader_threads = parse_int_list("--loader-threads", v); },
+       "loader thread counts to try")
+      ->type_name("L,L")->default_str(loader_threads);
+  f.add_option("--seed", a.seed, "every run's --seed")
+      ->type_name("N")->transform(at_least(0, cli::kInt64Max))->capture_default_str();
+  f.add_option("--trial-timeout", a.trial_timeout_s, "kill a run after S seconds")
+      ->type_name("S")->transform(cli::positive())->capture_default_str();
+  f.add_option("--busy-share", a.busy_share,
+               "a run during which other programs took more than this share of the machine's CPU "
+               "is run again ...")
+      ->type_name("X")->transform(cli::real_in(0, 1))->capture_default_str();
+  f.add_option("--busy-retries", a.busy_retries, "... at most N times; 0: never")
+      ->type_name("N")->transform(at_least(0, 4096))->capture_default_str();
+  f.add_option("--worker-bin", a.worker_bin, "threadsplit_worker to use (default: beside threadsplit)")
+      ->type_name("PATH");
+  cli::add_help(f, "Flags");
+  return app;
+}
+
+SweepArgs parse_sweep_args(int argc, char** argv) {
   SweepArgs a;
-  for (int i = 2; i < argc; ++i) {
-    const std::string flag = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw std::invalid_argument(flag + " needs a value");
-      return argv[++i];
-    };
-    if (flag == "--help" || flag == "-h") throw std::invalid_argument("");
-    else if (flag == "--data") a.data = value();
-    else if (flag == "--out") a.out = value();
-    else if (flag == "--cores") a.cores = value();
-    else if (flag == "--models") a.sweep.models = parse_name_list(value());
-    else if (flag == "--batch-modes") a.sweep.batch_modes = parse_name_list(value());
-    else if (flag == "--batch") a.sweep.batch = parse_int_list(flag, value()).at(0);
-    else if (flag == "--batch-per-worker") a.sweep.batch_per_worker = parse_int_list(flag, value()).at(0);
-    else if (flag == "--steps") parse_steps(value(), a.sweep);
-    else if (flag == "--warmup-steps") {
-      const std::string v = value();
-      a.sweep.warmup_steps = v == "0" ? 0 : parse_int_list(flag, v).at(0);
-    }
-    else if (flag == "--repeats") a.sweep.repeats = parse_int_list(flag, value()).at(0);
-    else if (flag == "--under") a.sweep.under = true;
-    else if (flag == "--over") a.sweep.over = true;
-    else if (flag == "--loader-threads") a.sweep.loader_threads = parse_int_list(flag, value());
-    else if (flag == "--seed") a.seed = std::strtoull(value().c_str(), nullptr, 10);
-    else if (flag == "--trial-timeout") a.trial_timeout_s = std::atof(value().c_str());
-    else if (flag == "--worker-bin") a.worker_bin = value();
-    else if (flag == "--busy-retries") {
-      const std::string v = value();
-      a.busy_retries = v == "0" ? 0 : parse_int_list(flag, v).at(0);
-    }
-    else if (flag == "--busy-share") a.busy_share = std::atof(value().c_str());
-    else throw std::invalid_argument("unknown argument '" + flag + "' (see threadsplit sweep --help)");
-  }
-  if (a.data.empty()) throw std::invalid_argument("--data DIR is required");
-  if (!(a.trial_timeout_s > 0)) throw std::invalid_argument("--trial-timeout must be positive");
+  const auto app = sweep_app(a);
+  a.help = !cli::parse(*app, argc, argv, 2);
+  if (!a.help && a.data.empty()) throw UsageError("--data DIR is required");
   return a;
 }
+
+std::string sweep_usage_text() {
+  SweepArgs defaults;
+  return sweep_app(defaults)->help();
+}
+
+namespace {
 
 void write_file(const std::string& path, const std::string& text) {
   try {
@@ -110,14 +122,14 @@ void write_file(const std::string& path, const std::string& text) {
 int sweep_main(int argc, char** argv) {
   SweepArgs a;
   try {
-    a = parse(argc, argv);
-  } catch (const std::invalid_argument& e) {
-    if (std::string(e.what()).empty()) {
-      std::fputs(kUsage, stdout);
-      return 0;
-    }
+    a = parse_sweep_args(argc, argv);
+  } catch (const UsageError& e) {
     std::fprintf(stderr, "threadsplit sweep: %s\n", e.what());
     return 2;
+  }
+  if (a.help) {
+    std::fputs(sweep_usage_text().c_str(), stdout);
+    return 0;
   }
   const double start = now_seconds();
   CoreSet budget;

@@ -1,3 +1,4 @@
+#include <CLI/CLI.hpp>
 #include <catch2/catch.hpp>
 #include <string>
 #include <vector>
@@ -17,6 +18,28 @@ ts::RunOptions parse(std::vector<std::string> args) {
 std::string refusal(std::vector<std::string> args) {
   try {
     ts::validate_options(parse(std::move(args)));
+  } catch (const ts::UsageError& e) {
+    return e.what();
+  }
+  return "(accepted)";
+}
+
+// The help text names the flag as a whole word ("--listen, --bind HOST").
+bool names_flag(const std::string& help, const std::string& flag) {
+  for (const char* after : {" ", ",", "\n"})
+    if (help.find(flag + after) != std::string::npos) return true;
+  return false;
+}
+
+std::string synthetic_refusal(std::vector<std::string> args) {
+  std::vector<char*> argv;
+  static char prog[] = "threadsplit";
+  static char sub[] = "make-synthetic-data";
+  argv.push_back(prog);
+  argv.push_back(sub);
+  for (auto& a : args) argv.push_back(&a[0]);
+  try {
+    ts::parse_synthetic_data_options(int(argv.size()), argv.data());
   } catch (const ts::UsageError& e) {
     return e.what();
   }
@@ -85,4 +108,144 @@ TEST_CASE("--help lists every flag with its default", "[options]") {
     CHECK_THAT(help, Catch::Contains(flag));
   CHECK_THAT(help, Catch::Contains("(default 128)"));
   CHECK_THAT(help, Catch::Contains("(default adam)"));
+  CHECK_THAT(help, Catch::Contains("threadsplit sweep --data DIR"));
+  CHECK_THAT(help, Catch::Contains("threadsplit make-synthetic-data DIR [--seed N]"));
+
+  // Every flag of the table that parses, not a list kept by hand.
+  ts::RunOptions o;
+  const auto app = ts::run_options_app(o, "threadsplit");
+  const auto options = app->get_options();
+  size_t long_names = 0;  // the hand-written parser this table replaced had 47
+  for (const CLI::Option* opt : options) {
+    long_names += opt->get_lnames().size();
+    INFO(opt->get_name());
+    CHECK_FALSE(opt->get_lnames().empty());
+    for (const std::string& name : opt->get_lnames()) CHECK(names_flag(help, "--" + name));
+    CHECK_FALSE(opt->get_description().empty());
+    if (opt->get_type_size() != 0 && !opt->get_default_str().empty())
+      CHECK_THAT(help, Catch::Contains("(default " + opt->get_default_str() + ")"));
+  }
+  CHECK(long_names >= 47);
+  CHECK(app->get_options([](CLI::Option* x) { return x->get_default_str() == "0.001"; }).size() == 1);
+  CHECK_THAT(app->help(), Catch::Equals(help));
+}
+
+TEST_CASE("number flags are refused out of range, naming the flag and the value", "[options]") {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--procs", "1025"}, "--procs must be at most 1024, got 1025"},
+      {{"--threads", "4097"}, "--threads must be at most 4096, got 4097"},
+      {{"--threads", "2.5"}, "--threads expects a whole number, got '2.5'"},
+      {{"--external-workers", "-1"}, "--external-workers must be at least 0, got -1"},
+      {{"--epochs", "3x"}, "--epochs expects a whole number, got '3x'"},
+      {{"--batch", "0"}, "--batch must be at least 1, got 0"},
+      {{"--batch", "50001"}, "--batch must be at most 50000, got 50001"},
+      {{"--batch-per-worker", "-1"}, "--batch-per-worker must be at least 0, got -1"},
+      {{"--batch-per-worker", "60000"}, "--batch-per-worker must be at most 50000, got 60000"},
+      {{"--lr", "0"}, "--lr must be positive, got 0"},
+      {{"--lr", "inf"}, "--lr expects a number, got 'inf'"},
+      {{"--lr", "1e999"}, "--lr expects a number, got '1e999'"},
+      {{"--momentum", "1"}, "--momentum must be in [0, 1), got 1"},
+      {{"--momentum", "x"}, "--momentum expects a number, got 'x'"},
+      {{"--seed", "-1"}, "--seed must be at least 0, got -1"},
+      {{"--seed", "99999999999999999999"}, "--seed expects a whole number"},
+      {{"--steps", "-1"}, "--steps must be at least 0, got -1"},
+      {{"--eval-every", "-1"}, "--eval-every must be at least 0, got -1"},
+      {{"--eval-batch", "0"}, "--eval-batch must be at least 1, got 0"},
+      {{"--loader-threads", "65"}, "--loader-threads must be at most 64, got 65"},
+      {{"--port", "-1"}, "--port must be in 0..65535, got -1"},
+      {{"--port", "http"}, "--port expects a whole number, got 'http'"},
+      {{"--connect-timeout", "0"}, "--connect-timeout must be positive, got 0"},
+      {{"--step-timeout", "-5"}, "--step-timeout must be positive, got -5"},
+      {{"--step-timeout", "nan"}, "--step-timeout expects a number, got 'nan'"},
+      {{"--failure-grace", "3601"}, "--failure-grace must be in (0, 3600], got 3601"},
+      {{"--failure-grace", "0"}, "--failure-grace must be in (0, 3600], got 0"},
+      {{"--checkpoint-keep", "0"}, "--checkpoint-keep must be at least 1, got 0"},
+      {{"--checkpoint-every", "0"}, "--checkpoint-every expects a step count K or Ne for epochs, got '0'"},
+      {{"--checkpoint-every", "e"}, "--checkpoint-every expects a step count K or Ne for epochs, got 'e'"},
+      {{"--warmup-steps", "-1"}, "--warmup-steps must be at least 0, got -1"},
+      {{"--autotune-steps", "-1"}, "--autotune-steps must be at least 0, got -1"},
+      {{"--autotune-rounds", "0"}, "--autotune-rounds must be at least 1, got 0"},
+      {{"--autotune-time", "0"}, "--autotune-time must be positive, got 0"},
+      {{"--on-worker-failure", "retry"}, "--on-worker-failure must be abort or continue, got 'retry'"},
+      {{"--progress", "maybe"}, "--progress must be auto, on or off, got 'maybe'"},
+      {{"--resume=1"}, "--resume takes no value"},
+  };
+  for (const auto& [args, message] : cases) {
+    std::vector<std::string> with_data = args;
+    with_data.insert(with_data.end(), {"--data", "/d"});
+    INFO(args[0]);
+    CHECK_THAT(refusal(with_data), Catch::StartsWith(message));
+  }
+  CHECK_THAT(refusal({"--data", "/d", "--eval-batch"}), Catch::StartsWith("--eval-batch needs a value"));
+}
+
+TEST_CASE("whole numbers are read in base 10, and the last of a repeated flag wins", "[options]") {
+  const ts::RunOptions o = parse({"--procs", "010", "--data", "/d"});
+  CHECK(o.procs == 10);
+  CHECK_THAT(refusal({"--threads", "0x10", "--data", "/d"}), Catch::Contains("--threads expects a whole number"));
+  const ts::RunOptions r = parse({"--epochs", "2", "--epochs", "5", "--listen", "0.0.0.0", "--bind", "::1"});
+  CHECK(r.epochs == 5);
+  CHECK(r.listen == "::1");
+  const ts::RunOptions big = parse({"--seed", "9223372036854775807", "--steps", "5000000000", "--data", "/d"});
+  CHECK(big.seed == 9223372036854775807ull);
+  CHECK(big.steps == 5000000000);
+  CHECK(parse({"--help"}).help);
+  CHECK(parse({"-h"}).help);
+  CHECK_FALSE(parse({}).help);
+  CHECK(parse({"--resume"}).resume);
+  CHECK(parse({"--autotune"}).autotune);
+}
+
+TEST_CASE("checks that need only the flags refuse before anything starts", "[options]") {
+  // These were checked once the run was being prepared (coordinator_main.cpp); the texts are kept.
+  CHECK_THAT(refusal({"--model", "resnet", "--data", "/d"}), Catch::Contains("--model: unknown model 'resnet'"));
+  CHECK_THAT(refusal({"--augment", "rotate", "--data", "/d"}), Catch::StartsWith("--augment: "));
+  CHECK_THAT(refusal({"--optimizer", "rmsprop", "--data", "/d"}),
+             Catch::Contains("--optimizer must be one of adam, sgd, got 'rmsprop'"));
+  CHECK_THAT(refusal({"--momentum", "0.9", "--data", "/d"}),
+             Catch::Contains("--momentum applies to --optimizer sgd only"));
+  CHECK(refusal({"--momentum", "0.9", "--optimizer", "sgd", "--data", "/d"}) == "(accepted)");
+  CHECK_THAT(refusal({"--cores", "0,0", "--data", "/d"}), Catch::Contains("--cores: ") && Catch::Contains("names core 0 twice"));
+  CHECK_THAT(refusal({"--cores", "3-1", "--data", "/d"}), Catch::StartsWith("--cores: "));
+  CHECK_THAT(refusal({"--checkpoint-every", "5", "--data", "/d"}), Catch::Contains("--checkpoint-every needs --checkpoint-dir"));
+  CHECK_THAT(refusal({"--resume", "--data", "/d"}), Catch::Contains("--resume needs --checkpoint-dir"));
+  CHECK_THAT(refusal({"--resume", "--checkpoint-dir", "/c", "--init", "x", "--data", "/d"}),
+             Catch::Contains("--resume and --init"));
+  CHECK_THAT(refusal({"--tls-cert", "c.pem", "--data", "/d"}), Catch::Contains("--tls-cert and --tls-key go together"));
+  CHECK_THAT(refusal({"--tls-ca", "ca.pem", "--data", "/d"}), Catch::Contains("--tls-ca needs --tls-cert"));
+  CHECK_THAT(refusal({"--steps", "5", "--warmup-steps", "5", "--data", "/d"}),
+             Catch::Contains("--warmup-steps 5 leaves none of --steps 5 to time"));
+  CHECK_THAT(refusal({"--autotune", "--procs", "2", "--data", "/d"}), Catch::Contains("--autotune chooses the split"));
+  CHECK(refusal({"--augment", "flip,crop", "--model", "tf_tutorial_cnn", "--cores", "0", "--data", "/d"}) ==
+        "(accepted)");
+}
+
+TEST_CASE("make-synthetic-data takes DIR and a checked --seed", "[options]") {
+  std::vector<std::string> args = {"threadsplit", "make-synthetic-data", "/tmp/x", "--seed", "7"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(&a[0]);
+  const ts::SyntheticDataOptions o = ts::parse_synthetic_data_options(int(argv.size()), argv.data());
+  CHECK(o.dir == "/tmp/x");
+  CHECK(o.seed == 7);
+  CHECK_FALSE(o.help);
+  CHECK(synthetic_refusal({"/tmp/x"}) == "(accepted)");
+  CHECK_THAT(synthetic_refusal({"/tmp/x", "--seed", "x"}), Catch::StartsWith("--seed expects a whole number, got 'x'"));
+  CHECK_THAT(synthetic_refusal({"/tmp/x", "--seed", "-3"}), Catch::StartsWith("--seed must be at least 0, got -3"));
+  CHECK_THAT(synthetic_refusal({"/tmp/x", "--seed"}), Catch::StartsWith("--seed needs a value"));
+  CHECK_THAT(synthetic_refusal({}), Catch::StartsWith("DIR is required"));
+  CHECK_THAT(synthetic_refusal({"--seed", "3"}), Catch::StartsWith("DIR is required"));
+  CHECK_THAT(synthetic_refusal({"/tmp/x", "--bogus"}), Catch::Contains("unknown argument '--bogus'"));
+  CHECK_THAT(synthetic_refusal({"/tmp/x", "/tmp/y"}), Catch::Contains("unknown argument '/tmp/y'"));
+
+  const std::string help = ts::synthetic_data_usage_text("threadsplit");
+  CHECK_THAT(help, Catch::StartsWith("usage: threadsplit make-synthetic-data DIR [--seed N]"));
+  ts::SyntheticDataOptions d;
+  const auto app = ts::synthetic_data_app(d, "threadsplit");
+  for (const CLI::Option* opt : app->get_options()) {
+    INFO(opt->get_name());
+    for (const std::string& name : opt->get_lnames()) CHECK(names_flag(help, "--" + name));
+    if (opt->get_type_size() != 0 && !opt->get_default_str().empty())
+      CHECK_THAT(help, Catch::Contains("(default " + opt->get_default_str() + ")"));
+  }
+  CHECK_THAT(help, Catch::Contains("  DIR "));
 }
