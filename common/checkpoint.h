@@ -12,6 +12,7 @@
 
 #include "network.h"
 #include "optimizer.h"
+#include "user_error.h"
 
 namespace threadsplit {
 class OptimizerState;
@@ -22,9 +23,9 @@ namespace ts {
 constexpr uint32_t kCheckpointFormatVersion = 1;
 
 // A checkpoint could not be written or read; the message names the file and the problem.
-class CheckpointError : public std::runtime_error {
+class CheckpointError : public UserError {
  public:
-  using std::runtime_error::runtime_error;
+  using UserError::UserError;
 };
 
 struct TrainingState {

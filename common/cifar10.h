@@ -12,13 +12,15 @@
 #include <stdexcept>
 #include <string>
 
+#include "user_error.h"
+
 namespace ts {
 
 // A data set file that is missing or damaged; the message names the file, the problem and
 // what to do.
-class DataError : public std::runtime_error {
+class DataError : public UserError {
  public:
-  using std::runtime_error::runtime_error;
+  using UserError::UserError;
 };
 
 enum class Set { kTrain, kTest };

@@ -16,7 +16,7 @@ std::string config_json(const RunSetup& setup);
 
 struct ReportInputs {
   const RunSetup* setup = nullptr;
-  TrainingRun* run = nullptr;              // null when the run never started
+  const TrainingRun* run = nullptr;            // null when the run never started
   std::optional<EvalOutcome> test;
   std::string status = "completed";        // or "failed"
   std::string error;

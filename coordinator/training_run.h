@@ -23,32 +23,13 @@
 #include "optimizer.h"
 #include "progress_display.h"
 #include "run_options.h"
+#include "run_setup.h"
 #include "step_deadline.h"
 #include "step_timing.h"
 #include "trainer.pb.h"
 #include "worker_events.h"
 
 namespace ts {
-
-// Everything decided before the first worker starts.
-struct RunSetup {
-  RunOptions options;
-  NetworkSpec net;
-  int world_size = 1;
-  int threads = 1;                    // per local worker
-  CoreSet cores;                      // the run's core list (local workers)
-  std::vector<CoreSet> worker_cores;  // by rank; empty for hand-started workers
-  bool oversubscribed = false;
-  std::string split_reason;           // how P and T were chosen
-  int global_batch = 128;
-  OptimizerConfig optimizer;
-  DataSplit split;
-  std::string data_dir;               // absolute
-  bool synthetic_data = false;
-  std::string run_id;
-  std::string token;
-  std::string config_json;            // for checkpoints and the report
-};
 
 struct EvalOutcome {
   std::string split;

@@ -1,0 +1,206 @@
+#include "run_setup.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <stdexcept>
+
+#include "atomic_file.h"
+#include "checkpoint.h"
+#include "run_report.h"
+#include "user_error.h"
+
+namespace ts {
+
+namespace {
+
+std::string random_hex(size_t bytes) {
+  std::ifstream in("/dev/urandom", std::ios::binary);
+  std::string raw(bytes, '\0');
+  if (!in.read(&raw[0], std::streamsize(bytes))) throw std::runtime_error("cannot read /dev/urandom");
+  static const char* const kHex = "0123456789abcdef";
+  std::string s;
+  for (unsigned char c : raw) {
+    s += kHex[c >> 4];
+    s += kHex[c & 15];
+  }
+  return s;
+}
+
+std::string absolute_path(const std::string& p) {
+  char buf[PATH_MAX];
+  if (!realpath(p.c_str(), buf)) return p;
+  return buf;
+}
+
+void check_writable(const std::string& flag, const std::string& path) {
+  if (path.empty()) return;
+  const std::string dir = parent_directory(path);
+  if (access(dir.c_str(), W_OK) != 0)
+    throw UserError(flag + " " + path + ": the directory " + dir + " does not exist or is not writable");
+}
+
+std::string find_worker_binary(const std::string& flag_value) {
+  std::vector<std::string> candidates;
+  if (!flag_value.empty()) {
+    if (access(flag_value.c_str(), X_OK) != 0)
+      throw UserError("--worker-bin " + flag_value + " is not an executable file");
+    return absolute_path(flag_value);
+  }
+  if (const char* env = getenv("THREADSPLIT_WORKER_BIN")) candidates.push_back(env);
+  const std::string self = absolute_path("/proc/self/exe");
+  const std::string dir = parent_directory(self);
+  candidates.push_back(dir + "/threadsplit_worker");
+  candidates.push_back(dir + "/../worker/threadsplit_worker");
+  for (const auto& c : candidates)
+    if (access(c.c_str(), X_OK) == 0) return absolute_path(c);
+  throw UserError("cannot find threadsplit_worker beside " + self +
+                  " (build it, or name it with --worker-bin)");
+}
+
+// Decides P, T and the cores. Throws UserError.
+void resolve_split(RunSetup& s) {
+  const RunOptions& o = s.options;
+  if (o.external_workers > 0) {
+    s.world_size = o.external_workers;
+    s.threads = 0;
+    s.split_reason = "--external-workers " + std::to_string(o.external_workers) +
+                     ": hand-started workers bring their own binding";
+    return;
+  }
+  const CoreSet allowed = CoreSet::of_this_process();
+  if (o.cores.empty()) {
+    s.cores = allowed;
+  } else {
+    s.cores = CoreSet::parse(o.cores);  // its syntax was checked by validate_options
+    const auto& ok = allowed.cores();
+    for (int c : s.cores.cores())
+      if (std::find(ok.begin(), ok.end(), c) == ok.end())
+        throw UserError("--cores names core " + std::to_string(c) +
+                        ", which this process may not run on (allowed: " + allowed.to_string() + ")");
+  }
+  const int n = s.cores.size();
+  int P = o.procs, T = o.threads;
+  if (P == 0 && T == 0) {
+    P = 1;
+    T = n;
+    s.split_reason = "default: one worker using every core";
+  } else if (T == 0) {
+    T = std::max(1, n / P);
+    s.split_reason = "--procs " + std::to_string(P) + ": threads = cores / procs";
+  } else if (P == 0) {
+    P = std::max(1, n / T);
+    s.split_reason = "--threads " + std::to_string(T) + ": procs = cores / threads";
+  } else {
+    s.split_reason = o.split_chosen_by.empty() ? "--procs and --threads as given" : o.split_chosen_by;
+  }
+  s.world_size = P;
+  s.threads = T;
+  s.oversubscribed = int64_t(P) * T > n;
+  for (int r = 0; r < P; ++r) s.worker_cores.push_back(s.cores.slice(r, T));
+}
+
+
+}  // namespace
+
+Prepared prepare(const RunOptions& o) {
+  Prepared p;
+  RunSetup& s = p.setup;
+  s.options = o;
+  // --model, --augment and the optimizer flags were checked by validate_options.
+  s.net = build_network(o.model);
+  s.optimizer.kind = o.optimizer;
+  s.optimizer.learning_rate = o.lr;
+  s.optimizer.momentum = o.momentum;
+  resolve_split(s);
+  s.global_batch = o.batch_per_worker > 0 ? o.batch_per_worker * s.world_size : o.batch;
+  if (s.global_batch < s.world_size)
+    throw UserError("the global batch (" + std::to_string(s.global_batch) + ") is smaller than the " +
+                    std::to_string(s.world_size) + " workers: every worker needs a sample per step");
+  s.split = keras_validation_split(0.1);
+  if (s.global_batch > s.split.train_size())
+    throw UserError("the global batch (" + std::to_string(s.global_batch) + ") is larger than the " +
+                    std::to_string(s.split.train_size()) + " training records");
+  {
+    const Cifar10 data = Cifar10::open(o.data);  // DataError says what is wrong with it
+    s.data_dir = absolute_path(data.dir());
+    s.synthetic_data = data.synthetic();
+  }
+  check_writable("--save", o.save);
+  check_writable("--report", o.report);
+  check_writable("--trace", o.trace);
+  if (!o.port_file.empty()) check_writable("--port-file", o.port_file);
+  if (o.external_workers == 0) p.worker_bin = find_worker_binary(o.worker_bin);
+
+  p.params.resize(s.net.num_params);
+  p.optimizer = make_optimizer(s.optimizer, s.net.num_params);
+  if (!o.checkpoint_dir.empty()) {
+    p.store.emplace(o.checkpoint_dir, o.checkpoint_keep);
+  }
+  std::string start_from = o.init.empty() ? "" : "--init " + o.init;
+  std::optional<TrainingState> start;
+  if (o.resume) {
+    std::vector<std::string> skipped;
+    auto newest = p.store->load_newest(s.net, &skipped);
+    for (const auto& why : skipped)
+      std::fprintf(stderr, "threadsplit: skipping a damaged checkpoint: %s\n", why.c_str());
+    if (newest) {
+      start_from = "--resume " + newest->path;
+      start = std::move(newest->state);
+      if (start->seed != o.seed)
+        throw UserError(start_from + " was trained with --seed " + std::to_string(start->seed) +
+                        ": resume with the flags of the interrupted run");
+      std::fprintf(stderr, "threadsplit: resuming from %s (step %lld)\n", newest->path.c_str(),
+                   (long long)start->step);
+      if (o.steps > 0) {
+        // --steps counts from step 0, as in the run that was interrupted.
+        s.options.steps = o.steps - start->step;
+        p.nothing_left = s.options.steps <= 0;
+      }
+    } else {
+      std::fprintf(stderr, "threadsplit: --resume: no usable checkpoint in %s; starting from step 0\n",
+                   o.checkpoint_dir.c_str());
+    }
+  } else if (!o.init.empty()) {
+    start = as_user_error("--init: ", [&] { return load_checkpoint(o.init, s.net); });
+  }
+  if (start) {
+    const TrainingState& st = *start;
+    p.params = st.params;
+    p.step = st.step;
+    p.epoch = st.epoch;
+    p.step_in_epoch = st.step_in_epoch;
+    if (st.optimizer) {
+      try {
+        p.optimizer->restore(*st.optimizer);
+      } catch (const std::invalid_argument& e) {
+        throw UserError(start_from + ": its optimizer state does not fit this run (" +
+                        e.what() + ")");
+      }
+    }
+    if (st.seed != o.seed && !o.resume)
+      std::fprintf(stderr, "threadsplit: note: --init was trained with seed %llu, this run uses %llu\n",
+                   (unsigned long long)st.seed, (unsigned long long)o.seed);
+  } else {
+    glorot_uniform_init(s.net, o.seed, p.params.data());
+  }
+
+  if (o.external_workers > 0) {
+    const char* token = getenv("THREADSPLIT_TOKEN");
+    if (!token || !*token)
+      throw UserError("--external-workers needs the run token in THREADSPLIT_TOKEN (give every "
+                      "worker the same value in its environment)");
+    s.token = token;
+  } else {
+    s.token = random_hex(16);
+  }
+  s.run_id = random_hex(6);
+  s.config_json = config_json(s);
+  return p;
+}
+
+}  // namespace ts

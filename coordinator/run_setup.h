@@ -1,0 +1,56 @@
+// Everything decided and checked before the first worker starts or a port opens: the split
+// (P, T and each worker's cores), the global batch, the data set, the files the run will
+// write, the starting point (fresh, --init or --resume) and the run's token and id.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "checkpoint_store.h"
+#include "cifar10.h"
+#include "core_set.h"
+#include "epoch_plan.h"
+#include "network.h"
+#include "optimizer.h"
+#include "run_options.h"
+
+namespace ts {
+
+// Everything decided before the first worker starts.
+struct RunSetup {
+  RunOptions options;
+  NetworkSpec net;
+  int world_size = 1;
+  int threads = 1;                    // per local worker
+  CoreSet cores;                      // the run's core list (local workers)
+  std::vector<CoreSet> worker_cores;  // by rank; empty for hand-started workers
+  bool oversubscribed = false;
+  std::string split_reason;           // how P and T were chosen
+  int global_batch = 128;
+  OptimizerConfig optimizer;
+  DataSplit split;
+  std::string data_dir;               // absolute
+  bool synthetic_data = false;
+  std::string run_id;
+  std::string token;
+  std::string config_json;            // for checkpoints and the report
+};
+
+// A run ready to start: its setup and where training begins.
+struct Prepared {
+  RunSetup setup;
+  std::vector<float> params;
+  std::unique_ptr<Optimizer> optimizer;
+  int64_t step = 0, epoch = 0, step_in_epoch = 0;
+  std::string worker_bin;
+  std::optional<CheckpointStore> store;  // --checkpoint-dir
+  bool nothing_left = false;             // --resume found the run already at --steps
+};
+
+// Throws UserError (one sentence: what is wrong and what to do) for anything that cannot
+// work, before any process starts.
+Prepared prepare(const RunOptions& o);
+
+}  // namespace ts
