@@ -3,7 +3,7 @@
 // the message and the run's limits, so they can be fuzzed (fuzz/) and unit-tested without a
 // server. Each returns "" when the message is acceptable, else one sentence saying what is
 // wrong. The coordinator's checks that need its loop's state (the step number, the dealt
-// share, the deal id) stay in coordinator/training_run.cpp; the worker's few (the step it
+// share, the deal id) are in coordinator/collective.cpp's gather; the worker's few (the step it
 // expects, what it waits for) are parameters.
 #pragma once
 #include <cstddef>

@@ -1,5 +1,6 @@
 #include "collective.h"
 
+#include <cassert>
 #include <cstdio>
 
 #include "timing.h"
@@ -47,9 +48,9 @@ Collective::Collective(Membership& members, WorkerTransport& transport, std::str
       grace_s_(failure_grace_s),
       results_(size_t(members.world_size())) {}
 
-void Collective::deal_epoch(const EpochPlan& plan, int64_t epoch, int first, int last,
+void Collective::deal_epoch(EpochPlan plan, int64_t epoch, int first, int last,
                             int64_t first_step) {
-  plan_ = &plan;
+  plan_ = std::move(plan);
   epoch_ = epoch;
   last_ = last;
   step_of_s0_ = first_step - first;
@@ -71,9 +72,9 @@ void Collective::deal(int s, bool initial) {
     d->set_deal_id(deal_id_);
     for (int k = s; k < last_; ++k) {
       threadsplit::StepShare* share = d->add_steps();
-      const std::vector<int32_t> idx = plan_->share(k, members_.live_index(r), n);
+      const std::vector<int32_t> idx = plan_.share(k, members_.live_index(r), n);
       share->mutable_indices()->Add(idx.begin(), idx.end());
-      share->set_global_batch(int(plan_->batches[size_t(k)].size()));
+      share->set_global_batch(int(plan_.batches[size_t(k)].size()));
     }
     if (!transport_.send(r, std::move(m))) {
       redeal_due_ = true;  // the survivors are dealt again before the next gather
@@ -87,13 +88,14 @@ void Collective::deal(int s, bool initial) {
                  "workers; each step keeps its global batch of %zu, so the math is "
                  "unchanged (up to float summation order)\n",
                  (long long)(step_of_s0_ + s), (long long)(step_of_s0_ + last_ - 1),
-                 (long long)epoch_ + 1, n, plan_->batches[size_t(s)].size());
+                 (long long)epoch_ + 1, n, plan_.batches[size_t(s)].size());
   redeal_due_ = false;
 }
 
 std::vector<WorkerMessage>& Collective::gather_step(int64_t step, int s, std::vector<double>* arrived_s) {
   const std::string what = "during step " + std::to_string(step);
-  const int batch = int(plan_->batches[size_t(s)].size());
+  assert(step == step_of_s0_ + s && "the schedule and the deal count steps alike");
+  const int batch = int(plan_.batches[size_t(s)].size());
   std::vector<int> expect(size_t(members_.world_size()), 0);
   while (true) {  // until every live rank's result for this step is in
     if (redeal_due_) {
@@ -107,8 +109,9 @@ std::vector<WorkerMessage>& Collective::gather_step(int64_t step, int s, std::ve
   }
 }
 
-bool Collective::eval_round(const std::string& split, const std::vector<int32_t>& indices, int batch,
-                            double deadline_s, std::vector<WorkerMessage>* results) {
+const std::vector<WorkerMessage>* Collective::eval_round(const std::string& split,
+                                                        const std::vector<int32_t>& indices,
+                                                        int batch, double deadline_s) {
   const int64_t round = eval_round_++;
   const std::string what = "during " + split + " evaluation";
   const std::vector<int> live = members_.live_ranks();
@@ -126,12 +129,11 @@ bool Collective::eval_round(const std::string& split, const std::vector<int32_t>
     q->set_batch(batch);
     if (!transport_.send(r, std::move(m))) {
       members_.lose(r, "can no longer be reached");
-      return false;
+      return nullptr;
     }
   }
-  if (!gather(GatherKind::kEval, round, expect, what, deadline_s, nullptr)) return false;
-  *results = results_;
-  return true;
+  if (!gather(GatherKind::kEval, round, expect, what, deadline_s, nullptr)) return nullptr;
+  return &results_;
 }
 
 void Collective::broadcast(std::shared_ptr<const CoordinatorMessage> m, const std::string& during) {
@@ -184,21 +186,28 @@ bool Collective::gather(GatherKind kind, int64_t round, const std::vector<int>& 
   StepGate gate{events};
   const double start = now_seconds();
   double polled = start;
+  bool drained = false;  // past the deadline, everything queued by then was looked at
   try {
     while (missing > 0) {
-      // The deadline is checked on every turn, not only when nothing came: a worker that
-      // keeps sending stale or foreign messages does not hold the gather open.
       const double now = now_seconds();
       const double left = start + deadline_s - now;
       if (goodbyes && left <= 0) return false;  // bounded: whoever is silent is stopped later
-      if (!goodbyes && left < 0) lose_silent(waiting, what, deadline_s);
+      // A worker that exited or sits stopped is named as such, before any deadline.
       if (!goodbyes && now - polled >= 0.1) {
         polled = now;
         if (auto lost = members_.poll_processes(what)) throw *lost;
       }
-      if (kind == GatherKind::kStep) events.set_step_gate(missing);
-      auto e = events.pop(goodbyes ? left : std::min(0.1, std::max(0.0, left) + 0.001));
-      if (!e) continue;
+      // The deadline is checked on every turn, not only when nothing came, so a worker that
+      // keeps sending stale or foreign messages does not hold the gather open; past it, what
+      // already arrived is read first (pop(0) reads nothing new), then the silent are lost.
+      const bool overdue = !goodbyes && left < 0;
+      if (overdue && drained) lose_silent(waiting, what, deadline_s);
+      if (kind == GatherKind::kStep) events.set_step_gate(overdue ? 0 : missing);
+      auto e = events.pop(goodbyes ? left : overdue ? 0.0 : std::min(0.1, left + 0.001));
+      if (!e) {
+        drained = overdue;
+        continue;
+      }
       const int r = e->rank;
       if (r < 0 || r >= P || !members_.alive(r)) continue;  // no longer in the run
       if (goodbyes) {

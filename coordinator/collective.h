@@ -30,9 +30,12 @@ class Collective {
              const StepDeadline& deadline, double failure_grace_s);
 
   // Deals steps [first, last) of `plan` (epoch `epoch`, the first being global step
-  // `first_step`) among the live ranks. A rank that cannot be reached is lost, and the next
-  // gather_step re-deals.
-  void deal_epoch(const EpochPlan& plan, int64_t epoch, int first, int last, int64_t first_step);
+  // `first_step`) among the live ranks, and keeps the plan for re-deals. A rank that cannot
+  // be reached is lost, and the next gather_step re-deals.
+  void deal_epoch(EpochPlan plan, int64_t epoch, int first, int last, int64_t first_step);
+  // The epoch dealt last, and the end of the steps of it that were dealt.
+  const EpochPlan& plan() const { return plan_; }
+  int dealt_end() const { return last_; }
 
   // Every live rank's StepResult for global step `step`, which is step `s` of the dealt
   // epoch, by rank (moved out: the gradient bytes are not copied); `arrived_s[r]` is when
@@ -40,9 +43,11 @@ class Collective {
   std::vector<threadsplit::WorkerMessage>& gather_step(int64_t step, int s, std::vector<double>* arrived_s);
 
   // Sends one evaluation round over `indices` (split among the live ranks) and gathers its
-  // results by rank. False when a rank was lost: the caller starts a new round.
-  bool eval_round(const std::string& split, const std::vector<int32_t>& indices, int batch,
-                  double deadline_s, std::vector<threadsplit::WorkerMessage>* results);
+  // results, by rank (valid until the next gather). Null when a rank was lost: the caller
+  // starts a new round.
+  const std::vector<threadsplit::WorkerMessage>* eval_round(const std::string& split,
+                                                            const std::vector<int32_t>& indices,
+                                                            int batch, double deadline_s);
 
   // The same message to every live rank; a rank that cannot be reached is lost (policy
   // applies) and the rest of the epoch will be re-dealt.
@@ -70,7 +75,7 @@ class Collective {
   std::vector<threadsplit::WorkerMessage> results_;   // by rank, reused
 
   // The dealt epoch.
-  const EpochPlan* plan_ = nullptr;
+  EpochPlan plan_;
   int64_t epoch_ = 0, step_of_s0_ = 0;  // global step of the plan's step 0
   int last_ = 0;
   uint32_t deal_id_ = 0;

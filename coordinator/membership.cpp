@@ -26,6 +26,8 @@ Membership::Membership(int world_size, std::string on_failure, double grace_s,
   }
 }
 
+Membership::~Membership() { stop_all(0); }
+
 void Membership::adopt(int rank, pid_t pid, std::string assigned_cores) {
   WorkerRecord& w = workers_[size_t(rank)];
   w.spawned = pid > 0;

@@ -46,6 +46,10 @@ class Membership {
   // on_failure: "abort" or "continue" (--on-worker-failure); grace_s: how long a spawned
   // worker may sit stopped (SIGSTOP) before it is lost (--failure-grace).
   Membership(int world_size, std::string on_failure, double grace_s, WorkerTransport& transport);
+  // However the run ends, no spawned worker outlives it (stop_all(0) for any still running).
+  ~Membership();
+  Membership(const Membership&) = delete;
+  Membership& operator=(const Membership&) = delete;
 
   int world_size() const { return int(workers_.size()); }
 

@@ -80,28 +80,33 @@ void TrainingRun::run_step(const EpochPlan& plan, int s, EpochRecord& rec) {
   p->set_step(step_);
   pack_floats(params_.data(), params_.size(), p->mutable_params());
   timing.updated_s = now_seconds();
-  collective_.broadcast(m, "after step " + std::to_string(step_));
-  timing.end_s = now_seconds();
-  timing.samples = int64_t(batch);
-  step_timings_.push_back(std::move(timing));
-
+  // The step is done once the parameters are updated: a run that aborts while they are on
+  // their way checkpoints them as this step's result, not as the step before it.
+  const std::string during = "after step " + std::to_string(step_);
   ++step_;
   ++step_in_epoch_;
   ++steps_this_run_;
   ++rec.steps;
   rec.samples += int64_t(batch);
   rec.step_losses.push_back((rec.loss_sum - loss_before) / double(batch));
+  collective_.broadcast(m, during);
+  timing.end_s = now_seconds();
+  timing.samples = int64_t(batch);
+  step_timings_.push_back(std::move(timing));
 }
 
 void TrainingRun::run_epoch(ProgressDisplay& progress) {
   const RunOptions& o = setup_.options;
-  const EpochPlan plan = plan_epoch(o.seed, epoch_, setup_.split.train_begin,
-                                    setup_.split.train_end, o.shuffle, setup_.global_batch);
   const int first = int(step_in_epoch_);
-  int last = plan.steps();
-  if (o.steps > 0) last = int(std::min<int64_t>(last, first + (o.steps - steps_this_run_)));
-
-  collective_.deal_epoch(plan, epoch_, first, last, step_);
+  {
+    EpochPlan planned = plan_epoch(o.seed, epoch_, setup_.split.train_begin,
+                                   setup_.split.train_end, o.shuffle, setup_.global_batch);
+    int last = planned.steps();
+    if (o.steps > 0) last = int(std::min<int64_t>(last, first + (o.steps - steps_this_run_)));
+    collective_.deal_epoch(std::move(planned), epoch_, first, last, step_);
+  }
+  const EpochPlan& plan = collective_.plan();
+  const int last = collective_.dealt_end();
 
   EpochRecord rec;
   rec.epoch = epoch_ + 1;
@@ -180,16 +185,16 @@ EvalOutcome TrainingRun::evaluate(const std::string& split, ProgressDisplay& pro
   if (all.empty()) return out;
   progress.status("evaluating " + split + " (" + std::to_string(all.size()) + " records) ...");
   const Stopwatch wall;
-  std::vector<WorkerMessage> results;
   // A worker lost under --on-worker-failure continue restarts the round among the others.
-  while (!collective_.eval_round(split, all, setup_.options.eval_batch,
-                                 setup_.options.step_timeout_s, &results)) {
+  const std::vector<WorkerMessage>* results = nullptr;
+  while (!(results = collective_.eval_round(split, all, setup_.options.eval_batch,
+                                            setup_.options.step_timeout_s))) {
   }
   double loss_sum = 0;
   int64_t correct = 0;
   for (int r : members_.live_ranks()) {
-    loss_sum += results[size_t(r)].eval().loss_sum();
-    correct += results[size_t(r)].eval().correct();
+    loss_sum += (*results)[size_t(r)].eval().loss_sum();
+    correct += (*results)[size_t(r)].eval().correct();
   }
   out.samples = int64_t(all.size());
   out.loss = loss_sum / double(out.samples);

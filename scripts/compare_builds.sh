@@ -4,8 +4,9 @@
 # 1. Bit-equality: 50 steps of seed_cnn (fixed seed, SGD with momentum, and Adam) at 1x2 and
 #    2x1 with each build; the final checkpoints are compared by tests/tools/ckpt_compare
 #    (parameters, step, optimizer iterations) and their optimizer moments byte for byte.
-# 2. Throughput: ROUNDS (default 5) interleaved rounds; in each, both builds train 200 steps at
-#    1x2 and at 2x1, and the timed figure after 20 warm-up steps is collected. Prints each
+# 2. Throughput: ROUNDS (default 5) interleaved rounds; in each, both builds train $STEPS
+#    (default 200) steps at 1x2 and at 2x1, and the timed figure after 20 warm-up steps is
+#    collected. Prints each
 #    build's median images/s per split and the after/before ratio of the medians. ROUNDS 0:
 #    bit-equality only.
 # Data: $CIFAR10_DIR, else ../shared/data/cifar-10-batches-bin, else a generated set.
@@ -18,6 +19,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BEFORE="$(cd "$1" && pwd)"
 AFTER="$(cd "$2" && pwd)"
 ROUNDS="${3:-5}"
+STEPS="${STEPS:-200}"
 for b in "$BEFORE" "$AFTER"; do
   [[ -x "$b/coordinator/threadsplit" ]] || { echo "compare_builds: $b/coordinator/threadsplit is missing: build it first" >&2; exit 2; }
 done
@@ -50,14 +52,14 @@ for opt in "sgd --momentum 0.9 --lr 0.05" "adam"; do
 done
 
 if ((ROUNDS == 0)); then rm -rf "$WORK"; exit $status; fi
-echo "== throughput: $ROUNDS interleaved rounds, 200 steps, timed after 20 warm-up steps"
+echo "== throughput: $ROUNDS interleaved rounds, $STEPS steps, timed after 20 warm-up steps"
 declare -A figures
 for ((r = 1; r <= ROUNDS; ++r)); do
   for split in "1 2" "2 1"; do
     read -r P T <<<"$split"
     for side in before after; do
       b="$BEFORE"; [[ $side == after ]] && b="$AFTER"
-      line=$("$b/coordinator/threadsplit" --data "$DATA" --model seed_cnn --steps 200 --warmup-steps 20 \
+      line=$("$b/coordinator/threadsplit" --data "$DATA" --model seed_cnn --steps "$STEPS" --warmup-steps 20 \
                --procs "$P" --threads "$T" --eval-every 0 --progress off 2>&1 | grep '^timed after')
       ips=$(sed -E 's/.*\(([0-9.]+) img\/s\).*/\1/' <<<"$line")
       figures["$side ${P}x${T}"]+="$ips "

@@ -16,6 +16,10 @@
 #include "float_packing.h"
 #include "gradient_reducer.h"
 #include "membership.h"
+#include "network.h"
+#include "optimizer.h"
+#include "progress_display.h"
+#include "training_run.h"
 #include "step_deadline.h"
 #include "timing.h"
 #include "worker_events.h"
@@ -35,7 +39,7 @@ class ScriptedTransport : public WorkerTransport {
   ScriptedTransport() : queue_([this](double deadline_s) { return pump(deadline_s); }) {}
   EventQueue& events() override { return queue_; }
   bool send(int rank, std::shared_ptr<const CoordinatorMessage> m) override {
-    if (unreachable.count(rank)) return false;
+    if (unreachable.count(rank) || (refuse && refuse(rank, *m))) return false;
     sent.push_back({rank, *m});
     if (respond) respond(rank, *m);
     return true;
@@ -72,6 +76,7 @@ class ScriptedTransport : public WorkerTransport {
   std::vector<std::pair<int, CoordinatorMessage>> sent;
   std::vector<int> released;
   std::function<void(int, const CoordinatorMessage&)> respond;
+  std::function<bool(int, const CoordinatorMessage&)> refuse;  // true: that send fails
   std::function<void()> tick;
 
  private:
@@ -211,13 +216,13 @@ TEST_CASE("an evaluation round lost to a dead worker is restarted and the abando
   };
   eval_result(0, 0, 5);
   f.transport.push_closed(1, "exited");
-  std::vector<WorkerMessage> results;
-  CHECK_FALSE(f.collective.eval_round("validation", indices, 50, 5, &results));
+  CHECK_FALSE(f.collective.eval_round("validation", indices, 50, 5));
   eval_result(0, 0, 5);   // late, of round 0: dropped
   eval_result(0, 1, 10);
-  REQUIRE(f.collective.eval_round("validation", indices, 50, 5, &results));
-  CHECK(results[0].eval().round() == 1);
-  CHECK(results[0].eval().samples() == 10);
+  const std::vector<WorkerMessage>* results = f.collective.eval_round("validation", indices, 50, 5);
+  REQUIRE(results);
+  CHECK((*results)[0].eval().round() == 1);
+  CHECK((*results)[0].eval().samples() == 10);
   const auto requests = f.transport.sent_of(CoordinatorMessage::kEval);
   REQUIRE(requests.size() == 3);
   CHECK(requests[2].second.eval().indices_size() == 10);
@@ -265,4 +270,39 @@ TEST_CASE("the event queue holds step results back until the gate's count is que
   CHECK(e->closed);
   CHECK(held.elapsed() < 1.0);
   CHECK_FALSE(q.pop(0.01));
+}
+
+TEST_CASE("a run that aborts while a step's parameters are on their way counts that step as done", "[collective]") {
+  ScriptedTransport t;
+  RunSetup setup;
+  setup.options.steps = 2;
+  setup.options.eval_every = 0;
+  setup.options.on_worker_failure = "abort";
+  setup.net = build_network("seed_cnn");
+  setup.world_size = 2;
+  setup.global_batch = 8;
+  setup.split.train_end = 64;
+  setup.run_id = kRun;
+  setup.optimizer.kind = "sgd";
+  setup.optimizer.learning_rate = 0.5;
+  Membership members(2, "abort", 1.0, t);
+  const std::vector<float> grad(setup.net.num_params, 1.f);
+  // Both workers answer step 0 of the deal; rank 1 can no longer be reached for its
+  // parameters.
+  t.respond = [&](int rank, const CoordinatorMessage& m) {
+    if (m.has_deal()) t.push_result(rank, 0, m.deal().deal_id(), 4, grad);
+  };
+  t.refuse = [](int rank, const CoordinatorMessage& m) { return rank == 1 && m.has_params(); };
+  std::vector<float> initial(setup.net.num_params, 0.f);
+  TrainingRun run(setup, members, t, initial, make_optimizer(setup.optimizer, setup.net.num_params), 0, 0, 0);
+  ProgressDisplay progress(false);
+  CHECK_THROWS_AS(run.train(progress), RunAborted);
+  // The parameters moved by step 0's update, and the run says step 0 is done: a checkpoint of
+  // this state resumes at step 1, not at step 0 with step 0's update applied twice.
+  CHECK(run.step() == 1);
+  CHECK(run.step_in_epoch() == 1);
+  CHECK(run.params()[0] == Approx(-0.5f * 2));
+  REQUIRE(run.epochs().size() == 1);
+  CHECK(run.epochs()[0].steps == 1);
+  CHECK(run.epochs()[0].aborted);
 }
