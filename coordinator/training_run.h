@@ -54,7 +54,10 @@ struct EpochRecord {
   double gradient_wait_s = 0;         // coordinator waiting for the slowest gradient
   double update_s = 0;                // coordinator: sum + optimizer + packing parameters
   std::vector<PhaseSums> workers;     // by rank
-  PhaseShares shares;                 // of the epoch's wall time
+  // Of the epoch's wall time. A step's exchange arrives with the next step's result, so the
+  // epoch's last step's exchange (and sync wait) is counted in no epoch: the epoch's exchange
+  // and sync shares run low by about 1/steps. The timed window has no such gap.
+  PhaseShares shares;
   // Ends the record: its wall time (training steps only) and the figures derived from
   // steps[first, end), its steps' records.
   void close(const std::vector<StepTiming>& steps, size_t first, double wall_s, int world_size);
