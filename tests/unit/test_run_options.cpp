@@ -99,7 +99,7 @@ TEST_CASE("bad flags are refused with one sentence naming the flag", "[options]"
              Catch::Contains("--external-workers replaces --procs"));
 }
 
-TEST_CASE("--help lists every flag with its default", "[options]") {
+TEST_CASE("the help text lists every flag with its default", "[options]") {
   const std::string help = ts::usage_text("threadsplit");
   for (const char* flag : {"--procs", "--threads", "--cores", "--epochs", "--batch", "--batch-per-worker",
                            "--lr", "--optimizer", "--momentum", "--seed", "--augment", "--model",
