@@ -187,7 +187,9 @@ TEST_CASE("a coordinator killed at a random step and resumed from its checkpoint
           "[integration][reliability]") {
   const std::string dir = fresh_dir("resume_dir");
   const std::vector<std::string> common = {"--procs", "2", "--threads", "1", "--seed", "9",
-                                           "--eval-every", "0", "--steps", "60"};
+                                           "--eval-every", "0", "--steps", "160"};
+  // 160 steps (about 2-3 s here) so that the kill below, 0-0.6 s after the first checkpoint,
+  // lands inside the run: with 60 steps the run sometimes finished first (exit 0, not 137).
   ts_test::Process straight = ts_test::start(
       "resume_dir_straight",
       ts_test::coordinator_args(with(common, {"--save", ts_test::tmp_dir() + "/resume_dir_straight.ckpt"})));
@@ -220,10 +222,10 @@ TEST_CASE("a coordinator killed at a random step and resumed from its checkpoint
   CHECK_THAT(second.err(), Catch::Contains("resuming from " + dir));
   const ts::TrainingState resumed = load(store.list()[0]);
   const ts::TrainingState unbroken = load(ts_test::tmp_dir() + "/resume_dir_straight.ckpt");
-  CHECK(resumed.step == 60);
+  CHECK(resumed.step == 160);
   CHECK(resumed.params == unbroken.params);  // same P and T: bit for bit
   REQUIRE(resumed.optimizer);
-  CHECK(resumed.optimizer->iterations == 60);
+  CHECK(resumed.optimizer->iterations == 160);
 }
 
 TEST_CASE("a damaged newest checkpoint is named and skipped, and resume takes the one before it",
