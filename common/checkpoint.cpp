@@ -213,6 +213,7 @@ void save_checkpoint(const std::string& path, const NetworkSpec& net, const Trai
     export_optimizer_state(*state.optimizer, net, ckpt.mutable_optimizer());
   }
   ckpt.set_config_json(state.config_json);
+  ckpt.set_lineage(state.lineage);
 
   // crc32 is the CRC-32 of the message serialized with crc32 = 0 (field absent).
   std::string bytes;
@@ -225,6 +226,14 @@ void save_checkpoint(const std::string& path, const NetworkSpec& net, const Trai
     throw CheckpointError("cannot save checkpoint " + path + ": serialization failed");
   }
   write_atomically(path, bytes);
+}
+
+CheckpointLabel read_checkpoint_label(const std::string& path) {
+  const std::string bytes = read_file(path);
+  threadsplit::Checkpoint ckpt;
+  if (bytes.empty() || !ckpt.ParseFromString(bytes))
+    throw CheckpointError("cannot read checkpoint " + path + ": not a threadsplit checkpoint, or truncated");
+  return CheckpointLabel{ckpt.model(), ckpt.step(), ckpt.lineage()};
 }
 
 TrainingState load_checkpoint(const std::string& path, const NetworkSpec& expect) {
@@ -270,6 +279,7 @@ TrainingState load_checkpoint(const std::string& path, const NetworkSpec& expect
   state.step_in_epoch = ckpt.step_in_epoch();
   state.seed = ckpt.seed();
   state.config_json = ckpt.config_json();
+  state.lineage = ckpt.lineage();
   state.params.resize(expect.num_params);
   std::vector<WantedTensor> wanted;
   for (const ParamSpec& p : expect.params) {

@@ -37,6 +37,9 @@ struct TrainingState {
   std::vector<float> params;   // the flat buffer, NetworkSpec::num_params floats
   std::optional<OptimizerSnapshot> optimizer;  // absent when the checkpoint has none
   std::string config_json;
+  // The run this state belongs to: drawn by a fresh run, kept by --resume; a checkpoint
+  // store rotates only its own lineage's files. Empty in files written before lineages.
+  std::string lineage;
 };
 
 // Writes `state` to `path` atomically: "<path>.tmp.<pid>" is written, flushed and fsynced,
@@ -55,6 +58,15 @@ void save_checkpoint(const std::string& path, const NetworkSpec& net, const Trai
 //   auto opt = make_optimizer(config, net.num_params);
 //   if (state.optimizer) opt->restore(*state.optimizer);
 TrainingState load_checkpoint(const std::string& path, const NetworkSpec& expect);
+
+// What a checkpoint file says about itself, read without checking it against a network:
+// enough to tell whose it is. Throws CheckpointError when the file cannot be read or parsed.
+struct CheckpointLabel {
+  std::string model;
+  int64_t step = 0;
+  std::string lineage;
+};
+CheckpointLabel read_checkpoint_label(const std::string& path);
 
 // CRC-32 (IEEE 802.3, zlib's crc32()) of a serialized checkpoint: the value its crc32 field
 // holds, computed over the message serialized with that field absent.

@@ -237,7 +237,10 @@ struct Outcome {
 // Trains, tests, writes the final checkpoints (failed runs too), then lets the workers go.
 Outcome train(Prepared& p, TrainingRun& run, Server& sv, Membership& members) {
   const RunOptions& o = p.setup.options;
-  if (p.store) schedule_checkpoints(run, p.setup, *p.store);
+  if (p.store) {
+    if (p.replace_other_checkpoints) p.store->replace_others_after_next_save();
+    schedule_checkpoints(run, p.setup, *p.store);
+  }
   ProgressDisplay progress(o.progress == "on" || (o.progress == "auto" && isatty(STDOUT_FILENO)));
   Outcome out;
   try {
@@ -266,8 +269,11 @@ int write_outputs(const RunSetup& s, const TrainingRun& run, const Server& sv, c
                 (long long)out.test->samples, out.test->seconds);
   int64_t samples = 0;
   for (const auto& e : run.epochs()) samples += e.samples;
-  std::printf("trained %lld steps in %.1f s (%.0f img/s); wall %.1f s\n", (long long)run.step(),
-              run.train_seconds(), run.train_seconds() > 0 ? double(samples) / run.train_seconds() : 0.0,
+  const std::string resumed = run.step() != run.steps_this_run()
+                                  ? " (the run is at step " + std::to_string(run.step()) + ")" : "";
+  std::printf("trained %lld steps in %.1f s (%.0f img/s)%s; wall %.1f s\n",
+              (long long)run.steps_this_run(), run.train_seconds(),
+              run.train_seconds() > 0 ? double(samples) / run.train_seconds() : 0.0, resumed.c_str(),
               now_seconds() - start);
   int rc = !out.error.empty() || !out.saved ? 1 : 0;
   if (o.warmup_steps > 0) {
@@ -320,8 +326,13 @@ int run(const RunOptions& o) {
   const double start = now_seconds();
   Prepared p = prepare(o);
   if (p.nothing_left) {
-    std::printf("threadsplit: the checkpoint resumed from is at step %lld, --steps %lld are done: "
-                "nothing left to train\n", (long long)p.step, (long long)o.steps);
+    if (o.steps > 0 && p.step >= o.steps)
+      std::printf("threadsplit: the checkpoint resumed from is at step %lld, --steps %lld are done: "
+                  "nothing left to train\n", (long long)p.step, (long long)o.steps);
+    else
+      std::printf("threadsplit: the checkpoint resumed from is at step %lld, the end of epoch %lld of "
+                  "--epochs %d: nothing left to train (raise --epochs to train on)\n",
+                  (long long)p.step, (long long)p.epoch, o.epochs);
     return 0;
   }
   const RunSetup& s = p.setup;

@@ -5,6 +5,18 @@
 
 namespace ts {
 
+namespace {
+
+// --checkpoint-overwrite: the other run's files go once this run's first one is written.
+void announce_removed(CheckpointStore& store) {
+  const std::vector<std::string> removed = store.take_removed();
+  if (removed.empty()) return;
+  std::printf("threadsplit: --checkpoint-overwrite: deleted %zu checkpoint(s) of another run from %s\n",
+              removed.size(), store.dir().c_str());
+}
+
+}  // namespace
+
 TrainingState snapshot_state(const RunSetup& setup, const TrainingRun& run) {
   TrainingState st;
   st.model = setup.options.model;
@@ -14,6 +26,7 @@ TrainingState snapshot_state(const RunSetup& setup, const TrainingRun& run) {
   st.seed = setup.options.seed;
   st.params = run.params();
   st.config_json = setup.config_json;
+  st.lineage = setup.lineage;
   return st;
 }
 
@@ -28,6 +41,7 @@ void schedule_checkpoints(TrainingRun& run, const RunSetup& setup, CheckpointSto
     try {
       const std::string path = store.save(setup.net, snapshot_state(setup, run), &run.optimizer());
       std::printf("threadsplit: checkpoint %s (step %lld)\n", path.c_str(), (long long)run.step());
+      announce_removed(store);
       std::fflush(stdout);
     } catch (const std::exception& e) {
       throw RunAborted(std::string(e.what()) + " (--checkpoint-dir must stay writable)");
@@ -45,6 +59,7 @@ bool write_final_checkpoints(const RunSetup& setup, const TrainingRun& run, Chec
       const std::string written = rotate ? store->save(setup.net, st, &run.optimizer()) : path;
       if (!rotate) save_checkpoint(path, setup.net, st, &run.optimizer());
       std::printf("saved %s (step %lld%s)\n", written.c_str(), (long long)st.step, note);
+      if (rotate) announce_removed(*store);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "threadsplit: %s\n", e.what());
       ok = false;

@@ -80,7 +80,8 @@ std::unique_ptr<CLI::App> run_options_app(RunOptions& o, const std::string& prog
   a.add_option("--model", o.model, "the network (common/network.h)")->type_name("seed_cnn|tf_tutorial_cnn")->capture_default_str();
   a.add_flag_callback("--no-shuffle", [&o] { o.shuffle = false; },
                       "visit the training records in file order");
-  a.add_option("--steps", o.steps, "stop after N global steps; 0: all epochs")
+  a.add_option("--steps", o.steps, "stop after N global steps (with --init: N more than the "
+               "checkpoint's; with --resume: N from step 0); 0: no step limit, train all --epochs")
       ->type_name("N")->transform(at_least(0, kInt64Max))->capture_default_str();
   a.add_option("--eval-every", o.eval_every,
                "validate every N epochs and after the last, test at the end; 0: no evaluation at all")
@@ -93,7 +94,8 @@ std::unique_ptr<CLI::App> run_options_app(RunOptions& o, const std::string& prog
   cli::group(a, "Files");
   a.add_option("--data", o.data, "CIFAR-10 binary version (cifar-10-batches-bin); required")
       ->type_name("DIR");
-  a.add_option("--init", o.init, "start from this checkpoint (parameters, optimizer, position)")
+  a.add_option("--init", o.init, "start a new run from this checkpoint: its parameters, its "
+               "optimizer state when the optimizer is the same, its position when the epoch plan is")
       ->type_name("CKPT");
   a.add_option("--save", o.save, "write a checkpoint at the end (and when a run aborts)")
       ->type_name("CKPT");
@@ -141,8 +143,12 @@ std::unique_ptr<CLI::App> run_options_app(RunOptions& o, const std::string& prog
   a.add_option("--checkpoint-keep", o.checkpoint_keep, "keep the newest N")
       ->type_name("N")->transform(at_least(1))->capture_default_str();
   a.add_flag("--resume", o.resume,
-             "continue from the newest valid checkpoint in --checkpoint-dir; --steps then counts "
-             "from step 0, as in the interrupted run");
+             "continue the run whose checkpoints are in --checkpoint-dir from its newest valid one, "
+             "with the same settings (a change to one that alters the math is refused: use --init); "
+             "--steps then counts from step 0, as in the interrupted run");
+  a.add_flag("--checkpoint-overwrite", o.checkpoint_overwrite,
+             "let a fresh run use a --checkpoint-dir that holds another run's checkpoints: they are "
+             "deleted once this run has written its first one");
 
   cli::group(a, "Measuring");
   a.add_option("--warmup-steps", o.warmup_steps, "leave the first N steps out of the report's timed figures")
@@ -212,6 +218,11 @@ void validate_options(const RunOptions& o) {
     throw UsageError("--checkpoint-every needs --checkpoint-dir DIR");
   if (o.resume && o.checkpoint_dir.empty()) throw UsageError("--resume needs --checkpoint-dir DIR");
   if (o.resume && !o.init.empty()) throw UsageError("--resume and --init both name a starting point: give one");
+  if (o.checkpoint_overwrite && o.checkpoint_dir.empty())
+    throw UsageError("--checkpoint-overwrite needs --checkpoint-dir DIR");
+  if (o.checkpoint_overwrite && o.resume)
+    throw UsageError("--checkpoint-overwrite is for a fresh run; --resume continues the run already in "
+                     "--checkpoint-dir: give one");
   if (o.tls_cert.empty() != o.tls_key.empty())
     throw UsageError("--tls-cert and --tls-key go together");
   if (!o.tls_ca.empty() && o.tls_cert.empty())

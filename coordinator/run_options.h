@@ -64,6 +64,7 @@ struct RunOptions {
   std::string checkpoint_every;   // "K" steps or "Ne" epochs; empty: only at the end / on abort
   int checkpoint_keep = 3;        // newest checkpoints kept in checkpoint_dir
   bool resume = false;            // continue from the newest valid checkpoint in checkpoint_dir
+  bool checkpoint_overwrite = false;  // a fresh run may replace another run's checkpoints there
   std::string tls_cert, tls_key, tls_ca;  // PEM files: serve TLS; with a CA, require client certs
 
   // Measurement (coordinator/step_timing.h, coordinator/sweep/autotune.h).

@@ -134,6 +134,7 @@ void write_run_report(const std::string& path, const ReportInputs& in) {
   ordered_json j;
   j["run_id"] = s.run_id;
   j["status"] = in.status;
+  j["lineage"] = s.lineage;
   if (!in.error.empty()) j["error"] = in.error;
   j["config"] = config(s);
 

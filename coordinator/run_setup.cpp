@@ -11,6 +11,7 @@
 
 #include "atomic_file.h"
 #include "checkpoint.h"
+#include "resume_checks.h"
 #include "run_report.h"
 #include "user_error.h"
 
@@ -105,6 +106,44 @@ void resolve_split(RunSetup& s) {
 }
 
 
+// A fresh run must not write into another run's checkpoints: its rotation would keep the
+// other run's newer files and a later --resume would continue the wrong run.
+void check_fresh_directory(const CheckpointStore& store, bool overwrite, bool* replace) {
+  const auto found = store.survey();
+  if (found.empty()) return;
+  if (overwrite) {
+    std::fprintf(stderr, "threadsplit: --checkpoint-overwrite: the %zu checkpoint(s) in %s (newest %s) "
+                 "will be deleted once this run has written its first checkpoint\n",
+                 found.size(), store.dir().c_str(), found.front().path.c_str());
+    *replace = true;
+    return;
+  }
+  throw UserError("--checkpoint-dir " + store.dir() + " already holds " + std::to_string(found.size()) +
+                  " checkpoint(s) of another run (newest " + found.front().path +
+                  (found.front().lineage ? ", " + describe_lineage(*found.front().lineage) : "") +
+                  "): continue that run with --resume, use another directory, or replace them with "
+                  "--checkpoint-overwrite");
+}
+
+// --resume continues a run only under the settings it was trained with.
+void check_same_math(const std::string& start_from, const TrainingState& st, const std::string& given) {
+  const auto changes = math_changes(st.config_json, given);
+  if (!changes) {
+    std::fprintf(stderr, "threadsplit: note: %s records no settings: they cannot be compared with this "
+                 "run's\n", start_from.c_str());
+    return;
+  }
+  if (!changes->empty())
+    throw UserError(start_from + " was trained with other settings that change the math (" +
+                    describe_changes(*changes) + "): resume with the flags of the interrupted run, or "
+                    "start a new run from its parameters with --init CKPT");
+}
+
+int steps_per_epoch(const RunSetup& s) {
+  return plan_epoch(s.options.seed, 0, s.split.train_begin, s.split.train_end, s.options.shuffle,
+                    s.global_batch).steps();
+}
+
 }  // namespace
 
 Prepared prepare(const RunOptions& o) {
@@ -138,8 +177,13 @@ Prepared prepare(const RunOptions& o) {
 
   p.params.resize(s.net.num_params);
   p.optimizer = make_optimizer(s.optimizer, s.net.num_params);
+  s.run_id = random_hex(6);
+  s.lineage = s.run_id;
+  // This run's settings as the report and the checkpoints record them; --resume compares.
+  const std::string given_config = config_json(s);
   if (!o.checkpoint_dir.empty()) {
     p.store.emplace(o.checkpoint_dir, o.checkpoint_keep);
+    if (!o.resume) check_fresh_directory(*p.store, o.checkpoint_overwrite, &p.replace_other_checkpoints);
   }
   std::string start_from = o.init.empty() ? "" : "--init " + o.init;
   std::optional<TrainingState> start;
@@ -154,37 +198,74 @@ Prepared prepare(const RunOptions& o) {
       if (start->seed != o.seed)
         throw UserError(start_from + " was trained with --seed " + std::to_string(start->seed) +
                         ": resume with the flags of the interrupted run");
-      std::fprintf(stderr, "threadsplit: resuming from %s (step %lld)\n", newest->path.c_str(),
-                   (long long)start->step);
-      if (o.steps > 0) {
-        // --steps counts from step 0, as in the run that was interrupted.
-        s.options.steps = o.steps - start->step;
-        p.nothing_left = s.options.steps <= 0;
-      }
+      check_same_math(start_from, *start, given_config);
+      s.lineage = start->lineage;
+      std::fprintf(stderr, "threadsplit: resuming from %s (step %lld, %s)\n", newest->path.c_str(),
+                   (long long)start->step, describe_lineage(start->lineage).c_str());
+    } else if (!p.store->list().empty()) {
+      // Starting over beside files that could not be resumed would continue nothing and mix
+      // two runs in one directory.
+      throw UserError("--resume: none of the " + std::to_string(p.store->list().size()) +
+                      " checkpoint(s) in " + o.checkpoint_dir + " can be resumed by this run (each is "
+                      "named above with why): fix the flags, or move the files away to start afresh");
     } else {
-      std::fprintf(stderr, "threadsplit: --resume: no usable checkpoint in %s; starting from step 0\n",
+      std::fprintf(stderr, "threadsplit: --resume: no checkpoint in %s yet; starting from step 0\n",
                    o.checkpoint_dir.c_str());
     }
   } else if (!o.init.empty()) {
     start = as_user_error("--init: ", [&] { return load_checkpoint(o.init, s.net); });
   }
+  if (p.store) p.store->set_lineage(s.lineage);
   if (start) {
-    const TrainingState& st = *start;
+    TrainingState& st = *start;
     p.params = st.params;
     p.step = st.step;
-    p.epoch = st.epoch;
-    p.step_in_epoch = st.step_in_epoch;
+    const int epoch_steps = steps_per_epoch(s);
+    const std::string beyond = position_problem(st.step_in_epoch, epoch_steps, s.global_batch);
+    if (o.resume) {
+      if (!beyond.empty())
+        throw UserError(start_from + ": " + beyond + ": resume with the flags of the interrupted run");
+      p.epoch = st.epoch;
+      p.step_in_epoch = st.step_in_epoch;
+    } else {
+      // --init is a new run: the position carries over only where the epoch plan is the same.
+      const auto changes = math_changes(st.config_json, given_config);
+      const bool same_plan = changes && std::none_of(changes->begin(), changes->end(), [](const SettingChange& c) {
+        return c.field == "global_batch" || c.field == "train_records" || c.field == "shuffle" ||
+               c.field == "seed";
+      });
+      if (same_plan && beyond.empty()) {
+        p.epoch = st.epoch;
+        p.step_in_epoch = st.step_in_epoch;
+      } else {
+        p.epoch = st.epoch + (st.step_in_epoch > 0 ? 1 : 0);
+        p.step_in_epoch = 0;
+        std::fprintf(stderr, "threadsplit: note: %s was trained with another epoch plan (%s): this run "
+                     "starts at the beginning of epoch %lld\n", start_from.c_str(),
+                     changes ? describe_changes(*changes).c_str() : "its settings are not recorded",
+                     (long long)p.epoch + 1);
+      }
+    }
     if (st.optimizer) {
-      try {
-        p.optimizer->restore(*st.optimizer);
-      } catch (const std::invalid_argument& e) {
-        throw UserError(start_from + ": its optimizer state does not fit this run (" +
-                        e.what() + ")");
+      if (!o.resume && st.optimizer->config.kind != s.optimizer.kind) {
+        std::fprintf(stderr, "threadsplit: note: %s holds %s state; this run's %s starts from fresh state\n",
+                     start_from.c_str(), st.optimizer->config.kind.c_str(), s.optimizer.kind.c_str());
+      } else {
+        try {
+          p.optimizer->restore(*st.optimizer);
+        } catch (const std::invalid_argument& e) {
+          throw UserError(start_from + ": its optimizer state does not fit this run (" + e.what() + ")");
+        }
       }
     }
     if (st.seed != o.seed && !o.resume)
       std::fprintf(stderr, "threadsplit: note: --init was trained with seed %llu, this run uses %llu\n",
                    (unsigned long long)st.seed, (unsigned long long)o.seed);
+    if (o.resume) {
+      // --steps counts from step 0, as in the run that was interrupted.
+      if (o.steps > 0) s.options.steps = o.steps - st.step;
+      p.nothing_left = (o.steps > 0 && s.options.steps <= 0) || p.epoch >= o.epochs;
+    }
   } else {
     glorot_uniform_init(s.net, o.seed, p.params.data());
   }
@@ -198,7 +279,6 @@ Prepared prepare(const RunOptions& o) {
   } else {
     s.token = random_hex(16);
   }
-  s.run_id = random_hex(6);
   s.config_json = config_json(s);
   return p;
 }

@@ -34,6 +34,7 @@ struct RunSetup {
   std::string data_dir;               // absolute
   bool synthetic_data = false;
   std::string run_id;
+  std::string lineage;                // of its checkpoints: this run's id, or the resumed run's
   std::string token;
   std::string config_json;            // for checkpoints and the report
 };
@@ -46,7 +47,8 @@ struct Prepared {
   int64_t step = 0, epoch = 0, step_in_epoch = 0;
   std::string worker_bin;
   std::optional<CheckpointStore> store;  // --checkpoint-dir
-  bool nothing_left = false;             // --resume found the run already at --steps
+  bool nothing_left = false;             // --resume found the run already at --steps or --epochs
+  bool replace_other_checkpoints = false;  // --checkpoint-overwrite, and there were some
 };
 
 // Throws UserError (one sentence: what is wrong and what to do) for anything that cannot

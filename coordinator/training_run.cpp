@@ -107,6 +107,11 @@ void TrainingRun::run_epoch(ProgressDisplay& progress) {
   }
   const EpochPlan& plan = collective_.plan();
   const int last = collective_.dealt_end();
+  // prepare() refuses a saved position beyond the plan; were one to get here, stop rather
+  // than print empty epochs forever.
+  if (first >= last)
+    throw RunAborted("no step left to train at position " + std::to_string(first) + " of epoch " +
+                     std::to_string(epoch_ + 1) + " (" + std::to_string(plan.steps()) + " steps)");
 
   EpochRecord rec;
   rec.epoch = epoch_ + 1;

@@ -86,6 +86,7 @@ class TrainingRun {
   const std::vector<float>& params() const { return params_; }
   const Optimizer& optimizer() const { return *optimizer_; }
   int64_t step() const { return step_; }
+  int64_t steps_this_run() const { return steps_this_run_; }
   int64_t epochs_done() const { return epoch_; }
   int64_t step_in_epoch() const { return step_in_epoch_; }
   const std::vector<EpochRecord>& epochs() const { return epochs_; }

@@ -4,6 +4,7 @@
 #   scripts/fault_campaign.sh [RUNS] [KIND...]      (default 20 runs of every kind)
 # Kinds: kill9-abort kill9-continue sigstop-continue sigstop-abort coordinator-kill
 #        interrupt-resume corrupt-checkpoint wrong-token malformed
+#        rerun-same-dir resume-changed-flags
 # BUILD_DIR (default build/) must hold a built tree; DATA a CIFAR-10 directory (default:
 # ../shared/data/cifar-10-batches-bin, else synthetic data generated into the work dir).
 # Writes one line per run to $WORK/results.tsv and the summary to stdout.
@@ -19,7 +20,8 @@ RUNS="${1:-20}"
 shift || true
 KINDS=("$@")
 [ ${#KINDS[@]} -gt 0 ] || KINDS=(kill9-abort kill9-continue sigstop-continue sigstop-abort
-                                coordinator-kill interrupt-resume corrupt-checkpoint wrong-token malformed)
+                                coordinator-kill interrupt-resume corrupt-checkpoint wrong-token malformed
+                                rerun-same-dir resume-changed-flags)
 COORD="$BUILD_DIR/coordinator/threadsplit"
 WORKER="$BUILD_DIR/worker/threadsplit_worker"
 ROGUE="$BUILD_DIR/tests/rogue_worker"
@@ -182,6 +184,59 @@ run_corrupt_checkpoint() {
   record corrupt-checkpoint "$n" $ok - "$note"
 }
 
+checksums() { (cd "$1" && md5sum step-*.ckpt 2>/dev/null); }
+
+# A fresh run pointed at another run's directory: refused, not a byte changed; --resume then
+# continues the first run (or says nothing is left) and ends at the later of the two steps.
+run_rerun_same_dir() {
+  local n=$1 dir="$WORK/rerun-$1"
+  rm -rf "$dir"
+  local a=$((20 + RANDOM % 41)) b=$((10 + RANDOM % 61))
+  local flags=(--procs 1 --threads 1 --seed 4 --checkpoint-dir "$dir" --checkpoint-every 10)
+  "${BASE[@]}" "${flags[@]}" --steps $a >"$WORK/rerun-$n-a.out" 2>&1 || { record rerun-same-dir "$n" 0 - "first run failed"; return; }
+  local before; before=$(checksums "$dir")
+  local t0; t0=$(now)
+  start_coord "rerun-$n-b" "${BASE[@]}" "${flags[@]}" --steps $b
+  wait $CPID; local rc=$?
+  local detect; detect=$(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.2f", b - a}')
+  local ok=1 note="$a then $b steps"
+  [ $rc -eq 2 ] || { ok=0; note+=", fresh rerun rc $rc"; }
+  grep -q "already holds .* checkpoint(s) of another run" "$ERR" || { ok=0; note+=", no refusal"; }
+  [ "$(checksums "$dir")" = "$before" ] || { ok=0; note+=", FILES CHANGED"; }
+  start_coord "rerun-$n-c" "${BASE[@]}" "${flags[@]}" --steps $b --resume
+  wait $CPID; rc=$?
+  [ $rc -eq 0 ] || { ok=0; note+=", resume rc $rc"; }
+  local want=$(( a > b ? a : b ))
+  [ "$(ls "$dir" | tail -1)" = "$(printf 'step-%012d.ckpt' $want)" ] || { ok=0; note+=", newest $(ls "$dir" | tail -1), want step $want"; }
+  record rerun-same-dir "$n" $ok "$detect" "$note"
+}
+
+# --resume with one flag that changes the math: refused at once (no loop), files unchanged.
+run_resume_changed_flags() {
+  local n=$1 src="$WORK/changed-src" dir="$WORK/changed-$1"
+  local flags=(--procs 1 --threads 1 --seed 4 --batch 128 --checkpoint-dir)
+  if [ ! -d "$src" ]; then
+    "${BASE[@]}" "${flags[@]}" "$src" --steps 200 >"$WORK/changed-src.out" 2>&1 || { record resume-changed-flags "$n" 0 - "first run failed"; return; }
+  fi
+  rm -rf "$dir"; cp -r "$src" "$dir"
+  local changes=("--batch 256:--batch" "--lr 0.01:--lr" "--no-shuffle:--no-shuffle" "--augment flip:--augment"
+                 "--optimizer sgd:--optimizer" "--seed 5:--seed" "--model tf_tutorial_cnn:tf_tutorial_cnn")
+  local pick=${changes[$((RANDOM % ${#changes[@]}))]}
+  local change=${pick%%:*} named=${pick#*:}
+  local before; before=$(checksums "$dir")
+  local t0; t0=$(now)
+  # shellcheck disable=SC2086  # the change is one or two words
+  start_coord "changed-$n" timeout 60 "${BASE[@]}" "${flags[@]}" "$dir" --steps 400 --resume $change
+  wait $CPID; local rc=$?
+  local detect; detect=$(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.2f", b - a}')
+  local ok=1 note="$change"
+  [ $rc -eq 2 ] || { ok=0; note+=", rc $rc"; }
+  grep -q -- "$named" "$ERR" || { ok=0; note+=", $named not named"; }
+  [ "$(checksums "$dir")" = "$before" ] || { ok=0; note+=", FILES CHANGED"; }
+  [ "$(wc -l <"$OUT")" -lt 20 ] || { ok=0; note+=", $(wc -l <"$OUT") lines of output"; }
+  record resume-changed-flags "$n" $ok "$detect" "$note"
+}
+
 run_door() {  # kind n rogue-mode expected-status
   local kind=$1 n=$2 mode=$3 want=$4
   local pf="$WORK/$kind-$n.port"; rm -f "$pf"
@@ -247,6 +302,8 @@ for kind in "${KINDS[@]}"; do
       coordinator-kill) run_coordinator_kill "$n" ;;
       interrupt-resume) reference; run_interrupt_resume "$n" ;;
       corrupt-checkpoint) run_corrupt_checkpoint "$n" ;;
+      rerun-same-dir) run_rerun_same_dir "$n" ;;
+      resume-changed-flags) run_resume_changed_flags "$n" ;;
       wrong-token) run_door wrong-token "$n" bad-token 7 ;;
       malformed) run_malformed "$n" ;;
       *) echo "fault_campaign: unknown kind $kind" >&2; exit 2 ;;
