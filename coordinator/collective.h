@@ -53,6 +53,10 @@ class Collective {
   // applies) and the rest of the epoch will be re-dealt.
   void broadcast(std::shared_ptr<const threadsplit::CoordinatorMessage> m, const std::string& during);
 
+  // A rank came back (Membership::readmit, --respawn): the next gather re-deals the rest of
+  // the epoch among the live ranks including it.
+  void readmitted() { redeal_due_ = true; }
+
   // Shutdown to every live rank, then their Goodbyes (into Membership's records), for at most
   // `timeout_s`. A stream that ends instead counts as done; nothing is lost here.
   void shutdown(bool failed, const std::string& reason, double timeout_s);

@@ -22,6 +22,7 @@
 #include "membership.h"
 #include "process_facts.h"
 #include "progress_display.h"
+#include "respawner.h"
 #include "run_checkpoints.h"
 #include "run_options.h"
 #include "run_report.h"
@@ -186,20 +187,44 @@ Server start_server(const Prepared& p) {
   return sv;
 }
 
+// How local worker r is started: its binary, cores, threads and environment (token, rank,
+// run id, TLS). The same for its first start and a --respawn.
+WorkerLaunch launch_for(const Prepared& p, const Server& sv, int r) {
+  const RunSetup& s = p.setup;
+  WorkerLaunch l;
+  l.program = p.worker_bin;
+  l.args = {"--coordinator", sv.connect_host + ":" + std::to_string(sv.port)};
+  l.cores = s.worker_cores[size_t(r)];
+  l.omp_threads = s.threads;
+  l.extra_env = {"THREADSPLIT_TOKEN=" + s.token, "THREADSPLIT_RANK=" + std::to_string(r),
+                 "THREADSPLIT_RUN_ID=" + s.run_id};
+  for (const auto& e : worker_tls_environment(s.options)) l.extra_env.push_back(e);
+  return l;
+}
+
+// --respawn: the real hooks, with the Welcome of a rank joining now (the current parameters
+// and step instead of the starting ones).
+Respawner::Hooks respawn_hooks(const Prepared& p, Server& sv, const TrainingRun& run) {
+  std::vector<WorkerLaunch> launches;
+  for (int r = 0; r < int(p.setup.worker_cores.size()); ++r) launches.push_back(launch_for(p, sv, r));
+  auto first = admission_for(p).welcome;
+  auto welcome = [first, &run](int rank) {
+    threadsplit::Welcome w = first(rank);
+    w.set_step(run.step());
+    w.clear_params();
+    pack_floats(run.params().data(), run.params().size(), w.mutable_params());
+    return w;
+  };
+  return local_worker_hooks(*sv.service, std::move(launches), welcome, p.setup.options.connect_timeout_s);
+}
+
 // Spawns the local workers, bound before their runtime starts, and waits for every rank to
 // join. Throws (RunAborted, std::runtime_error) when one cannot start or not all joined.
 void spawn_and_join(const Prepared& p, Server& sv, Membership& members) {
   const RunSetup& s = p.setup;
   const RunOptions& o = s.options;
   for (int r = 0; r < int(s.worker_cores.size()); ++r) {
-    WorkerLaunch l;
-    l.program = p.worker_bin;
-    l.args = {"--coordinator", sv.connect_host + ":" + std::to_string(sv.port)};
-    l.cores = s.worker_cores[size_t(r)];
-    l.omp_threads = s.threads;
-    l.extra_env = {"THREADSPLIT_TOKEN=" + s.token, "THREADSPLIT_RANK=" + std::to_string(r),
-                   "THREADSPLIT_RUN_ID=" + s.run_id};
-    for (const auto& e : worker_tls_environment(o)) l.extra_env.push_back(e);
+    const WorkerLaunch l = launch_for(p, sv, r);
     members.adopt(r, launch_worker(l), l.cores.to_string());
   }
   const int joined = sv.service->wait_for_workers(o.connect_timeout_s, [&] {
@@ -352,6 +377,11 @@ int run(const RunOptions& o) {
   const int coordinator_threads = process_thread_count();
   TrainingRun run(s, members, *sv.service, p.params, std::move(p.optimizer), p.step, p.epoch,
                   p.step_in_epoch);
+  std::optional<Respawner> respawner;
+  if (o.respawn > 0) {
+    respawner.emplace(o.respawn, members, sv.service->events(), respawn_hooks(p, sv, run));
+    run.set_respawner(&*respawner);
+  }
   const Outcome out = train(p, run, sv, members);
   return write_outputs(s, run, sv, out, coordinator_threads, start);
 }

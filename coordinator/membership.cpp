@@ -138,6 +138,18 @@ void Membership::lose(int rank, const std::string& why) {
                            " of " + std::to_string(world_size()) + " workers";
   lost_workers_.push_back(line);
   std::fprintf(stderr, "threadsplit: WORKER LOST: %s\n", line.c_str());
+  if (on_lost_) on_lost_(rank, why);
+}
+
+void Membership::readmit(int rank, pid_t pid, std::string assigned_cores, const threadsplit::Hello& hello) {
+  WorkerRecord& w = workers_[size_t(rank)];
+  w = WorkerRecord{};
+  w.rank = rank;
+  adopt(rank, pid, std::move(assigned_cores));
+  joined(rank, hello);
+  alive_[size_t(rank)] = true;
+  stopped_since_[size_t(rank)] = 0;
+  renumber();
 }
 
 void Membership::fail_run(int rank, const std::string& why) {

@@ -7,6 +7,7 @@
 #pragma once
 #include <sys/types.h>
 
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -83,6 +84,13 @@ class Membership {
   // run stops. Throws RunAborted: the worker described, then `why`.
   [[noreturn]] void fail_run(int rank, const std::string& why);
 
+  // Called after a loss the run carries on from (continue), with the rank and why: the place
+  // where --respawn learns of it (coordinator/respawner.h).
+  void on_lost(std::function<void(int rank, const std::string& why)> hook) { on_lost_ = std::move(hook); }
+  // A replacement process for a lost rank joined: the rank is alive again (renumbered), its
+  // record now that of the new process. The caller re-deals.
+  void readmit(int rank, pid_t pid, std::string assigned_cores, const threadsplit::Hello& hello);
+
   // End of the run: every local process still running gets `grace_s` to exit, then SIGKILL.
   void stop_all(double grace_s);
 
@@ -104,6 +112,7 @@ class Membership {
   int live_count_ = 0;
   std::vector<double> stopped_since_;       // spawned rank seen stopped since (0: not)
   std::vector<std::string> lost_workers_;
+  std::function<void(int, const std::string&)> on_lost_;
 };
 
 }  // namespace ts

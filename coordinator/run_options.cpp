@@ -135,6 +135,11 @@ std::unique_ptr<CLI::App> run_options_app(RunOptions& o, const std::string& prog
   a.add_option("--failure-grace", o.failure_grace_s,
                "a worker silent S seconds beyond the slowest recent step is lost")
       ->type_name("S")->transform(positive(3600))->capture_default_str();
+  a.add_option("--respawn", o.respawn,
+               "replace a lost spawned worker on its freed cores, at most N times in the run; the "
+               "replacement joins at the next step with the current parameters (needs "
+               "--on-worker-failure continue; not with --external-workers)")
+      ->type_name("N")->transform(at_least(0))->capture_default_str();
   a.add_option("--checkpoint-dir", o.checkpoint_dir,
                "write rotated checkpoints here (and the abort checkpoint)")
       ->type_name("DIR");
@@ -180,6 +185,17 @@ RunOptions parse_run_options(int argc, char** argv, int first) {
 std::string usage_text(const char* program) {
   RunOptions defaults;
   return run_options_app(defaults, program)->help();
+}
+
+// --respawn replaces processes this coordinator started, under the continue policy only.
+static void validate_respawn(const RunOptions& o) {
+  if (o.respawn == 0) return;
+  if (o.on_worker_failure != "continue")
+    throw UsageError("--respawn " + std::to_string(o.respawn) + " needs --on-worker-failure continue "
+                     "(under abort a lost worker ends the run, so there is nothing to replace)");
+  if (o.external_workers > 0)
+    throw UsageError("--respawn replaces workers this coordinator spawned; hand-started workers "
+                     "(--external-workers) cannot be restarted by it: drop one of the two");
 }
 
 void validate_options(const RunOptions& o) {
@@ -233,6 +249,7 @@ void validate_options(const RunOptions& o) {
   if (o.autotune && (o.procs > 0 || o.threads > 0 || o.external_workers > 0))
     throw UsageError("--autotune chooses the split itself: give neither --procs, --threads nor "
                      "--external-workers with it");
+  validate_respawn(o);
   if (o.data.empty()) throw UsageError("--data DIR is required (the CIFAR-10 binary version; "
                                        "scripts/train.sh finds or fetches it)");
 }

@@ -18,6 +18,24 @@ namespace {
 
 using nlohmann::ordered_json;
 
+// Lost workers replaced (--respawn), one object each.
+ordered_json respawn_records(const TrainingRun* run) {
+  ordered_json a = ordered_json::array();
+  if (!run) return a;
+  for (const RespawnRecord& r : run->respawns()) {
+    ordered_json o;
+    o["rank"] = r.rank;
+    o["old_pid"] = r.old_pid;
+    o["new_pid"] = r.new_pid;
+    o["step"] = r.step;
+    o["old_exit"] = r.old_exit;
+    o["why"] = r.why;
+    o["outcome"] = r.outcome;
+    a.push_back(o);
+  }
+  return a;
+}
+
 ordered_json config(const RunSetup& s) {
   const RunOptions& o = s.options;
   ordered_json c;
@@ -26,6 +44,7 @@ ordered_json config(const RunSetup& s) {
   c["threads"] = s.threads;
   c["cores"] = s.cores.to_string();
   c["external_workers"] = o.external_workers;
+  c["respawn"] = o.respawn;
   c["epochs"] = o.epochs;
   c["global_batch"] = s.global_batch;
   c["batch_per_worker"] = o.batch_per_worker;
@@ -212,6 +231,7 @@ void write_run_report(const std::string& path, const ReportInputs& in) {
   j["refused_workers"] = in.refusals;
   // Workers lost and carried on without (--on-worker-failure continue), one line each.
   j["lost_workers"] = in.run ? ordered_json(in.run->lost_workers()) : ordered_json::array();
+  j["respawns"] = respawn_records(in.run);
 
   try {
     write_file_atomically(path, json_text(j) + "\n");

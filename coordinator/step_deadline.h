@@ -22,6 +22,8 @@ class StepDeadline {
   // timed (primitive creation, loader warm-up); cap_s: never more than this (--step-timeout).
   StepDeadline(double grace_s, double first_s, double cap_s);
   void record(double step_seconds);
+  // The next step gets the first step's allowance again (a worker just joined: --respawn).
+  void forget() { recent_.clear(); }
   double seconds() const;
   double slowest_recent() const;
 

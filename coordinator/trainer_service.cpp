@@ -101,7 +101,8 @@ void WorkerLink::release() {
 TrainerService::TrainerService(Admission admission)
     : admission_(std::move(admission)),
       events_([this](double deadline_s) { return pump(deadline_s); }),
-      links_(size_t(admission_.world_size)) {}
+      links_(size_t(admission_.world_size)),
+      rejoin_(size_t(admission_.world_size)) {}
 
 TrainerService::~TrainerService() {
   if (cq_ && !stopped_) {
@@ -175,7 +176,7 @@ void TrainerService::on_completion(Session* s, Op op, bool ok) {
           e.why = s->goodbye ? "it closed its stream"
                              : "its stream ended without a Goodbye: the process is gone or its "
                                "connection was lost";
-          if (!s->cancelled) events_.push(std::move(e));  // a release we asked for is no news
+          if (!s->cancelled && !superseded(s)) events_.push(std::move(e));  // a release we asked for is no news
         } else {
           finish(s, grpc::Status(grpc::StatusCode::CANCELLED, "no Hello"));
         }
@@ -251,8 +252,11 @@ std::string TrainerService::check_hello(const threadsplit::Hello& h, int* rank) 
       return "all " + std::to_string(admission_.world_size) + " ranks are taken";
   } else if (r < 0 || r >= admission_.world_size) {
     return "rank " + std::to_string(r) + " is outside 0.." + std::to_string(admission_.world_size - 1);
-  } else if (links_[size_t(r)]) {
+  } else if (links_[size_t(r)] && !rejoin_[size_t(r)]) {
     return "rank " + std::to_string(r) + " has already joined";
+  } else if (rejoin_[size_t(r)]) {
+    const std::string bad = check_rejoin(h, r);
+    if (!bad.empty()) return bad;
   }
   *rank = r;
   return "";
@@ -277,7 +281,7 @@ void TrainerService::on_hello(Session* s) {
   links_[size_t(rank)] = s->link;
   // The Welcome goes first; a worker that cannot take it shows up as a closed stream.
   CoordinatorMessage m;
-  *m.mutable_welcome() = admission_.welcome(rank);
+  *m.mutable_welcome() = welcome_for(rank);
   s->link->send(m);
   read_next(s);
 }
@@ -286,6 +290,7 @@ void TrainerService::on_message(Session* s) {
   // The wire is untrusted: a message that fails the checks ends this worker's stream with a
   // status saying why (once the run releases it); the training loop applies
   // --on-worker-failure to the rank (or stops the run, for a non-finite gradient).
+  if (superseded(s)) return;  // a replaced process's: dropped, and nothing more is read
   bool nonfinite = false;
   const std::string bad = check_worker_message(s->in, admission_.limits, &nonfinite);
   WorkerEvent e;
@@ -339,6 +344,49 @@ void TrainerService::release(int rank) {
 }
 
 std::shared_ptr<WorkerLink> TrainerService::link(int rank) { return links_[size_t(rank)]; }
+
+// ---- Rejoining (--respawn) ---------------------------------------------------------------
+
+void TrainerService::expect_rejoin(int rank, int64_t pid, threadsplit::Welcome welcome) {
+  rejoin_[size_t(rank)] = Rejoin{pid, std::move(welcome)};
+}
+
+std::string TrainerService::check_rejoin(const threadsplit::Hello& h, int rank) const {
+  const Rejoin& j = *rejoin_[size_t(rank)];
+  if (h.binding().pid() != j.pid)
+    return "rank " + std::to_string(rank) + " is being replaced by pid " + std::to_string(j.pid) +
+           ", not by pid " + std::to_string(h.binding().pid());
+  return "";
+}
+
+threadsplit::Welcome TrainerService::welcome_for(int rank) {
+  std::optional<Rejoin>& j = rejoin_[size_t(rank)];
+  if (!j) return admission_.welcome(rank);
+  threadsplit::Welcome w = std::move(j->welcome);
+  j.reset();  // admitted: the next Hello for this rank is refused as usual
+  return w;
+}
+
+bool TrainerService::superseded(const Session* s) const {
+  return s->link && links_[size_t(s->link->rank())] != s->link;
+}
+
+std::shared_ptr<WorkerLink> TrainerService::wait_for_rejoin(int rank, double timeout_s,
+                                                            const std::function<bool()>& gave_up) {
+  const std::shared_ptr<WorkerLink> old = links_[size_t(rank)];
+  const double until = now_seconds() + timeout_s;
+  double next_poll = now_seconds() + 0.1;
+  while (links_[size_t(rank)] == old && now_seconds() < until) {
+    pump(std::min(until, next_poll));
+    if (now_seconds() >= next_poll) {
+      if (links_[size_t(rank)] == old && gave_up()) break;
+      next_poll = now_seconds() + 0.1;
+    }
+  }
+  if (links_[size_t(rank)] != old) return links_[size_t(rank)];
+  rejoin_[size_t(rank)].reset();
+  return nullptr;
+}
 
 void TrainerService::close_and_release_all() {
   closed_ = true;

@@ -89,6 +89,16 @@ class TrainerService : public WorkerTransport {
   // The link of a rank; null before it joined.
   std::shared_ptr<WorkerLink> link(int rank);
 
+  // Rejoining (--respawn, coordinator/respawner.h): the next Hello for `rank`, whose link was
+  // released, is admitted (the same checks as a first Hello, and it must come from `pid`) and
+  // answered with `welcome` instead of the run's first Welcome. The old process's session
+  // sends nothing more into the queue once the new one joined.
+  void expect_rejoin(int rank, int64_t pid, threadsplit::Welcome welcome);
+  // Polls until that Hello came (its new link), timeout_s passed or `gave_up` says so (the
+  // process exited); a rank that did not rejoin is no longer expected.
+  std::shared_ptr<WorkerLink> wait_for_rejoin(int rank, double timeout_s,
+                                              const std::function<bool()>& gave_up);
+
   // No more joins (later Hellos are refused); release every link and let the sessions end
   // (bounded: a second at most).
   void close_and_release_all();
@@ -116,6 +126,11 @@ class TrainerService : public WorkerTransport {
   void delete_if_done(Session* s);
   void refuse(Session* s, const std::string& line, grpc::Status status);
   std::string check_hello(const threadsplit::Hello& h, int* rank);
+  // For a rank expected to rejoin: "" to admit it, else why not. Null welcome: not expected.
+  std::string check_rejoin(const threadsplit::Hello& h, int rank) const;
+  threadsplit::Welcome welcome_for(int rank);
+  // The session is an old process's, its rank taken over by a rejoined one.
+  bool superseded(const Session* s) const;
 
   const Admission admission_;
   threadsplit::Trainer::AsyncService async_;
@@ -124,6 +139,11 @@ class TrainerService : public WorkerTransport {
   std::set<Session*> sessions_;
   std::vector<std::shared_ptr<WorkerLink>> links_;  // by rank
   std::vector<std::string> refusals_;
+  struct Rejoin {
+    int64_t pid = 0;
+    threadsplit::Welcome welcome;
+  };
+  std::vector<std::optional<Rejoin>> rejoin_;       // by rank: expected to rejoin
   bool closed_ = false;          // no more joins
   bool stopped_ = false;         // the server is shut down: accept nothing, post nothing
   int refused_messages_ = 0;

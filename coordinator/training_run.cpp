@@ -56,6 +56,7 @@ void TrainingRun::run_step(const EpochPlan& plan, int s, EpochRecord& rec) {
   timing.start_s = now_seconds();
   timing.workers.resize(size_t(setup_.world_size));
   const Stopwatch wait;
+  if (respawner_ && respawner_->due()) bring_back_lost();
 
   // Gather: every live worker's result of this step (re-dealt if a worker is lost).
   const std::vector<WorkerMessage>& results = collective_.gather_step(step_, s, &arrived_s_);
@@ -93,6 +94,17 @@ void TrainingRun::run_step(const EpochPlan& plan, int s, EpochRecord& rec) {
   timing.end_s = now_seconds();
   timing.samples = int64_t(batch);
   step_timings_.push_back(std::move(timing));
+}
+
+void TrainingRun::bring_back_lost() {
+  if (!respawner_->bring_back(step_)) return;
+  collective_.readmitted();
+  // The new process builds its primitives and fills its loader in this step.
+  deadline_.forget();
+}
+
+std::vector<RespawnRecord> TrainingRun::respawns() const {
+  return respawner_ ? respawner_->respawns() : std::vector<RespawnRecord>{};
 }
 
 void TrainingRun::run_epoch(ProgressDisplay& progress) {

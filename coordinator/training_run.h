@@ -22,6 +22,7 @@
 #include "network.h"
 #include "optimizer.h"
 #include "progress_display.h"
+#include "respawner.h"
 #include "run_options.h"
 #include "run_setup.h"
 #include "step_deadline.h"
@@ -82,6 +83,10 @@ class TrainingRun {
   void set_after_step(std::function<void(bool epoch_end)> f) { after_step_ = std::move(f); }
   // One line per worker lost and carried on without (--on-worker-failure continue).
   const std::vector<std::string>& lost_workers() const { return members_.lost_workers(); }
+  // --respawn: lost ranks are replaced at the next step boundary (coordinator/respawner.h).
+  void set_respawner(Respawner* r) { respawner_ = r; }
+  // Each replacement (none without --respawn).
+  std::vector<RespawnRecord> respawns() const;
 
   const std::vector<float>& params() const { return params_; }
   const Optimizer& optimizer() const { return *optimizer_; }
@@ -101,6 +106,8 @@ class TrainingRun {
   void run_epoch(ProgressDisplay& progress);
   // One global step: gather -> reduce -> update -> broadcast. `s` is its index in `plan`.
   void run_step(const EpochPlan& plan, int s, EpochRecord& rec);
+  // Replaces the ranks lost since the last step (--respawn) and has the step re-dealt.
+  void bring_back_lost();
   // The epoch's line: time, rate, loss, accuracy, validation, phase shares.
   std::string epoch_line(const EpochRecord& rec) const;
 
@@ -120,6 +127,7 @@ class TrainingRun {
   std::vector<double> arrived_s_;           // by rank, this step's
   std::vector<StepTiming> step_timings_;
   std::function<void(bool)> after_step_;
+  Respawner* respawner_ = nullptr;
 };
 
 }  // namespace ts

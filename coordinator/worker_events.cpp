@@ -30,4 +30,18 @@ std::optional<WorkerEvent> EventQueue::pop(double timeout_s) {
   return e;
 }
 
+int EventQueue::drop_rank(int rank) {
+  int dropped = 0;
+  for (auto it = events_.begin(); it != events_.end();) {
+    if (it->rank != rank) {
+      ++it;
+      continue;
+    }
+    (is_step(*it) ? queued_steps_ : queued_other_) -= 1;
+    it = events_.erase(it);
+    ++dropped;
+  }
+  return dropped;
+}
+
 }  // namespace ts

@@ -37,6 +37,8 @@ class EventQueue {
   std::optional<WorkerEvent> pop(double timeout_s);
   // 0 (the default) lets every event through.
   void set_step_gate(int n) { gate_ = n; }
+  // Drops every queued event of `rank` (a replaced process's leftovers); returns how many.
+  int drop_rank(int rank);
 
  private:
   bool ready() const;
