@@ -1,0 +1,209 @@
+// --respawn with real processes: a worker killed (-9) at a random step is replaced on its
+// cores and the run ends with every worker again and the parameters of an unbroken run (up to
+// summation order); a replacement killed once the budget is spent is dropped as under
+// --on-worker-failure continue; --respawn without continue is refused.
+#include <signal.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cmath>
+#include <random>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "checkpoint.h"
+#include "json_io.h"
+#include "network.h"
+#include "run_helpers.h"
+
+namespace {
+
+std::vector<pid_t> wait_for_workers(ts_test::Process& coord, size_t n) {
+  std::vector<pid_t> pids;
+  ts_test::wait_until(
+      [&] {
+        pids = ts_test::worker_pids(coord.out());
+        if (pids.size() != n) return false;
+        for (pid_t p : pids)
+          if (p <= 0) return false;
+        return true;
+      },
+      60);
+  return pids;
+}
+
+void random_pause(double lo_s, double hi_s) {
+  std::random_device rd;
+  std::uniform_real_distribution<double> u(lo_s, hi_s);
+  std::this_thread::sleep_for(std::chrono::duration<double>(u(rd)));
+}
+
+std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+// SGD with momentum, as in the continue-policy test (test_reliability.cpp).
+const std::vector<std::string> kCommon = {"--seed", "5", "--optimizer", "sgd", "--lr", "0.01",
+                                          "--momentum", "0.9", "--eval-every", "0",
+                                          "--procs", "2", "--threads", "1", "--progress", "off"};
+
+// The pids of "WORKER RESPAWNED: worker R (pid NEW, ...) replaces pid OLD" lines, in order.
+std::vector<std::pair<pid_t, pid_t>> respawned(const std::string& err) {
+  std::vector<std::pair<pid_t, pid_t>> out;
+  static const std::regex line(R"(WORKER RESPAWNED: worker \d+ \(pid (\d+)[^)]*\) replaces pid (\d+))");
+  for (auto it = std::sregex_iterator(err.begin(), err.end(), line); it != std::sregex_iterator(); ++it)
+    out.emplace_back(pid_t(std::stol((*it)[1])), pid_t(std::stol((*it)[2])));
+  return out;
+}
+
+// The largest parameter and the largest difference between two checkpoints' parameters.
+std::pair<double, double> param_gap(const std::string& a_path, const std::string& b_path, int64_t* b_step) {
+  const ts::NetworkSpec net = ts::build_network("seed_cnn");
+  const ts::TrainingState a = ts::load_checkpoint(a_path, net), b = ts::load_checkpoint(b_path, net);
+  REQUIRE(a.params.size() == b.params.size());
+  double max_abs = 0, max_diff = 0;
+  for (size_t i = 0; i < a.params.size(); ++i) {
+    max_abs = std::max(max_abs, double(std::fabs(a.params[i])));
+    max_diff = std::max(max_diff, double(std::fabs(a.params[i] - b.params[i])));
+  }
+  *b_step = b.step;
+  return {max_abs, max_diff};
+}
+
+void kill_all(const std::vector<pid_t>& pids) {
+  for (pid_t p : pids)
+    if (p > 0 && !ts_test::process_gone(p)) kill(p, SIGKILL);
+}
+
+}  // namespace
+
+TEST_CASE("respawn: a worker killed at a random step is replaced on its cores, the run ends with "
+          "every worker and the parameters of an unbroken run, the report lists it, no orphan",
+          "[integration][respawn]") {
+  const std::string dir = ts_test::tmp_dir();
+  const std::vector<std::string> common = with(kCommon, {"--steps", "100"});
+  ts_test::Process straight = ts_test::start(
+      "respawn_straight", ts_test::coordinator_args(with(common, {"--save", dir + "/respawn_straight.ckpt"})));
+  REQUIRE(ts_test::wait_exit(straight, 300) == 0);
+
+  const std::string report = dir + "/respawn_broken.json";
+  ts_test::Process coord = ts_test::start(
+      "respawn_broken",
+      ts_test::coordinator_args(with(common, {"--save", dir + "/respawn_broken.ckpt", "--report", report,
+                                              "--on-worker-failure", "continue", "--respawn", "1"})));
+  const std::vector<pid_t> pids = wait_for_workers(coord, 2);
+  REQUIRE(pids.size() == 2);
+  random_pause(0.1, 0.8);
+  kill(pids[1], SIGKILL);
+  const int rc = ts_test::wait_exit(coord, 300);
+  INFO(coord.out() << coord.err());
+  REQUIRE(rc == 0);
+  // The loss line of continue, then the replacement's.
+  CHECK_THAT(coord.err(), Catch::Contains("WORKER LOST: worker 1 (pid " + std::to_string(pids[1])));
+  const auto re = respawned(coord.err());
+  REQUIRE(re.size() == 1);
+  const pid_t fresh = re[0].first;
+  CHECK(re[0].second == pids[1]);
+  CHECK(fresh != pids[1]);
+  CHECK_THAT(coord.err(), Catch::Contains("WORKER RESPAWNED: worker 1 (pid " + std::to_string(fresh) +
+                                          ", cores 1) replaces pid " + std::to_string(pids[1]) +
+                                          ", which was killed by signal 9") &&
+                              Catch::Contains("re-dealt steps") && Catch::Contains("among 2 workers"));
+
+  const ts::JsonNode r = ts::read_json_file(report);
+  CHECK(r["totals"]["steps"].num() == 100);
+  CHECK(r["lost_workers"].size() == 1);
+  REQUIRE(r["respawns"].size() == 1);
+  const ts::JsonNode rec = r["respawns"][0];
+  CHECK(rec["rank"].num() == 1);
+  CHECK(rec["old_pid"].num() == pids[1]);
+  CHECK(rec["new_pid"].num() == fresh);
+  CHECK(rec["step"].num() > 0);
+  CHECK(rec["step"].num() < 100);
+  CHECK(rec["outcome"].str() == "rejoined");
+  CHECK_THAT(rec["old_exit"].str(), Catch::Contains("killed by signal 9"));
+  // Both ranks were in the run at its end: the replacement said Goodbye and exited cleanly.
+  REQUIRE(r["workers"].size() == 2);
+  CHECK(r["workers"][1]["pid"].num() == fresh);
+  CHECK(r["workers"][1]["assigned_cores"].str() == "1");
+  CHECK(r["workers"][1]["exit"].str() == "exited with status 0");
+  CHECK(r["workers"][0]["exit"].str() == "exited with status 0");
+
+  int64_t step = 0;
+  const auto [max_abs, max_diff] =
+      param_gap(dir + "/respawn_straight.ckpt", dir + "/respawn_broken.ckpt", &step);
+  INFO("max |p| " << max_abs << ", max |p(straight) - p(killed and respawned)| " << max_diff);
+  CHECK(step == 100);
+  CHECK(max_diff < 1e-4 * max_abs);
+  CHECK(ts_test::wait_until([&] { return ts_test::process_gone(pids[0]) && ts_test::process_gone(fresh); }, 10));
+  kill_all({pids[0], pids[1], fresh});
+}
+
+TEST_CASE("respawn: a replacement killed again once --respawn is spent is dropped as under "
+          "continue, and the run still ends with the unbroken run's parameters",
+          "[integration][respawn]") {
+  const std::string dir = ts_test::tmp_dir();
+  // 100 steps, as few as leave room for two kills: the longer one worker carries the steps
+  // alone, the further float summation order drifts (past 200 such steps, beyond 1e-4).
+  const std::vector<std::string> common = with(kCommon, {"--steps", "100"});
+  ts_test::Process straight = ts_test::start(
+      "respawn_twice_straight",
+      ts_test::coordinator_args(with(common, {"--save", dir + "/respawn_twice_straight.ckpt"})));
+  REQUIRE(ts_test::wait_exit(straight, 300) == 0);
+
+  const std::string report = dir + "/respawn_twice.json";
+  ts_test::Process coord = ts_test::start(
+      "respawn_twice",
+      ts_test::coordinator_args(with(common, {"--save", dir + "/respawn_twice.ckpt", "--report", report,
+                                              "--on-worker-failure", "continue", "--respawn", "1"})));
+  const std::vector<pid_t> pids = wait_for_workers(coord, 2);
+  REQUIRE(pids.size() == 2);
+  random_pause(0.1, 0.3);
+  kill(pids[1], SIGKILL);
+  std::vector<std::pair<pid_t, pid_t>> re;
+  ts_test::wait_until([&] { return !(re = respawned(coord.err())).empty(); }, 90);
+  REQUIRE(re.size() == 1);
+  const pid_t fresh = re[0].first;
+  random_pause(0.05, 0.2);
+  kill(fresh, SIGKILL);
+  const int rc = ts_test::wait_exit(coord, 300);
+  INFO(coord.out() << coord.err());
+  REQUIRE(rc == 0);
+  CHECK_THAT(coord.err(), Catch::Contains("WORKER LOST: worker 1 (pid " + std::to_string(fresh)) &&
+                              Catch::Contains("worker 1 is not replaced: --respawn 1 is spent"));
+  CHECK(respawned(coord.err()).size() == 1);
+  const ts::JsonNode r = ts::read_json_file(report);
+  CHECK(r["totals"]["steps"].num() == 100);
+  CHECK(r["lost_workers"].size() == 2);
+  CHECK(r["respawns"].size() == 1);
+  int64_t step = 0;
+  const auto [max_abs, max_diff] =
+      param_gap(dir + "/respawn_twice_straight.ckpt", dir + "/respawn_twice.ckpt", &step);
+  INFO("max |p| " << max_abs << ", max |p(straight) - p(killed twice)| " << max_diff);
+  CHECK(step == 100);
+  CHECK(max_diff < 1e-4 * max_abs);
+  CHECK(ts_test::wait_until([&] { return ts_test::process_gone(pids[0]); }, 10));
+  CHECK(ts_test::process_gone(fresh));
+  kill_all({pids[0], pids[1], fresh});
+}
+
+TEST_CASE("respawn: --respawn without --on-worker-failure continue, or with --external-workers, is "
+          "refused before anything starts",
+          "[integration][respawn]") {
+  ts_test::Process abort_policy =
+      ts_test::start("respawn_abort_policy", ts_test::coordinator_args({"--respawn", "1", "--steps", "1"}));
+  CHECK(ts_test::wait_exit(abort_policy, 30) == 2);
+  CHECK_THAT(abort_policy.err(), Catch::Contains("--respawn 1 needs --on-worker-failure continue"));
+  CHECK(ts_test::worker_pids(abort_policy.out()).empty());
+
+  ts_test::Process external = ts_test::start(
+      "respawn_external", ts_test::coordinator_args({"--respawn", "2", "--on-worker-failure", "continue",
+                                                     "--external-workers", "2", "--steps", "1"}));
+  CHECK(ts_test::wait_exit(external, 30) == 2);
+  CHECK_THAT(external.err(), Catch::Contains("--respawn replaces workers this coordinator spawned") &&
+                                 Catch::Contains("--external-workers"));
+}
