@@ -51,12 +51,12 @@ PhaseSums TrainingRun::worker_totals(int r) const {
 
 void TrainingRun::run_step(const EpochPlan& plan, int s, EpochRecord& rec) {
   const size_t batch = plan.batches[size_t(s)].size();
+  if (respawner_ && respawner_->due()) bring_back_lost();  // before the step's clock starts
   StepTiming timing;
   timing.step = step_;
   timing.start_s = now_seconds();
   timing.workers.resize(size_t(setup_.world_size));
   const Stopwatch wait;
-  if (respawner_ && respawner_->due()) bring_back_lost();
 
   // Gather: every live worker's result of this step (re-dealt if a worker is lost).
   const std::vector<WorkerMessage>& results = collective_.gather_step(step_, s, &arrived_s_);
