@@ -5,6 +5,7 @@
 # Kinds: kill9-abort kill9-continue sigstop-continue sigstop-abort coordinator-kill
 #        interrupt-resume corrupt-checkpoint wrong-token malformed
 #        rerun-same-dir resume-changed-flags
+#        respawn
 # BUILD_DIR (default build/) must hold a built tree; DATA a CIFAR-10 directory (default:
 # ../shared/data/cifar-10-batches-bin, else synthetic data generated into the work dir).
 # Writes one line per run to $WORK/results.tsv and the summary to stdout.
@@ -21,7 +22,8 @@ shift || true
 KINDS=("$@")
 [ ${#KINDS[@]} -gt 0 ] || KINDS=(kill9-abort kill9-continue sigstop-continue sigstop-abort
                                 coordinator-kill interrupt-resume corrupt-checkpoint wrong-token malformed
-                                rerun-same-dir resume-changed-flags)
+                                rerun-same-dir resume-changed-flags
+                                respawn)
 COORD="$BUILD_DIR/coordinator/threadsplit"
 WORKER="$BUILD_DIR/worker/threadsplit_worker"
 ROGUE="$BUILD_DIR/tests/rogue_worker"
@@ -290,6 +292,50 @@ run_malformed() {
   record malformed "$n" $ok - "$note"
 }
 
+# ---- Respawn (--respawn): a worker killed -9 at a random step is replaced on its cores ----
+# The run must end with rc 0 and every worker again, the replacement named (new pid, the old
+# one, the step), the report listing it, the parameters those of an unbroken run up to float
+# summation order, and no process left behind. Detection: kill to the replacement's join.
+RESPAWN_STEPS=100
+RESPAWN_FLAGS=(--procs 2 --threads 1 --seed 5 --optimizer sgd --lr 0.01 --momentum 0.9 --steps $RESPAWN_STEPS)
+respawn_reference() {
+  [ -f "$WORK/respawn-reference.ckpt" ] && return
+  "${BASE[@]}" "${RESPAWN_FLAGS[@]}" --save "$WORK/respawn-reference.ckpt" >"$WORK/respawn-reference.out" 2>&1 ||
+    { echo "fault_campaign: the respawn reference run failed" >&2; exit 1; }
+}
+run_respawn() {
+  local n=$1 rep="$WORK/respawn-$1.json" ckpt="$WORK/respawn-$1.ckpt"
+  start_coord "respawn-$n" "${BASE[@]}" "${RESPAWN_FLAGS[@]}" --on-worker-failure continue --respawn 1 \
+    --failure-grace 2 --report "$rep" --save "$ckpt"
+  if ! wait_for "$OUT" 60 'worker 1 pid' >/dev/null; then
+    kill -9 $CPID 2>/dev/null; wait $CPID 2>/dev/null; record respawn "$n" 0 - "workers never joined"; return
+  fi
+  local pids=($(worker_pids "$OUT"))
+  local victim=$((RANDOM % 2))
+  sleep "$(rand_between 0.1 1.0)"
+  local t0; t0=$(now)
+  kill -9 "${pids[$victim]}"
+  local seen; seen=$(wait_for "$ERR" 60 "WORKER RESPAWNED: worker $victim ") || seen=""
+  wait $CPID; local rc=$?
+  local detect="-"; [ -n "$seen" ] && detect=$(awk -v a="$t0" -v b="$seen" 'BEGIN{printf "%.2f", b - a}')
+  local ok=1 note="worker $victim"
+  local fresh; fresh=$(grep -oP "WORKER RESPAWNED: worker $victim \(pid \K\d+(?=, cores [0-9]+\) replaces pid ${pids[$victim]}, which was killed by signal 9)" "$ERR")
+  [ -n "$fresh" ] || { ok=0; note+=", no respawn line"; }
+  note+=" $(grep -oP 'WORKER RESPAWNED: .* at step \K\d+' "$ERR" | head -1 | sed 's/^/at step /')"
+  [ $rc -eq 0 ] || { ok=0; note+=", rc $rc"; }
+  grep -q "WORKER LOST: worker $victim (pid ${pids[$victim]}" "$ERR" || { ok=0; note+=", no loss line"; }
+  grep -q "trained $RESPAWN_STEPS steps" "$OUT" || { ok=0; note+=", not all steps"; }
+  grep -q "\"new_pid\": ${fresh:-x}," "$rep" 2>/dev/null && grep -q '"outcome": "rejoined"' "$rep" || { ok=0; note+=", not in the report"; }
+  [ "$(grep -c 'exited with status 0' "$rep" 2>/dev/null)" -ge 2 ] || { ok=0; note+=", not every worker at the end"; }
+  # 1e-4 of the reference's largest parameter (0.43), the continue-policy test's tolerance.
+  local cmp; cmp=$("$COMPARE" seed_cnn "$WORK/respawn-reference.ckpt" "$ckpt" 2>&1)
+  local diff; diff=$(sed -n 's/.*max |diff| //p' <<<"$cmp")
+  if [ -n "$diff" ] && awk -v d="$diff" 'BEGIN{exit !(d < 4.3e-5)}'; then note+=", max |diff| $diff"; else ok=0; note+=", $cmp"; fi
+  wait_all_gone 10 "${pids[@]}" $fresh || { ok=0; note+=", ORPHAN"; kill -9 "${pids[@]}" $fresh 2>/dev/null; }
+  record respawn "$n" $ok "$detect" "$note"
+}
+# ---- end of respawn ----
+
 cd "$WORK"  # abort checkpoints without --checkpoint-dir land here
 echo "fault campaign: $RUNS runs per kind, work dir $WORK"
 for kind in "${KINDS[@]}"; do
@@ -306,6 +352,7 @@ for kind in "${KINDS[@]}"; do
       resume-changed-flags) run_resume_changed_flags "$n" ;;
       wrong-token) run_door wrong-token "$n" bad-token 7 ;;
       malformed) run_malformed "$n" ;;
+      respawn) respawn_reference; run_respawn "$n" ;;
       *) echo "fault_campaign: unknown kind $kind" >&2; exit 2 ;;
     esac
   done
