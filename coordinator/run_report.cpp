@@ -231,7 +231,8 @@ void write_run_report(const std::string& path, const ReportInputs& in) {
   j["refused_workers"] = in.refusals;
   // Workers lost and carried on without (--on-worker-failure continue), one line each.
   j["lost_workers"] = in.run ? ordered_json(in.run->lost_workers()) : ordered_json::array();
-  j["respawns"] = respawn_records(in.run);
+  // Each replacement try (--respawn; the key is there when the flag is).
+  if (s.options.respawn > 0) j["respawns"] = respawn_records(in.run);
 
   try {
     write_file_atomically(path, json_text(j) + "\n");

@@ -312,7 +312,7 @@ run_respawn() {
   fi
   local pids=($(worker_pids "$OUT"))
   local victim=$((RANDOM % 2))
-  sleep "$(rand_between 0.1 1.0)"
+  sleep "$(rand_between 0.1 2.0)"
   local t0; t0=$(now)
   kill -9 "${pids[$victim]}"
   local seen; seen=$(wait_for "$ERR" 60 "WORKER RESPAWNED: worker $victim ") || seen=""
