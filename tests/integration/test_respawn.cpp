@@ -8,6 +8,8 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <random>
 #include <regex>
 #include <string>
@@ -206,4 +208,78 @@ TEST_CASE("respawn: --respawn without --on-worker-failure continue, or with --ex
   CHECK(ts_test::wait_exit(external, 30) == 2);
   CHECK_THAT(external.err(), Catch::Contains("--respawn replaces workers this coordinator spawned") &&
                                  Catch::Contains("--external-workers"));
+}
+
+namespace {
+
+// A --worker-bin that runs the real worker for the first two starts and, for any later one
+// (the replacement), does what RESPAWN_TEST_LATER says: "exit" (status 7 before any Hello) or
+// "hang" (never connects). mkdir is atomic, so the two first starts cannot both miss.
+std::string flaky_worker_bin(const std::string& name) {
+  const std::string dir = ts_test::tmp_dir() + "/" + name;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string path = dir + "/worker.sh";
+  std::ofstream f(path);
+  f << "#!/bin/sh\n"
+    << "if mkdir '" << dir << "/first' 2>/dev/null || mkdir '" << dir << "/second' 2>/dev/null; then\n"
+    << "  exec '" << THREADSPLIT_WORKER_BIN << "' \"$@\"\n"
+    << "fi\n"
+    << "[ \"$RESPAWN_TEST_LATER\" = hang ] && exec sleep 600\n"
+    << "exit 7\n";
+  f.close();
+  std::filesystem::permissions(path, std::filesystem::perms::owner_all);
+  return path;
+}
+
+// The coordinator's arguments with `bin` as the worker binary.
+std::vector<std::string> args_with_worker(const std::vector<std::string>& extra, const std::string& bin) {
+  std::vector<std::string> a = ts_test::coordinator_args(extra);
+  for (size_t i = 0; i + 1 < a.size(); ++i)
+    if (a[i] == "--worker-bin") a[i + 1] = bin;
+  return a;
+}
+
+}  // namespace
+
+TEST_CASE("respawn: a replacement that exits before joining, or never joins within "
+          "--connect-timeout, is reported and stopped, and the run goes on without it",
+          "[integration][respawn]") {
+  const bool hang = GENERATE(false, true);
+  const std::string name = hang ? "respawn_hang" : "respawn_exit";
+  const std::string report = ts_test::tmp_dir() + "/" + name + ".json";
+  ts_test::Process coord = ts_test::start(
+      name,
+      args_with_worker(with(kCommon, {"--steps", "80", "--on-worker-failure", "continue", "--respawn", "1",
+                                      "--connect-timeout", "5", "--report", report}),
+                       flaky_worker_bin(name)),
+      {std::string("RESPAWN_TEST_LATER=") + (hang ? "hang" : "exit")});
+  const std::vector<pid_t> pids = wait_for_workers(coord, 2);
+  REQUIRE(pids.size() == 2);
+  random_pause(0.1, 0.5);
+  kill(pids[1], SIGKILL);
+  const int rc = ts_test::wait_exit(coord, 300);
+  INFO(coord.out() << coord.err());
+  REQUIRE(rc == 0);
+  CHECK_THAT(coord.out(), Catch::Contains("trained 80 steps"));
+  CHECK_THAT(coord.err(), Catch::Contains("RESPAWN FAILED: worker 1 (pid " + std::to_string(pids[1]) +
+                                          ") not replaced: the replacement (pid "));
+  CHECK(respawned(coord.err()).empty());
+  const ts::JsonNode r = ts::read_json_file(report);
+  CHECK(r["lost_workers"].size() == 1);
+  REQUIRE(r["respawns"].size() == 1);
+  CHECK(r["respawns"][0]["new_pid"].num() == 0);
+  const std::string outcome = r["respawns"][0]["outcome"].str();
+  CHECK_THAT(outcome, Catch::Contains(hang ? "did not join within 5 s (--connect-timeout)"
+                                           : "exited with status 7 before joining"));
+  // The replacement that hung was killed: its pid is in the outcome.
+  const std::smatch m = [&] {
+    std::smatch x;
+    std::regex_search(outcome, x, std::regex(R"(\(pid (\d+)\))"));
+    return x;
+  }();
+  REQUIRE(m.size() == 2);
+  CHECK(ts_test::wait_until([&] { return ts_test::process_gone(pid_t(std::stol(m[1]))); }, 10));
+  CHECK(ts_test::wait_until([&] { return ts_test::process_gone(pids[0]); }, 10));
+  kill_all({pids[0], pids[1]});
 }
