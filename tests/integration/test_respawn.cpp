@@ -283,3 +283,37 @@ TEST_CASE("respawn: a replacement that exits before joining, or never joins with
   CHECK(ts_test::wait_until([&] { return ts_test::process_gone(pids[0]); }, 10));
   kill_all({pids[0], pids[1]});
 }
+
+TEST_CASE("respawn: a stopped worker (SIGSTOP) is lost after the grace, killed, and replaced on "
+          "its cores; the run ends with every worker",
+          "[integration][respawn]") {
+  const std::string report = ts_test::tmp_dir() + "/respawn_sigstop.json";
+  ts_test::Process coord = ts_test::start(
+      "respawn_sigstop",
+      ts_test::coordinator_args(with(kCommon, {"--steps", "150", "--on-worker-failure", "continue",
+                                               "--respawn", "1", "--failure-grace", "2", "--report", report})));
+  const std::vector<pid_t> pids = wait_for_workers(coord, 2);
+  REQUIRE(pids.size() == 2);
+  random_pause(0.1, 0.8);
+  kill(pids[0], SIGSTOP);
+  const int rc = ts_test::wait_exit(coord, 300);
+  INFO(coord.out() << coord.err());
+  REQUIRE(rc == 0);
+  CHECK_THAT(coord.err(), Catch::Contains("WORKER LOST: worker 0 (pid " + std::to_string(pids[0])) &&
+                              Catch::Contains("was stopped"));
+  const auto re = respawned(coord.err());
+  REQUIRE(re.size() == 1);
+  CHECK(re[0].second == pids[0]);
+  CHECK_THAT(coord.err(), Catch::Contains("WORKER RESPAWNED: worker 0 (pid " + std::to_string(re[0].first) +
+                                          ", cores 0) replaces pid " + std::to_string(pids[0]) +
+                                          ", which was killed by signal 9"));
+  const ts::JsonNode r = ts::read_json_file(report);
+  CHECK(r["totals"]["steps"].num() == 150);
+  REQUIRE(r["workers"].size() == 2);
+  CHECK(r["workers"][0]["pid"].num() == re[0].first);
+  CHECK(r["workers"][0]["exit"].str() == "exited with status 0");
+  CHECK(ts_test::wait_until([&] { return ts_test::process_gone(pids[0]) && ts_test::process_gone(pids[1]) &&
+                                         ts_test::process_gone(re[0].first); }, 10));
+  kill(pids[0], SIGCONT);
+  kill_all({pids[0], pids[1], re[0].first});
+}
