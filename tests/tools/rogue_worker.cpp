@@ -3,7 +3,7 @@
 //   rogue_worker HOST:PORT MODE [FROM_STEP]  (token from THREADSPLIT_TOKEN, as a real worker)
 // MODE, refused at the door:  no-hello, bad-token, old-protocol, other-build, bad-rank
 //       after joining:        bad-length, nan-gradient, too-many-samples, second-hello
-//       liars (take part honestly, a zero gradient per step, until global step FROM_STEP,
+//       liars (rank from THREADSPLIT_RANK when set; take part honestly, a zero gradient per step, until global step FROM_STEP,
 //       default 2; then):     stale-deal (the current step under deal id 0, every 0.2 s,
 //                             never the real result), huge-gradient (one element 1e20,
 //                             finite), nan-loss (a NaN loss and gradient element, as a real
@@ -153,6 +153,7 @@ int main(int argc, char** argv) {
   h->set_run_token(token);
   h->set_rank(-1);
   h->mutable_binding()->set_pid(int(getpid()));  // so the coordinator can name it
+  if (is_liar_mode(mode) && std::getenv("THREADSPLIT_RANK")) h->set_rank(std::atoi(std::getenv("THREADSPLIT_RANK")));
   h->mutable_versions()->set_threadsplit(ts::threadsplit_version());
   h->mutable_versions()->set_networks(ts::networks_fingerprint());
   if (mode == "bad-token") h->set_run_token(token + "x");
