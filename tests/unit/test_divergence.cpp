@@ -106,7 +106,7 @@ TEST_CASE("a checkpoint whose parameters or optimizer state hold a non-finite va
                                     "/v' holds a non-finite value (inf at element 1)"));
 }
 
-TEST_CASE("a non-finite loss on the wire is flagged as divergence; a negative one is a plain refusal", "[divergence][wire]") {
+TEST_CASE("a non-finite loss on the wire is flagged as divergence, a negative one is a plain refusal", "[divergence][wire]") {
   WireLimits l;
   l.run_id = "run1";
   l.num_params = 2;
@@ -132,7 +132,7 @@ TEST_CASE("a non-finite loss on the wire is flagged as divergence; a negative on
   CHECK(nonfinite);
 }
 
-TEST_CASE("--max-grad-norm takes a finite positive bound and is off by default", "[divergence][options]") {
+TEST_CASE("the max-grad-norm flag takes a finite positive bound and is off by default", "[divergence][options]") {
   CHECK(refusal({"--data", "/d"}) == "(accepted)");
   CHECK(refusal({"--data", "/d", "--max-grad-norm", "5"}) == "(accepted)");
   CHECK_THAT(refusal({"--data", "/d", "--max-grad-norm", "0"}), Catch::StartsWith("--max-grad-norm must be positive, got 0"));
