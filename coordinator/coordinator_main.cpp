@@ -264,7 +264,7 @@ Outcome train(Prepared& p, TrainingRun& run, Server& sv, Membership& members) {
   }
   const bool failed = !out.error.empty();
   // First the work done so far, then the goodbyes (a stopped worker may take a while).
-  out.saved = write_final_checkpoints(p.setup, run, p.store ? &*p.store : nullptr, failed);
+  out.saved = write_final_checkpoints(p.setup, run, p.store ? &*p.store : nullptr, failed, out.diverged);
   run.shutdown(failed, failed ? out.error : "training finished");
   sv.stop();
   members.stop_all(5);
