@@ -50,9 +50,10 @@ void schedule_checkpoints(TrainingRun& run, const RunSetup& setup, CheckpointSto
 }
 
 bool write_final_checkpoints(const RunSetup& setup, const TrainingRun& run, CheckpointStore* store,
-                             bool failed) {
+                             bool failed, bool diverged) {
   const TrainingState st = snapshot_state(setup, run);
-  const char* note = failed ? ", the last complete step before the abort" : "";
+  const char* note = diverged ? ", the last good step before the run diverged"
+                     : failed ? ", the last complete step before the abort" : "";
   bool ok = true;
   auto write = [&](const std::string& path, bool rotate) {
     try {

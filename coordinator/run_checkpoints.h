@@ -16,8 +16,9 @@ TrainingState snapshot_state(const RunSetup& setup, const TrainingRun& run);
 // the run (RunAborted): going on would silently lose the protection asked for.
 void schedule_checkpoints(TrainingRun& run, const RunSetup& setup, CheckpointStore& store);
 
-// Writes the end-of-run checkpoints; prints one line per file. False when one failed.
+// Writes the end-of-run checkpoints; prints one line per file, saying when the state is the
+// last good one of a run that failed or diverged. False when one could not be written.
 bool write_final_checkpoints(const RunSetup& setup, const TrainingRun& run, CheckpointStore* store,
-                             bool failed);
+                             bool failed, bool diverged = false);
 
 }  // namespace ts

@@ -18,7 +18,7 @@ struct ReportInputs {
   const RunSetup* setup = nullptr;
   const TrainingRun* run = nullptr;            // null when the run never started
   std::optional<EvalOutcome> test;
-  std::string status = "completed";        // or "failed"
+  std::string status = "completed";        // or "failed", or "diverged" (RunDiverged)
   std::string error;
   double wall_seconds = 0;
   int coordinator_threads = 0;
