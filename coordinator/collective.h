@@ -59,9 +59,14 @@ class Collective {
   // applies) and the rest of the epoch will be re-dealt.
   void broadcast(std::shared_ptr<const threadsplit::CoordinatorMessage> m, const std::string& during);
 
-  // A rank came back (Membership::readmit, --respawn): the next gather re-deals the rest of
-  // the epoch among the live ranks including it.
-  void readmitted() { redeal_due_ = true; }
+  // Rank r came back as a new process (Membership::readmit, --respawn): it is held to what
+  // it is sent from now on (the deals and rounds of the process it replaces are not its), and
+  // the next gather re-deals the rest of the epoch among the live ranks including it.
+  void readmitted(int r) {
+    dealt_[size_t(r)].clear();
+    asked_[size_t(r)].clear();
+    redeal_due_ = true;
+  }
 
   // Shutdown to every live rank, then their Goodbyes (into Membership's records), for at most
   // `timeout_s`. A stream that ends instead counts as done; nothing is lost here.

@@ -25,12 +25,13 @@ void Respawner::lost(int rank, const std::string& why) {
   pending_.push_back(Pending{rank, int64_t(w.pid), w.exit, why});
 }
 
-bool Respawner::bring_back(int64_t step) {
-  bool any = false;
+std::vector<int> Respawner::bring_back(int64_t step) {
+  std::vector<int> back;
   std::vector<Pending> todo;
   todo.swap(pending_);
-  for (const Pending& p : todo) any = replace(p, step) || any;
-  return any;
+  for (const Pending& p : todo)
+    if (replace(p, step)) back.push_back(p.rank);
+  return back;
 }
 
 bool Respawner::replace(const Pending& p, int64_t step) {

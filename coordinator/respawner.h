@@ -64,9 +64,9 @@ class Respawner {
 
   // A lost rank waits to be replaced.
   bool due() const { return !pending_.empty(); }
-  // Replaces every waiting rank before global step `step`; true when at least one rejoined
-  // (the caller re-deals the rest of the epoch).
-  bool bring_back(int64_t step);
+  // Replaces every waiting rank before global step `step`; the ranks that rejoined (the
+  // caller re-deals the rest of the epoch).
+  std::vector<int> bring_back(int64_t step);
 
   int budget() const { return budget_; }
   int used() const { return used_; }

@@ -118,10 +118,10 @@ void TrainingRun::run_step(const EpochPlan& plan, int s, EpochRecord& rec) {
 }
 
 void TrainingRun::bring_back_lost() {
-  if (!respawner_->bring_back(step_)) return;
-  collective_.readmitted();
+  const std::vector<int> back = respawner_->bring_back(step_);
+  for (int r : back) collective_.readmitted(r);
   // The new process builds its primitives and fills its loader in this step.
-  deadline_.forget();
+  if (!back.empty()) deadline_.forget();
 }
 
 std::vector<RespawnRecord> TrainingRun::respawns() const {

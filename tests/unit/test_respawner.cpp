@@ -124,7 +124,7 @@ TEST_CASE("respawner: a lost rank is replaced at the next boundary and counts ag
   // What the old process left in the queue is not the new one's; rank 0's stays.
   t.push_result(1, 3, 1, 6);
   t.push_result(0, 3, 1, 6);
-  CHECK(respawner.bring_back(4));
+  CHECK(respawner.bring_back(4) == std::vector<int>{1});
   CHECK_FALSE(respawner.due());
   CHECK(members.alive(1));
   CHECK(members.live_count() == 2);
@@ -161,7 +161,7 @@ TEST_CASE("respawner: a replacement that does not join or cannot start is record
   SECTION("does not join") {
     script.refuse_join = true;
     members.lose(2, "left during step 5");
-    CHECK_FALSE(respawner.bring_back(6));
+    CHECK(respawner.bring_back(6).empty());
     REQUIRE(respawner.respawns().size() == 1);
     CHECK(respawner.respawns()[0].new_pid == 0);
     CHECK_THAT(respawner.respawns()[0].outcome, Catch::Contains("did not join within 1 s"));
@@ -169,7 +169,7 @@ TEST_CASE("respawner: a replacement that does not join or cannot start is record
   SECTION("cannot start") {
     script.cannot_start = true;
     members.lose(2, "left during step 5");
-    CHECK_FALSE(respawner.bring_back(6));
+    CHECK(respawner.bring_back(6).empty());
     REQUIRE(respawner.respawns().size() == 1);
     CHECK_THAT(respawner.respawns()[0].outcome, Catch::Contains("could not be started: exec of"));
   }
@@ -182,7 +182,7 @@ TEST_CASE("respawner: a replacement that does not join or cannot start is record
   script.cannot_start = false;
   members.lose(1, "left during step 8");
   CHECK(respawner.due());
-  CHECK(respawner.bring_back(9));
+  CHECK(respawner.bring_back(9) == std::vector<int>{1});
   CHECK(members.alive(1));
   CHECK(respawner.used() == 2);
 }
@@ -208,8 +208,8 @@ TEST_CASE("respawner: the readmitted rank is dealt its share of the rest of the 
   collective.gather_step(0, 0, nullptr);
   CHECK(members.live_count() == 1);
   // At the boundary before step 1 the replacement joins and the epoch is re-dealt (deal 3).
-  REQUIRE(respawner.bring_back(1));
-  collective.readmitted();
+  REQUIRE(respawner.bring_back(1) == std::vector<int>{1});
+  collective.readmitted(1);
   t.push_result(0, 1, 2, 12);  // computed under deal 2 before the re-deal: stale, dropped
   t.push_result(0, 1, 3, 6);
   t.push_result(1, 1, 3, 6);
@@ -257,4 +257,28 @@ TEST_CASE("respawner: --respawn needs --on-worker-failure continue and spawned w
              Catch::Contains("--respawn"));
   CHECK(refusal({"--respawn", "2", "--on-worker-failure", "continue", "--data", "/d"}) == "(accepted)");
   CHECK(refusal({"--respawn", "0", "--data", "/d"}) == "(accepted)");
+}
+
+TEST_CASE("respawner: the readmitted process is held to its own deals: a result under a deal only "
+          "the process it replaced had is a protocol violation",
+          "[respawn]") {
+  Transport t;
+  Membership members(2, "continue", 1.0, t);
+  StepDeadline deadline(5, 5, 5);
+  Collective collective(members, t, kRun, deadline, 0.5);
+  const EpochPlan plan = plan_epoch(1, 0, 0, 48, false, 12);
+  Script script;
+  Respawner respawner(1, members, t.events(), script.hooks());
+  collective.deal_epoch(plan, 0, 0, plan.steps(), 0);  // deal 1, to both
+  members.lose(1, "was killed by signal 9 (Killed) during step 0");
+  REQUIRE(respawner.bring_back(0) == std::vector<int>{1});
+  collective.readmitted(1);
+  // Deal 2 goes to both; "rank 1" answers under deal 1, which only the old process had.
+  t.push_result(1, 0, 1, 6);
+  t.push_result(0, 0, 3, 12);  // rank 0 alone, under deal 3, once rank 1 is lost again
+  collective.gather_step(0, 0, nullptr);
+  CHECK_FALSE(members.alive(1));
+  REQUIRE(members.lost_workers().size() == 2);
+  CHECK_THAT(members.lost_workers()[1], Catch::Contains("a result for deal 1 (step 0), a deal it was never "
+                                                        "dealt (its deals: 2)"));
 }
