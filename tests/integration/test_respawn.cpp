@@ -285,7 +285,7 @@ TEST_CASE("respawn: a replacement that exits before joining, or never joins with
 }
 
 TEST_CASE("respawn: a stopped worker (SIGSTOP) is lost after the grace, killed, and replaced on "
-          "its cores; the run ends with every worker",
+          "its cores, and the run ends with every worker",
           "[integration][respawn]") {
   const std::string report = ts_test::tmp_dir() + "/respawn_sigstop.json";
   ts_test::Process coord = ts_test::start(
