@@ -4,6 +4,7 @@
 // so an abort never loses the steps already done.
 #pragma once
 #include <string>
+#include <vector>
 
 #include "checkpoint_store.h"
 #include "training_run.h"
@@ -17,7 +18,10 @@ TrainingState snapshot_state(const RunSetup& setup, const TrainingRun& run);
 void schedule_checkpoints(TrainingRun& run, const RunSetup& setup, CheckpointStore& store);
 
 // Writes the end-of-run checkpoints; prints one line per file. False when one failed.
+// `stopped_by`: the signal that stopped the run ("SIGTERM"), for the line; `written`, when
+// given, receives the paths written.
 bool write_final_checkpoints(const RunSetup& setup, const TrainingRun& run, CheckpointStore* store,
-                             bool failed);
+                             bool failed, const std::string& stopped_by = "",
+                             std::vector<std::string>* written = nullptr);
 
 }  // namespace ts

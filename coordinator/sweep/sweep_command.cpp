@@ -13,6 +13,7 @@
 #include "core_set.h"
 #include "json_io.h"
 #include "process_facts.h"
+#include "stop_signals.h"
 #include "sweep_plan.h"
 #include "sweep_report.h"
 #include "timing.h"
@@ -132,6 +133,10 @@ int sweep_main(int argc, char** argv) {
     return 0;
   }
   const double start = now_seconds();
+  // A stop signal is passed on to the trial in flight, which stops after its step; then the
+  // sweep stops too (a second signal kills the trial and stops at once).
+  install_stop_signals("threadsplit sweep");
+  watch_stop_request(true, "stopping the trial in flight, then the sweep");
   CoreSet budget;
   std::vector<SweepPoint> points;
   try {
@@ -184,6 +189,13 @@ int sweep_main(int argc, char** argv) {
                   t.repeat + 1, f.images_per_s, 100 * f.foreign_cpu_share);
       std::fflush(stdout);
       f = run_trial(exe, run);
+    }
+    if (const int sig = stop_signal()) {
+      std::fprintf(stderr, "threadsplit sweep: %s: stopped during run %d of %zu (%s %s repeat %d); "
+                   "%d run(s) done, their reports are in %s; no sweep.csv or sweep.json written\n",
+                   signal_name(sig).c_str(), t.order + 1, order.size(), p.model.c_str(),
+                   p.label().c_str(), t.repeat + 1, t.order, trials_dir.c_str());
+      return 128 + sig;
     }
     f.repeat = t.repeat;
     f.order = t.order;
