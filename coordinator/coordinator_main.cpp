@@ -372,11 +372,12 @@ int run(const RunOptions& o) {
     members.stop_all(0);
     return 1;
   }
-  report_bindings(members);
   // From here a stop signal ends the run after a step, with a checkpoint and a report;
-  // before, nothing is worth saving and it stops the run at once.
+  // before, nothing is worth saving and it stops the run at once. Set before the bindings
+  // are printed, so that whoever waits for those lines signals a run that will save.
   watch_stop_request(true, "stopping after the current step, then the final checkpoint and "
                            "the report");
+  report_bindings(members);
   const int coordinator_threads = process_thread_count();
   TrainingRun run(s, members, *sv.service, p.params, std::move(p.optimizer), p.step, p.epoch,
                   p.step_in_epoch);
