@@ -5,6 +5,7 @@
 # Kinds: kill9-abort kill9-continue sigstop-continue sigstop-abort coordinator-kill
 #        interrupt-resume corrupt-checkpoint wrong-token malformed
 #        rerun-same-dir resume-changed-flags
+#        sigterm-stop sigint-stop sigterm-resume
 # BUILD_DIR (default build/) must hold a built tree; DATA a CIFAR-10 directory (default:
 # ../shared/data/cifar-10-batches-bin, else synthetic data generated into the work dir).
 # Writes one line per run to $WORK/results.tsv and the summary to stdout.
@@ -21,7 +22,8 @@ shift || true
 KINDS=("$@")
 [ ${#KINDS[@]} -gt 0 ] || KINDS=(kill9-abort kill9-continue sigstop-continue sigstop-abort
                                 coordinator-kill interrupt-resume corrupt-checkpoint wrong-token malformed
-                                rerun-same-dir resume-changed-flags)
+                                rerun-same-dir resume-changed-flags
+                                sigterm-stop sigint-stop sigterm-resume)
 COORD="$BUILD_DIR/coordinator/threadsplit"
 WORKER="$BUILD_DIR/worker/threadsplit_worker"
 ROGUE="$BUILD_DIR/tests/rogue_worker"
@@ -237,6 +239,73 @@ run_resume_changed_flags() {
   record resume-changed-flags "$n" $ok "$detect" "$note"
 }
 
+# --- Stop signals (coordinator/stop_signals.h) ---
+# A stop signal at a random step: exit 128+signo, report "interrupted" naming the signal, the
+# final checkpoint at the step the stderr line names, loadable, and no orphan. Detection: the
+# signal to the coordinator's exit.
+signal_number() { case $1 in INT) echo 2 ;; TERM) echo 15 ;; HUP) echo 1 ;; esac; }
+run_signal_stop() {  # kind n signal
+  local kind=$1 n=$2 sig=$3 dir="$WORK/$1-$2"
+  rm -rf "$dir"; mkdir -p "$dir"
+  start_coord "$kind-$n" "${BASE[@]}" --procs 2 --threads 1 --steps 100000 --checkpoint-dir "$dir/ck" \
+    --report "$dir/report.json"
+  if ! wait_for "$OUT" 60 'worker 1 pid' >/dev/null; then
+    kill -9 $CPID 2>/dev/null; wait $CPID 2>/dev/null; record "$kind" "$n" 0 - "workers never joined"; return
+  fi
+  local pids=($(worker_pids "$OUT"))
+  sleep "$(rand_between 0.1 2.0)"
+  local t0; t0=$(now)
+  kill -"$sig" $CPID
+  wait $CPID; local rc=$?
+  local detect; detect=$(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.2f", b - a}')
+  local want=$((128 + $(signal_number "$sig")))
+  local step; step=$(grep -oP "SIG$sig: stopping after step \K[0-9]+" "$ERR")
+  local ok=1 note="after step ${step:-?}"
+  [ $rc -eq $want ] || { ok=0; note+=", rc $rc (want $want)"; }
+  grep -qE "\"status\": \"interrupted\"" "$dir/report.json" 2>/dev/null || { ok=0; note+=", report not interrupted"; }
+  grep -qE "\"signal\": \"SIG$sig\"" "$dir/report.json" 2>/dev/null || { ok=0; note+=", report names no SIG$sig"; }
+  local ck="$dir/ck/$(printf 'step-%012d.ckpt' "${step:-0}")"
+  if [ -z "$step" ] || [ ! -f "$ck" ]; then
+    ok=0; note+=", no checkpoint at the step named"
+  elif ! "$COMPARE" seed_cnn "$ck" "$ck" >/dev/null 2>&1; then
+    ok=0; note+=", checkpoint does not load"
+  fi
+  wait_all_gone 10 "${pids[@]}" || { ok=0; note+=", ORPHAN"; kill -9 "${pids[@]}" 2>/dev/null; }
+  record "$kind" "$n" $ok "$detect" "$note"
+}
+# SIGTERM at a random step of the reference run, with only the final checkpoint to go on
+# (no --checkpoint-every), then --resume: bit-equal to the unbroken reference.
+run_sigterm_resume() {
+  local n=$1 dir="$WORK/sigterm-resume-$1"
+  rm -rf "$dir"
+  local flags=(--procs 2 --threads 1 --seed 9 --steps $REF_STEPS --checkpoint-dir "$dir")
+  # Inside the run: somewhere in the first 80% of the reference's training time.
+  local took; took=$(grep -oP "trained $REF_STEPS steps in \K[0-9.]+" "$WORK/reference.out")
+  start_coord "sigterm-resume-$n-a" "${BASE[@]}" "${flags[@]}"
+  wait_for "$OUT" 60 'worker 1 pid' >/dev/null
+  local pids=($(worker_pids "$OUT"))
+  sleep "$(rand_between 0.05 "$(awk -v t="${took:-2}" 'BEGIN{printf "%.2f", 0.8 * t}')")"
+  local t0; t0=$(now)
+  kill -TERM $CPID 2>/dev/null; wait $CPID; local rc=$?
+  local detect; detect=$(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.2f", b - a}')
+  local at; at=$(grep -oP "SIGTERM: stopping after step \K[0-9]+" "$ERR")
+  local ok=1 note="stopped after step ${at:-?}"
+  [ $rc -eq 143 ] || { ok=0; note+=", rc $rc"; }
+  wait_all_gone 10 "${pids[@]}" || { ok=0; note+=", ORPHAN"; kill -9 "${pids[@]}" 2>/dev/null; }
+  start_coord "sigterm-resume-$n-b" "${BASE[@]}" "${flags[@]}" --resume
+  wait $CPID; rc=$?
+  [ $rc -eq 0 ] || { ok=0; note+=", resume rc $rc"; }
+  grep -q "resuming from $dir/$(printf 'step-%012d.ckpt' "${at:-0}")" "$ERR" || { ok=0; note+=", did not resume from it"; }
+  local last; last=$(ls "$dir"/step-*.ckpt | tail -1)
+  if "$COMPARE" seed_cnn "$WORK/reference.ckpt" "$last" >"$WORK/sigterm-resume-$n.cmp" 2>&1; then
+    note+=", bit-equal"
+  else
+    ok=0; note+=", $(cat "$WORK/sigterm-resume-$n.cmp")"
+  fi
+  record sigterm-resume "$n" $ok "$detect" "$note"
+}
+# --- end of stop signals ---
+
 run_door() {  # kind n rogue-mode expected-status
   local kind=$1 n=$2 mode=$3 want=$4
   local pf="$WORK/$kind-$n.port"; rm -f "$pf"
@@ -306,6 +375,9 @@ for kind in "${KINDS[@]}"; do
       resume-changed-flags) run_resume_changed_flags "$n" ;;
       wrong-token) run_door wrong-token "$n" bad-token 7 ;;
       malformed) run_malformed "$n" ;;
+      sigterm-stop) run_signal_stop "$kind" "$n" TERM ;;
+      sigint-stop) run_signal_stop "$kind" "$n" INT ;;
+      sigterm-resume) reference; run_sigterm_resume "$n" ;;
       *) echo "fault_campaign: unknown kind $kind" >&2; exit 2 ;;
     esac
   done
