@@ -210,6 +210,32 @@ TEST_CASE("a signal during setup exits at once with 128 + signo and saves nothin
   CHECK_FALSE(fs::exists(dir + "/report.json"));
 }
 
+TEST_CASE("a SIGTERM during an evaluation round lets the round finish, then stops with the "
+          "checkpoint of the last step and exit 143",
+          "[integration][signals]") {
+  const std::string dir = fresh_dir("eval_signal");
+  const std::string report = dir + "/report.json";
+  // --progress on prints "evaluating validation ..." when the round starts.
+  ts_test::Process c = ts_test::start(
+      "eval_signal", ts_test::coordinator_args({"--procs", "2", "--threads", "1", "--steps", "3",
+                                                "--eval-every", "1", "--progress", "on",
+                                                "--checkpoint-dir", dir + "/ck", "--report", report}));
+  REQUIRE(ts_test::wait_until([&] { return c.out().find("evaluating validation") != std::string::npos; }, 120));
+  kill(c.pid, SIGTERM);
+  const int rc = ts_test::wait_exit(c, 120);
+  INFO(c.out() << c.err());
+  CHECK(rc == 128 + SIGTERM);
+  const ts::JsonNode r = ts::read_json_file(report);
+  CHECK(r["status"].str() == "interrupted");
+  CHECK(r["interrupted"]["after_step"].num() == 3);
+  REQUIRE(r["epochs"].size() == 1);
+  CHECK(r["epochs"][0]["validation"]["samples"].num() > 0);  // the round in flight finished
+  check_clean_worker_shutdown(r);
+  ts::CheckpointStore store(dir + "/ck", 3);
+  REQUIRE(store.list().size() == 1);
+  CHECK(load(store.list()[0]).step == 3);
+}
+
 TEST_CASE("a run stopped by SIGTERM at a random step and resumed with --resume ends bit-equal to "
           "an unbroken run",
           "[integration][signals]") {
