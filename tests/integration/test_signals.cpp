@@ -346,3 +346,32 @@ TEST_CASE("a sweep trial coordinator and its worker die when the sweep is killed
   CHECK(ts_test::wait_until([&] { return all_gone(trial); }, 10));
   kill_all(trial);
 }
+
+TEST_CASE("a SIGTERM during --autotune is passed on to the trial in flight, and the run exits 143 "
+          "before training, leaving no trial or worker behind",
+          "[integration][signals][sweep]") {
+  ts_test::Process c = ts_test::start(
+      "autotune_signal", ts_test::coordinator_args({"--autotune", "--autotune-steps", "4000",
+                                                    "--autotune-rounds", "2", "--batch", "32",
+                                                    "--steps", "4", "--eval-every", "0"}));
+  // A trial coordinator with its workers: the signal reaches it in training.
+  std::vector<pid_t> trial;
+  ts_test::wait_until(
+      [&] {
+        const std::vector<pid_t> kids = children_of(c.pid);
+        trial = kids;
+        for (pid_t k : kids)
+          for (pid_t w : children_of(k)) trial.push_back(w);
+        return (kids.size() == 1 && trial.size() > 1) || ts_test::process_gone(c.pid);
+      },
+      120);
+  REQUIRE(trial.size() > 1);
+  kill(c.pid, SIGTERM);
+  const int rc = ts_test::wait_exit(c, 120);
+  INFO(c.out() << c.err());
+  CHECK(rc == 128 + SIGTERM);
+  CHECK_THAT(c.err(), Catch::Contains("threadsplit: SIGTERM: --autotune stopped before training"));
+  CHECK(c.out().find("--autotune chose") == std::string::npos);
+  CHECK(ts_test::wait_until([&] { return all_gone(trial); }, 10));
+  kill_all(trial);
+}
