@@ -274,23 +274,28 @@ run_signal_stop() {  # kind n signal
   record "$kind" "$n" $ok "$detect" "$note"
 }
 # SIGTERM at a random step of the reference run, with only the final checkpoint to go on
-# (no --checkpoint-every), then --resume: bit-equal to the unbroken reference.
+# (no --checkpoint-every), then --resume: bit-equal to the unbroken reference. The step is
+# drawn first and the signal sent once the progress line shows it (redrawn every 0.1 s), so
+# it lands inside the run however fast the machine is at the moment.
+progress_step() { tr '\r' '\n' <"$1" | grep -oP '\] \K[0-9]+(?=/[0-9]+  loss)' | tail -1; }
 run_sigterm_resume() {
   local n=$1 dir="$WORK/sigterm-resume-$1"
   rm -rf "$dir"
   local flags=(--procs 2 --threads 1 --seed 9 --steps $REF_STEPS --checkpoint-dir "$dir")
-  # Inside the run: somewhere in the first 60% of the reference's training time (a margin
-  # for a machine less loaded now than when the reference ran).
-  local took; took=$(grep -oP "trained $REF_STEPS steps in \K[0-9.]+" "$WORK/reference.out")
-  start_coord "sigterm-resume-$n-a" "${BASE[@]}" "${flags[@]}"
-  wait_for "$OUT" 60 'worker 1 pid' >/dev/null
-  local pids=($(worker_pids "$OUT"))
-  sleep "$(rand_between 0.05 "$(awk -v t="${took:-2}" 'BEGIN{printf "%.2f", 0.6 * t}')")"
+  local target=$((1 + RANDOM % (REF_STEPS - 30)))
+  start_coord "sigterm-resume-$n-a" "${BASE[@]}" "${flags[@]}" --progress on
+  local pids=() t_end=$(awk -v n="$(now)" 'BEGIN{printf "%.3f", n + 120}') done_steps
+  while awk -v n="$(now)" -v u="$t_end" 'BEGIN{exit !(n < u)}'; do
+    [ ${#pids[@]} -eq 0 ] && pids=($(worker_pids "$OUT"))
+    done_steps=$(progress_step "$OUT"); [ "${done_steps:-0}" -ge $target ] && break
+    kill -0 $CPID 2>/dev/null || break
+    sleep 0.02
+  done
   local t0; t0=$(now)
   kill -TERM $CPID 2>/dev/null; wait $CPID; local rc=$?
   local detect; detect=$(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.2f", b - a}')
   local at; at=$(grep -oP "SIGTERM: stopping after step \K[0-9]+" "$ERR")
-  local ok=1 note="stopped after step ${at:-?}"
+  local ok=1 note="drew step $target, stopped after step ${at:-?}"
   [ $rc -eq 143 ] || { ok=0; note+=", rc $rc"; }
   [ $rc -eq 0 ] && note+=" (the signal came after the run had ended: no interruption)"
   wait_all_gone 10 "${pids[@]}" || { ok=0; note+=", ORPHAN"; kill -9 "${pids[@]}" 2>/dev/null; }
