@@ -37,7 +37,8 @@ std::unique_ptr<CLI::App> sweep_app(SweepArgs& a) {
       "threadsplit sweep", "usage: threadsplit sweep --data DIR [flags]\n",
       "Measures every split P x T = N of the core budget N, for each model and batch mode, R "
       "repeats in interleaved order, and writes OUT/sweep.csv, OUT/sweep.json and a summary: the "
-      "best split, its margin over the runner-up, and whether that beats the run-to-run spread.");
+      "best split, its margin over the runner-up, and whether that beats the run-to-run spread. "
+      "SIGINT, SIGTERM or SIGHUP stop the trial in flight and then the sweep (exit 128 + signo).");
   CLI::App& f = *app;
   // Lists go through callbacks that throw std::invalid_argument naming the flag (sweep_plan.h).
   std::string steps;
