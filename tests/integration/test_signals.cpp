@@ -18,6 +18,7 @@
 #include "json_io.h"
 #include "network.h"
 #include "run_helpers.h"
+#include "skip.h"
 
 namespace fs = std::filesystem;
 
@@ -163,6 +164,40 @@ TEST_CASE("SIGINT (Ctrl-C) stops the run the same way, saves to --save and exits
   CHECK(r["interrupted"]["signal"].str() == "SIGINT");
   check_clean_worker_shutdown(r);
   CHECK(load(save).step == int64_t(r["interrupted"]["after_step"].num()));
+}
+
+TEST_CASE("a Ctrl-C sent to the whole process group, as a terminal sends it, stops the run once "
+          "and cleanly: the workers ignore it and say goodbye",
+          "[integration][signals]") {
+  if (access("/usr/bin/setsid", X_OK) != 0) {
+    ts_test::skip_test("/usr/bin/setsid is missing, so the run cannot have a process group of its own");
+    return;
+  }
+  const std::string dir = fresh_dir("group_sigint");
+  const std::string report = dir + "/report.json";
+  // setsid execs the coordinator in a session and process group of its own (its pid is the
+  // group's id), so the group signal below reaches it and its workers, not this test.
+  std::vector<std::string> argv = ts_test::coordinator_args(
+      with(kTwoWorkers, {"--steps", "100000", "--checkpoint-dir", dir + "/ck", "--report", report}));
+  argv.insert(argv.begin(), "/usr/bin/setsid");
+  ts_test::Process c = ts_test::start("group_sigint", argv);
+  const std::vector<pid_t> pids = wait_for_workers([&] { return c.out(); }, 2);
+  REQUIRE(pids.size() == 2);
+  REQUIRE(getpgid(pids[0]) == c.pid);  // the workers share the coordinator's group
+  random_pause(0.2, 1.0);
+  kill(-c.pid, SIGINT);
+  const int rc = ts_test::wait_exit(c, 120);
+  INFO(c.out() << c.err());
+  CHECK(rc == 128 + SIGINT);
+  CHECK(ts_test::wait_until([&] { return all_gone(pids); }, 10));
+  kill_all(pids);
+  CHECK(c.err().find("a second signal):") == std::string::npos);  // one signal, not one per process
+  const ts::JsonNode r = ts::read_json_file(report);
+  CHECK(r["status"].str() == "interrupted");
+  check_clean_worker_shutdown(r);
+  ts::CheckpointStore store(dir + "/ck", 3);
+  REQUIRE(store.list().size() == 1);
+  CHECK(load(store.list()[0]).step == int64_t(r["interrupted"]["after_step"].num()));
 }
 
 TEST_CASE("a second signal stops at once, killing the workers, with the exit status of that signal",
