@@ -40,11 +40,15 @@ void say(const std::string& line) {
 }
 
 [[noreturn]] void stop_at_once(int sig, const std::string& why) {
-  say(why);
+  // The children first, and the line with write(2), not stdio: another thread may hold
+  // stderr's lock, and a full pipe must not keep the workers alive.
   for (auto& slot : g_children) {
     const int64_t v = slot.load();
     if (v != 0) kill(pid_t(v & 0xffffffff), SIGKILL);
   }
+  const std::string line = why + "\n";
+  ssize_t ignored = write(STDERR_FILENO, line.data(), line.size());
+  (void)ignored;
   _exit(128 + sig);
 }
 
@@ -64,7 +68,7 @@ void take_signals() {
     const std::string name = signal_name(sig);
     if (!first)
       stop_at_once(sig, program + ": " + name + " (a second signal): stopping at once, nothing more "
-                                            "is saved; workers killed");
+                                            "is saved; child processes (workers, trials) killed");
     if (!g_watched.load())
       stop_at_once(sig, program + ": " + name + ": stopping at once" +
                             (what.empty() ? std::string() : " (" + what + ")"));
