@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <unordered_map>
@@ -102,6 +103,17 @@ void read_tensors(const TensorList& tensors, const std::vector<WantedTensor>& wa
                                 "' (not in network '" + model + "')");
   }
   for (size_t i = 0; i < wanted.size(); ++i) decode_floats(found[i]->data(), wanted[i].dst);
+  // A state with a non-finite value is a diverged or damaged run's, whatever its CRC says:
+  // resuming it would train on nothing (the caller's dst stays unused).
+  for (const auto& w : wanted)
+    for (size_t j = 0; j < w.param->size; ++j)
+      if (!std::isfinite(w.dst[j])) {
+        char value[32];
+        std::snprintf(value, sizeof value, "%g", double(w.dst[j]));
+        throw std::invalid_argument(kind + " tensor '" + w.name + "' holds a non-finite value (" +
+                                    value + " at element " + std::to_string(j) +
+                                    "): the file is damaged or holds a diverged state");
+      }
 }
 
 // Durable and atomic (common/atomic_file.h), with the failure named as a checkpoint's.

@@ -54,7 +54,8 @@ void save_checkpoint(const std::string& path, const NetworkSpec& net, const Trai
 // Reads a checkpoint written for network `expect`. Throws CheckpointError naming the file
 // and what is wrong: missing or unreadable, not a checkpoint, damaged (CRC-32 mismatch),
 // unsupported format_version, another model, a tensor missing, unexpected, of another shape
-// or with the wrong number of bytes, or optimizer state that does not fit. Resume with
+// or with the wrong number of bytes, a parameter or optimizer slot holding a non-finite value
+// (named: tensor and element), or optimizer state that does not fit. Resume with
 //   auto opt = make_optimizer(config, net.num_params);
 //   if (state.optimizer) opt->restore(*state.optimizer);
 TrainingState load_checkpoint(const std::string& path, const NetworkSpec& expect);

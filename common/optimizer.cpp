@@ -111,6 +111,12 @@ Optimizer::~Optimizer() = default;
 
 OptimizerSnapshot Optimizer::snapshot() const { return {config_, iterations_, slots_}; }
 
+void Optimizer::snapshot_into(OptimizerSnapshot* out) const {
+  out->config = config_;
+  out->iterations = iterations_;
+  out->slots = slots_;  // element-wise assignment: each slot's buffer is reused
+}
+
 void Optimizer::restore(const OptimizerSnapshot& snapshot) {
   if (snapshot.config.kind != config_.kind) {
     throw std::invalid_argument("optimizer state is for '" + snapshot.config.kind +

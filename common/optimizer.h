@@ -63,6 +63,10 @@ class Optimizer {
   size_t size() const { return size_; }                 // floats per buffer
 
   OptimizerSnapshot snapshot() const;
+  // The same into `out`, reusing its buffers (no allocation once sized): the coordinator
+  // keeps the state before each step, so a step that diverges can be undone.
+  void snapshot_into(OptimizerSnapshot* out) const;
+  const std::vector<OptimizerSlot>& slots() const { return slots_; }
 
   // Continues from a snapshot: takes its iterations and slot values, keeps this optimizer's
   // hyper-parameters (so a resumed run may change, say, the learning rate). Throws

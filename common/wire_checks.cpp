@@ -73,8 +73,11 @@ std::string check_worker_message(const threadsplit::WorkerMessage& m, const Wire
       if (r.correct() < 0 || r.correct() > r.samples())
         return "a step result with " + std::to_string(r.correct()) + " correct of " +
                std::to_string(r.samples());
-      if (!std::isfinite(r.loss_sum()) || r.loss_sum() < 0)
-        return "a step result with loss sum " + std::to_string(r.loss_sum());
+      if (!std::isfinite(r.loss_sum())) {
+        *nonfinite = true;  // what a diverged run looks like, not a broken wire
+        return "a step result with loss sum " + std::to_string(r.loss_sum()) + " (a non-finite loss)";
+      }
+      if (r.loss_sum() < 0) return "a step result with loss sum " + std::to_string(r.loss_sum());
       const size_t want = limits.num_params * sizeof(float);
       if (r.samples() == 0 ? !r.gradient().empty() && r.gradient().size() != want
                            : r.gradient().size() != want)
@@ -93,8 +96,12 @@ std::string check_worker_message(const threadsplit::WorkerMessage& m, const Wire
     case threadsplit::WorkerMessage::kEval: {
       const threadsplit::EvalResult& r = m.eval();
       if (r.run_id() != limits.run_id) return "an evaluation result of run '" + r.run_id().substr(0, 64) + "'";
+      if (!std::isfinite(r.loss_sum())) {
+        *nonfinite = true;
+        return "an evaluation result with loss sum " + std::to_string(r.loss_sum()) + " (a non-finite loss)";
+      }
       if (r.round() < 0 || r.samples() < 0 || r.correct() < 0 || r.correct() > r.samples() ||
-          !std::isfinite(r.loss_sum()) || r.loss_sum() < 0)
+          r.loss_sum() < 0)
         return "an evaluation result with impossible counts or loss";
       return "";
     }

@@ -30,7 +30,8 @@ struct WireLimits {
 std::string check_hello_message(const threadsplit::Hello& h, unsigned protocol_version);
 
 // Any message after Hello: its kind, run id, sizes and, for a gradient, finite values. A
-// non-finite gradient is reported with `nonfinite` set: the run stops rather than the worker.
+// non-finite gradient or loss (step or evaluation) is reported with `nonfinite` set: that is
+// how a diverged run looks, so the run stops as diverged rather than blaming the worker.
 std::string check_worker_message(const threadsplit::WorkerMessage& m, const WireLimits& limits,
                                  bool* nonfinite);
 

@@ -1,7 +1,10 @@
 #include "collective.h"
 
+#include <algorithm>
 #include <cassert>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 
 #include "timing.h"
 
@@ -31,6 +34,19 @@ WorkerMessage::BodyCase body_of(GatherKind kind) {
   return WorkerMessage::kGoodbye;
 }
 
+// The L2 norm of a packed gradient, summed in double (a finite float squared may overflow
+// float).
+double gradient_norm(const std::string& bytes) {
+  const size_t n = bytes.size() / sizeof(float);
+  double sum = 0;
+  for (size_t i = 0; i < n; ++i) {
+    float x;
+    std::memcpy(&x, bytes.data() + i * sizeof(float), sizeof x);
+    sum += double(x) * double(x);
+  }
+  return std::sqrt(sum);
+}
+
 // The step gate is open (0) whenever no step gather runs, whatever way that gather ends.
 struct StepGate {
   EventQueue& events;
@@ -46,7 +62,25 @@ Collective::Collective(Membership& members, WorkerTransport& transport, std::str
       run_id_(std::move(run_id)),
       deadline_(deadline),
       grace_s_(failure_grace_s),
-      results_(size_t(members.world_size())) {}
+      results_(size_t(members.world_size())),
+      dealt_(size_t(members.world_size())),
+      asked_(size_t(members.world_size())) {}
+
+bool Collective::was_dealt(int r, uint32_t id) const {
+  const auto& d = dealt_[size_t(r)];
+  return std::find(d.begin(), d.end(), id) != d.end();
+}
+
+bool Collective::was_asked(int r, int64_t round) const {
+  const auto& a = asked_[size_t(r)];
+  return std::find(a.begin(), a.end(), round) != a.end();
+}
+
+std::string Collective::deals_of(int r) const {
+  std::string s;
+  for (uint32_t id : dealt_[size_t(r)]) s += (s.empty() ? "" : ", ") + std::to_string(id);
+  return s.empty() ? "none" : s;
+}
 
 void Collective::deal_epoch(EpochPlan plan, int64_t epoch, int first, int last,
                             int64_t first_step) {
@@ -76,7 +110,9 @@ void Collective::deal(int s, bool initial) {
       share->mutable_indices()->Add(idx.begin(), idx.end());
       share->set_global_batch(int(plan_.batches[size_t(k)].size()));
     }
-    if (!transport_.send(r, std::move(m))) {
+    if (transport_.send(r, std::move(m))) {
+      dealt_[size_t(r)].push_back(deal_id_);
+    } else {
       redeal_due_ = true;  // the survivors are dealt again before the next gather
       members_.lose(r, "can no longer be reached" +
                            (initial ? " (epoch " + std::to_string(epoch_ + 1) + " deal)" : std::string()));
@@ -131,6 +167,7 @@ const std::vector<WorkerMessage>* Collective::eval_round(const std::string& spli
       members_.lose(r, "can no longer be reached");
       return nullptr;
     }
+    asked_[size_t(r)].push_back(round);
   }
   if (!gather(GatherKind::kEval, round, expect, what, deadline_s, nullptr)) return nullptr;
   return &results_;
@@ -219,27 +256,49 @@ bool Collective::gather(GatherKind kind, int64_t round, const std::vector<int>& 
         }
         continue;  // anything else (a step result of an aborted step) is dropped
       }
-      if (e->closed && e->fatal)
-        members_.fail_run(r, e->why + " " + what +
-                                 ": the run diverged or the worker is faulty; stopped before the "
-                                 "parameters were touched (lower --lr, or resume from the last checkpoint)");
+      if (e->closed && e->fatal) {
+        // A non-finite loss or gradient is the run's divergence, not the wire's fault
+        // (docs/reliability.md: one worker's alone is still taken as divergence).
+        const std::string which = e->why.find("non-finite loss") != std::string::npos ? "loss" : "gradient";
+        const std::string at = kind == GatherKind::kStep ? "at step " + std::to_string(round) : what;
+        members_.fail_run(r, "the run diverged " + at + " (a worker's " + which + "): ",
+                          e->why + " " + what +
+                              "; stopped before the parameters were touched, the last good state is "
+                              "checkpointed (lower --lr, or resume from the last checkpoint)");
+      }
       if (e->closed) throw WorkerLost{r, "left " + what + ": " + e->why};
       WorkerMessage& msg = e->message;
       if (msg.body_case() != body_of(kind))
         throw WorkerLost{r, std::string("sent ") + message_kind(msg) + " " + what};
       if (kind == GatherKind::kStep) {
         const threadsplit::StepResult& res = msg.step();
-        // A result computed under a deal before the latest re-deal is stale, not wrong.
-        if (res.deal_id() < deal_id_ && res.step() == round) continue;
+        const bool had_deal = was_dealt(r, res.deal_id());
+        // A result computed under an earlier deal this rank really had, before the latest
+        // re-deal, is stale, not wrong: dropped, and the deadline (from the start of the
+        // gather) is not moved by it.
+        if (had_deal && res.deal_id() != deal_id_ && res.step() == round) continue;
         // The run id, the loss, the accuracy counts, the gradient's size and its values were
         // checked as the message was read (check_worker_message); what is left needs state.
         std::string bad;
-        if (res.deal_id() != deal_id_) bad = "a result for deal " + std::to_string(res.deal_id());
+        if (!had_deal)
+          bad = "a result for deal " + std::to_string(res.deal_id()) + " (step " +
+                std::to_string(res.step()) + "), a deal it was never dealt (its deals: " +
+                deals_of(r) + "): a protocol violation";
+        else if (res.deal_id() != deal_id_) bad = "a result for deal " + std::to_string(res.deal_id());
         else if (res.step() != round) bad = "a result for step " + std::to_string(res.step());
         else if (!waiting[size_t(r)]) bad = "a second result";
         else if (res.samples() != expect[size_t(r)])
           bad = "a result for " + std::to_string(res.samples()) + " samples instead of " +
                 std::to_string(expect[size_t(r)]);
+        else if (max_grad_norm_ > 0) {
+          const double norm = gradient_norm(res.gradient());
+          if (norm > max_grad_norm_) {
+            char b[200];
+            std::snprintf(b, sizeof b, "a gradient of L2 norm %.6g for step %lld, above --max-grad-norm %.6g "
+                          "(refused as an outlier)", norm, (long long)round, max_grad_norm_);
+            bad = b;
+          }
+        }
         if (!bad.empty()) {
           std::fprintf(stderr, "threadsplit: refused from %s: %s %s\n", members_.describe(r).c_str(),
                        bad.c_str(), what.c_str());
@@ -248,7 +307,15 @@ bool Collective::gather(GatherKind kind, int64_t round, const std::vector<int>& 
         if (arrived_s) (*arrived_s)[size_t(r)] = e->arrived_s;
       } else {
         const threadsplit::EvalResult& res = msg.eval();
-        if (res.round() < round && res.run_id() == run_id_) continue;  // of an abandoned round
+        const bool asked = was_asked(r, res.round());
+        if (asked && res.round() < round) continue;  // of an abandoned round it was asked for
+        if (!asked) {
+          const std::string bad = "an evaluation result for round " + std::to_string(res.round()) +
+                                  ", a round it was never asked for: a protocol violation";
+          std::fprintf(stderr, "threadsplit: refused from %s: %s %s\n", members_.describe(r).c_str(),
+                       bad.c_str(), what.c_str());
+          throw WorkerLost{r, "sent " + bad + " " + what};
+        }
         // Run id, loss and counts were checked as it was read (check_worker_message).
         if (res.round() != round || !waiting[size_t(r)] || res.samples() != expect[size_t(r)])
           throw WorkerLost{r, "sent an evaluation result that does not match round " +

@@ -2,8 +2,10 @@
 // each, for training steps, evaluation rounds and shutdown alike, with one gather().
 //
 // A gather collects exactly one message of a kind from every live rank. It drops what is
-// stale (a result computed under a deal since replaced, an evaluation round since
-// abandoned), refuses what is wrong for the round (a rank that then counts as lost), notices
+// stale (a result computed under a deal that rank really was dealt and that was since
+// replaced, an evaluation round it really was asked for and that was since abandoned),
+// refuses what is wrong for the round (a deal or round the rank never had is a protocol
+// violation: the rank then counts as lost, named), notices
 // ranks that died, stopped or stayed silent past the deadline, which runs from the start of
 // the gather, and hands every loss to Membership's policy. Training steps are dealt a whole
 // epoch ahead (each worker's loader works ahead); when a rank is lost mid-epoch, the rest of
@@ -49,6 +51,10 @@ class Collective {
                                                             const std::vector<int32_t>& indices,
                                                             int batch, double deadline_s);
 
+  // --max-grad-norm: a rank's share-gradient of a larger L2 norm is refused as an outlier
+  // (the rank is lost, policy applies). 0: no bound.
+  void set_max_grad_norm(double bound) { max_grad_norm_ = bound; }
+
   // The same message to every live rank; a rank that cannot be reached is lost (policy
   // applies) and the rest of the epoch will be re-dealt.
   void broadcast(std::shared_ptr<const threadsplit::CoordinatorMessage> m, const std::string& during);
@@ -66,6 +72,11 @@ class Collective {
   [[noreturn]] void lose_silent(const std::vector<bool>& waiting, const std::string& what, double deadline_s);
   // Deals steps [s, last_) of the epoch under a new deal id; `initial`: the epoch's first.
   void deal(int s, bool initial);
+  // Whether rank r was really sent deal `id` / evaluation round `round`.
+  bool was_dealt(int r, uint32_t id) const;
+  bool was_asked(int r, int64_t round) const;
+  // The deal ids rank r was sent, "1, 2".
+  std::string deals_of(int r) const;
 
   Membership& members_;
   WorkerTransport& transport_;
@@ -81,6 +92,10 @@ class Collective {
   uint32_t deal_id_ = 0;
   bool redeal_due_ = false;             // a rank was lost since the epoch was last dealt
   int64_t eval_round_ = 0;
+  // By rank: the deal ids and evaluation rounds it was really sent (a few per run).
+  std::vector<std::vector<uint32_t>> dealt_;
+  std::vector<std::vector<int64_t>> asked_;
+  double max_grad_norm_ = 0;
 };
 
 }  // namespace ts

@@ -42,6 +42,10 @@ namespace {
 
 using namespace ts;
 
+// The exit status of a run that diverged (a non-finite loss, gradient, sum or state): not 1,
+// which says a worker or the run failed, so scripts can tell "lower --lr" from "fix a host".
+constexpr int kExitDiverged = 4;
+
 int make_synthetic_data(int argc, char** argv) {
   SyntheticDataOptions d;
   try {
@@ -232,6 +236,7 @@ void report_bindings(const Membership& members) {
 struct Outcome {
   std::optional<EvalOutcome> test;
   std::string error;             // empty: completed
+  bool diverged = false;         // the error is the run's divergence (RunDiverged)
   bool saved = true;             // the final checkpoints were written
   int signo = 0;                 // the stop signal that ended the run (stop_signals.h), or 0
 };
@@ -250,6 +255,12 @@ Outcome train(Prepared& p, TrainingRun& run, Server& sv, Membership& members) {
   try {
     run.train(progress);
     if (o.eval_every > 0 && !stop_signal()) out.test = run.evaluate("test", progress);
+  } catch (const RunDiverged& e) {
+    // Not a worker's fault: no policy applied; the state is the last good step's.
+    progress.clear();
+    out.error = e.what();
+    out.diverged = true;
+    std::fprintf(stderr, "threadsplit: %s\n", out.error.c_str());
   } catch (const RunAborted& e) {
     progress.clear();
     out.error = e.what();
@@ -263,7 +274,8 @@ Outcome train(Prepared& p, TrainingRun& run, Server& sv, Membership& members) {
   const std::string stopped_by = out.signo ? signal_name(out.signo) : "";
   // First the work done so far, then the goodbyes (a stopped worker may take a while).
   std::vector<std::string> saved;
-  out.saved = write_final_checkpoints(p.setup, run, p.store ? &*p.store : nullptr, failed, stopped_by, &saved);
+  out.saved = write_final_checkpoints(p.setup, run, p.store ? &*p.store : nullptr, failed, out.diverged,
+                                     stopped_by, &saved);
   if (out.signo) {
     std::string where;
     for (const std::string& path : saved) where += (where.empty() ? "" : " and ") + path;
@@ -295,7 +307,8 @@ int write_outputs(const RunSetup& s, const TrainingRun& run, const Server& sv, c
               (long long)run.steps_this_run(), run.train_seconds(),
               run.train_seconds() > 0 ? double(samples) / run.train_seconds() : 0.0, resumed.c_str(),
               now_seconds() - start);
-  int rc = !out.error.empty() || !out.saved ? 1 : 0;
+  // 4: the run diverged (its last good state was saved); 1: any other failure.
+  int rc = !out.saved ? 1 : out.diverged ? kExitDiverged : !out.error.empty() ? 1 : 0;
   if (o.warmup_steps > 0) {
     const TimedFigures t = summarize_steps(run.step_timings(), o.warmup_steps, s.world_size);
     std::printf("timed after %d warm-up steps: %lld steps in %.2f s (%.0f img/s)\n", o.warmup_steps,
@@ -324,7 +337,9 @@ int write_outputs(const RunSetup& s, const TrainingRun& run, const Server& sv, c
     in.setup = &s;
     in.run = &run;
     in.test = out.test;
-    in.status = !out.error.empty() ? "failed" : out.signo ? "interrupted" : "completed";
+    in.status = !out.error.empty() ? (out.diverged ? "diverged" : "failed")
+                : out.signo            ? "interrupted"
+                                       : "completed";
     in.error = out.error;
     if (out.signo) in.signal = signal_name(out.signo);
     in.wall_seconds = now_seconds() - start;

@@ -140,12 +140,13 @@ void Membership::lose(int rank, const std::string& why) {
   std::fprintf(stderr, "threadsplit: WORKER LOST: %s\n", line.c_str());
 }
 
-void Membership::fail_run(int rank, const std::string& why) {
+void Membership::fail_run(int rank, const std::string& headline, const std::string& why) {
   // Its stream is over: no Shutdown to wait for.
+  const std::string who = describe(rank);
   alive_[size_t(rank)] = false;
   renumber();
   transport_.release(rank);
-  throw RunAborted(describe(rank) + " " + why);
+  throw RunDiverged(headline + who + " " + why);
 }
 
 void Membership::stop_all(double grace_s) {

@@ -25,6 +25,15 @@ class RunAborted : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The run diverged: a non-finite loss or gradient from a worker, a non-finite gradient sum,
+// or non-finite parameters or optimizer state after the update. Not a worker's fault: no
+// policy applies, the run stops with the last good state checkpointed (report status
+// "diverged", exit status 4). The message starts "the run diverged at step N".
+class RunDiverged : public RunAborted {
+ public:
+  using RunAborted::RunAborted;
+};
+
 // A rank was found lost; Membership::lose() decides what that means for the run.
 struct WorkerLost {
   int rank;
@@ -79,9 +88,9 @@ class Membership {
   // Applies the policy: throws RunAborted (abort, or the last worker), else stops the rank's
   // process, releases its link and records why.
   void lose(int rank, const std::string& why);
-  // Its stream ended because of what it sent (a non-finite gradient): no policy applies, the
-  // run stops. Throws RunAborted: the worker described, then `why`.
-  [[noreturn]] void fail_run(int rank, const std::string& why);
+  // Its stream ended because of what it sent (a non-finite loss or gradient): the run
+  // diverged, no policy applies. Throws RunDiverged: `headline`, the worker described, `why`.
+  [[noreturn]] void fail_run(int rank, const std::string& headline, const std::string& why);
 
   // End of the run: every local process still running gets `grace_s` to exit, then SIGKILL.
   void stop_all(double grace_s);

@@ -50,10 +50,11 @@ void schedule_checkpoints(TrainingRun& run, const RunSetup& setup, CheckpointSto
 }
 
 bool write_final_checkpoints(const RunSetup& setup, const TrainingRun& run, CheckpointStore* store,
-                             bool failed, const std::string& stopped_by,
+                             bool failed, bool diverged, const std::string& stopped_by,
                              std::vector<std::string>* written_paths) {
   const TrainingState st = snapshot_state(setup, run);
-  const std::string note = failed ? ", the last complete step before the abort"
+  const std::string note = diverged ? ", the last good step before the run diverged"
+                           : failed ? ", the last complete step before the abort"
                            : !stopped_by.empty() ? ", where " + stopped_by + " stopped the run"
                                                  : "";
   bool ok = true;

@@ -17,11 +17,12 @@ TrainingState snapshot_state(const RunSetup& setup, const TrainingRun& run);
 // the run (RunAborted): going on would silently lose the protection asked for.
 void schedule_checkpoints(TrainingRun& run, const RunSetup& setup, CheckpointStore& store);
 
-// Writes the end-of-run checkpoints; prints one line per file. False when one failed.
-// `stopped_by`: the signal that stopped the run ("SIGTERM"), for the line; `written`, when
-// given, receives the paths written.
+// Writes the end-of-run checkpoints; prints one line per file, saying when the state is the
+// last good one of a run that failed or diverged, or where a stop signal stopped it
+// (`stopped_by`: "SIGTERM"). `written`, when given, receives the paths written. False when
+// one could not be written.
 bool write_final_checkpoints(const RunSetup& setup, const TrainingRun& run, CheckpointStore* store,
-                             bool failed, const std::string& stopped_by = "",
+                             bool failed, bool diverged = false, const std::string& stopped_by = "",
                              std::vector<std::string>* written = nullptr);
 
 }  // namespace ts

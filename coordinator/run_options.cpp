@@ -137,6 +137,11 @@ std::unique_ptr<CLI::App> run_options_app(RunOptions& o, const std::string& prog
   a.add_option("--failure-grace", o.failure_grace_s,
                "a worker silent S seconds beyond the slowest recent step is lost")
       ->type_name("S")->transform(positive(3600))->capture_default_str();
+  a.add_option("--max-grad-norm", o.max_grad_norm,
+               "refuse a worker's gradient of L2 norm above X as an outlier (that worker is lost: "
+               "--on-worker-failure applies). Each worker's gradient is its share of the batch-mean "
+               "gradient (about 1/P of it), so X bounds a share; off by default")
+      ->type_name("X")->transform(positive());
   a.add_option("--checkpoint-dir", o.checkpoint_dir,
                "write rotated checkpoints here (and the abort checkpoint)")
       ->type_name("DIR");

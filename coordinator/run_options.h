@@ -60,6 +60,7 @@ struct RunOptions {
   // Reliability (coordinator/step_deadline.h, common/checkpoint_store.h).
   std::string on_worker_failure = "abort";  // abort | continue
   double failure_grace_s = 3;     // a worker silent this long beyond the slowest recent step is lost
+  double max_grad_norm = 0;       // a share-gradient of a larger L2 norm is refused; 0: no bound
   std::string checkpoint_dir;     // rotated checkpoints go here
   std::string checkpoint_every;   // "K" steps or "Ne" epochs; empty: only at the end / on abort
   int checkpoint_keep = 3;        // newest checkpoints kept in checkpoint_dir

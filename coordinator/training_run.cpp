@@ -25,10 +25,13 @@ TrainingRun::TrainingRun(const RunSetup& setup, Membership& members, WorkerTrans
                 setup.options.step_timeout_s),
       collective_(members, transport, setup.run_id, deadline_, setup.options.failure_grace_s),
       reducer_(setup.net.num_params),
+      guard_(setup.net),
       step_(start_step),
       epoch_(start_epoch),
       step_in_epoch_(start_step_in_epoch),
-      arrived_s_(size_t(setup.world_size), 0.0) {}
+      arrived_s_(size_t(setup.world_size), 0.0) {
+  collective_.set_max_grad_norm(setup.options.max_grad_norm);
+}
 
 void EpochRecord::close(const std::vector<StepTiming>& records, size_t first, double wall_s,
                         int world_size) {
@@ -62,6 +65,7 @@ void TrainingRun::run_step(const EpochPlan& plan, int s, EpochRecord& rec) {
   const std::vector<WorkerMessage>& results = collective_.gather_step(step_, s, &arrived_s_);
   const std::vector<int> live = members_.live_ranks();
   const double loss_before = rec.loss_sum;
+  const int64_t correct_before = rec.correct;
   for (int r : live) {
     const threadsplit::StepResult& res = results[size_t(r)].step();
     timing.workers[size_t(r)].received_s = arrived_s_[size_t(r)];
@@ -71,9 +75,26 @@ void TrainingRun::run_step(const EpochPlan& plan, int s, EpochRecord& rec) {
   }
   deadline_.record(wait.elapsed());
 
-  // Reduce and update: the sum in rank order, then the optimizer on the one copy.
+  // Reduce and update: the sum in rank order, then the optimizer on the one copy; a sum or
+  // a state that is not finite stops the run with the state before this step.
   timing.gradients_s = now_seconds();
-  optimizer_->step(params_.data(), reducer_.reduce(results, live).data());
+  const std::vector<float>& sum = reducer_.reduce(results, live);
+  auto diverged = [&](const std::string& what) {
+    rec.loss_sum = loss_before;  // the step did not happen
+    rec.correct = correct_before;
+    throw RunDiverged("the run diverged at step " + std::to_string(step_) + " (" + what +
+                      "); stopped with the parameters of step " + std::to_string(step_) +
+                      ", the last good state, checkpointed (lower --lr, or resume from an earlier checkpoint)");
+  };
+  const std::string bad_sum = guard_.first_nonfinite(sum.data());
+  if (!bad_sum.empty()) diverged("the gradient sum: " + bad_sum);
+  guard_.keep(params_, *optimizer_);
+  optimizer_->step(params_.data(), sum.data());
+  const std::string bad_state = guard_.check_state(params_, *optimizer_);
+  if (!bad_state.empty()) {
+    guard_.restore(&params_, optimizer_.get());
+    diverged(bad_state + ", after the update");
+  }
   // Broadcast: one message for every worker; each link writes it from the same bytes.
   auto m = std::make_shared<CoordinatorMessage>();
   threadsplit::Params* p = m->mutable_params();

@@ -16,6 +16,7 @@
 #include "cifar10.h"
 #include "collective.h"
 #include "core_set.h"
+#include "divergence_guard.h"
 #include "epoch_plan.h"
 #include "gradient_reducer.h"
 #include "membership.h"
@@ -71,7 +72,9 @@ class TrainingRun {
               std::vector<float> params, std::unique_ptr<Optimizer> optimizer, int64_t start_step,
               int64_t start_epoch, int64_t start_step_in_epoch);
 
-  // Every epoch (or --steps), with validation rounds. Throws RunAborted, or StopRequested.
+  // Every epoch (or --steps), with validation rounds. Throws RunAborted (RunDiverged when
+  // the run diverged: params() and optimizer() are then the last good state), or
+  // StopRequested.
   void train(ProgressDisplay& progress);
   // One evaluation round over a split ("validation" or "test"), shared among the workers.
   EvalOutcome evaluate(const std::string& split, ProgressDisplay& progress);
@@ -105,6 +108,8 @@ class TrainingRun {
  private:
   void run_epoch(ProgressDisplay& progress);
   // One global step: gather -> reduce -> update -> broadcast. `s` is its index in `plan`.
+  // Throws RunDiverged, the state left as it was before the step, when the gradient sum or
+  // the updated state is not finite.
   void run_step(const EpochPlan& plan, int s, EpochRecord& rec);
   // The epoch's line: time, rate, loss, accuracy, validation, phase shares.
   std::string epoch_line(const EpochRecord& rec) const;
@@ -116,6 +121,7 @@ class TrainingRun {
   StepDeadline deadline_;
   Collective collective_;
   GradientReducer reducer_;
+  DivergenceGuard guard_;       // the state before each update, and the finite checks
   int64_t step_ = 0;            // global steps done
   int64_t epoch_ = 0;           // epochs done
   int64_t step_in_epoch_ = 0;   // steps done in the current epoch

@@ -5,6 +5,7 @@
 # Kinds: kill9-abort kill9-continue sigstop-continue sigstop-abort coordinator-kill
 #        interrupt-resume corrupt-checkpoint wrong-token malformed
 #        rerun-same-dir resume-changed-flags
+#        stale-deal huge-gradient nan-loss
 #        sigterm-stop sigint-stop sigterm-resume
 # BUILD_DIR (default build/) must hold a built tree; DATA a CIFAR-10 directory (default:
 # ../shared/data/cifar-10-batches-bin, else synthetic data generated into the work dir).
@@ -23,6 +24,7 @@ KINDS=("$@")
 [ ${#KINDS[@]} -gt 0 ] || KINDS=(kill9-abort kill9-continue sigstop-continue sigstop-abort
                                 coordinator-kill interrupt-resume corrupt-checkpoint wrong-token malformed
                                 rerun-same-dir resume-changed-flags
+                                stale-deal huge-gradient nan-loss
                                 sigterm-stop sigint-stop sigterm-resume)
 COORD="$BUILD_DIR/coordinator/threadsplit"
 WORKER="$BUILD_DIR/worker/threadsplit_worker"
@@ -358,12 +360,116 @@ run_malformed() {
   [ $rrc -eq 0 ] && grep -q "status 3" "$WORK/malformed-$n.rogue" || { ok=0; note+=", not refused"; }
   grep -q "refused a message from worker" "$ERR" || { ok=0; note+=", not logged"; }
   if [ $mode = nan-gradient ]; then
-    [ $rc -eq 1 ] && grep -q "non-finite gradient" "$ERR" || { ok=0; note+=", run not stopped (rc $rc)"; }
+    # 4: the run diverged (a NaN gradient is divergence, not a faulty wire)
+    [ $rc -eq 4 ] && grep -q "non-finite gradient" "$ERR" || { ok=0; note+=", run not stopped (rc $rc)"; }
     grep -q "^saved " "$OUT" || { ok=0; note+=", no checkpoint"; }
   else
     [ $rc -eq 0 ] && grep -q "trained 20 steps" "$OUT" || { ok=0; note+=", run did not go on (rc $rc)"; }
   fi
   record malformed "$n" $ok - "$note"
+}
+
+# --- Workers that lie and runs that diverge (docs/reliability.md) ---
+# A real worker (rank 0) and the rogue (rank 1, tests/tools/rogue_worker.cpp), which takes
+# part honestly until a random step FROM and then lies. Detection: from the rogue's "lying
+# from step" line to the coordinator's line naming the outcome.
+liar_run() {  # kind n mode from coordinator-flags... ; sets LRC, LDIR, LROGUE, LDETECT, LWRC
+  local kind=$1 n=$2 mode=$3 from=$4; shift 4
+  LDIR="$WORK/$kind-$n"; rm -rf "$LDIR"; mkdir -p "$LDIR"
+  local pf="$LDIR/port" token="tok-$RANDOM$RANDOM"
+  THREADSPLIT_TOKEN=$token start_coord "$kind-$n" "${BASE[@]}" --external-workers 2 --port-file "$pf" \
+    --failure-grace 2 --checkpoint-dir "$LDIR/ckpt" --checkpoint-every 1 --report "$LDIR/report.json" "$@"
+  local port; port=$(external_port "$pf") || { kill -9 $CPID; wait $CPID; LRC=-1; return; }
+  THREADSPLIT_TOKEN=$token THREADSPLIT_RANK=0 OMP_NUM_THREADS=1 "$WORKER" --coordinator "127.0.0.1:$port" \
+    >"$LDIR/worker.out" 2>&1 &
+  local wpid=$!
+  THREADSPLIT_TOKEN=$token THREADSPLIT_RANK=1 "$ROGUE" "127.0.0.1:$port" "$mode" "$from" >"$LDIR/rogue.out" 2>&1 &
+  LROGUE=$!
+  local t0 t1
+  t0=$(wait_for "$LDIR/rogue.out" 60 'lying from step') || t0=
+  t1=$(wait_for "$ERR" 60 'run aborted|WORKER LOST|the run diverged') || t1=
+  LDETECT=-
+  [ -n "$t0" ] && [ -n "$t1" ] && LDETECT=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b - a}')
+  wait $CPID; LRC=$?
+  wait $wpid; LWRC=$?
+  wait $LROGUE 2>/dev/null
+}
+# Every checkpoint the run saved loads (load_checkpoint refuses non-finite values); prints
+# the newest one's step.
+liar_files_ok() {
+  local f newest=
+  for f in "$LDIR"/ckpt/step-*.ckpt; do
+    [ -f "$f" ] || return 1
+    "$COMPARE" seed_cnn "$f" "$f" >/dev/null 2>&1 || return 1
+    newest=$f
+  done
+  [ -n "$newest" ] || return 1
+  "$COMPARE" seed_cnn "$newest" "$newest" | grep -oP 'steps \K\d+'
+}
+run_stale_deal() {
+  local n=$1 from; from=$((2 + RANDOM % 20))
+  local policy=abort; [ $((RANDOM % 2)) = 1 ] && policy=continue
+  liar_run stale-deal "$n" stale-deal "$from" --steps 40 --on-worker-failure $policy
+  local ok=1 note="$policy from step $from"
+  [ "$LRC" = -1 ] && { record stale-deal "$n" 0 - "no port"; return; }
+  grep -q "a result for deal 0 (step $from), a deal it was never dealt" "$ERR" || { ok=0; note+=", not refused"; }
+  local step; step=$(liar_files_ok) || { ok=0; note+=", a checkpoint does not load"; }
+  if [ $policy = abort ]; then
+    [ $LRC -eq 1 ] && grep -q "run aborted: worker 1 (pid $LROGUE)" "$ERR" || { ok=0; note+=", rc $LRC or message"; }
+    [ "$step" = "$from" ] || { ok=0; note+=", checkpoint of step $step"; }
+  else
+    [ $LRC -eq 0 ] && grep -q "trained 40 steps" "$OUT" || { ok=0; note+=", run did not go on (rc $LRC)"; }
+    grep -q "WORKER LOST: worker 1 (pid $LROGUE)" "$ERR" || { ok=0; note+=", no WORKER LOST"; }
+    grep -q "WORKER LOST: worker 0" "$ERR" && { ok=0; note+=", the honest worker was dropped"; }
+    [ $LWRC -eq 0 ] || { ok=0; note+=", honest worker rc $LWRC"; }
+  fi
+  wait_all_gone 5 $LROGUE || { ok=0; note+=", rogue left running"; }
+  record stale-deal "$n" $ok "$LDETECT" "$note"
+}
+run_huge_gradient() {
+  local n=$1 from; from=$((2 + RANDOM % 20))
+  local ok=1 step
+  if [ $((RANDOM % 2)) = 1 ]; then
+    # Adam: v grows by 0.001 * 1e40 a step and overflows some 35 steps in: divergence.
+    liar_run huge-gradient "$n" huge-gradient "$from" --steps 120 --optimizer adam
+    local note="adam from step $from"
+    [ "$LRC" = -1 ] && { record huge-gradient "$n" 0 - "no port"; return; }
+    [ $LRC -eq 4 ] || { ok=0; note+=", rc $LRC"; }
+    grep -q "the run diverged at step .*the optimizer state 'v': inf" "$ERR" || { ok=0; note+=", no divergence line"; }
+    grep -q '"status": "diverged"' "$LDIR/report.json" || { ok=0; note+=", report status"; }
+    step=$(liar_files_ok) || { ok=0; note+=", a checkpoint does not load"; }
+    grep -q "the run diverged at step $step " "$ERR" || { ok=0; note+=", last checkpoint step $step is not the last good one"; }
+    note+=", diverged at step $step"
+    LDETECT=-  # it takes ~35 steps by design: no detection time
+  else
+    local policy=abort; [ $((RANDOM % 2)) = 1 ] && policy=continue
+    liar_run huge-gradient "$n" huge-gradient "$from" --steps 40 --optimizer sgd --max-grad-norm 100 \
+      --on-worker-failure $policy
+    local note="sgd --max-grad-norm 100, $policy, from step $from"
+    [ "$LRC" = -1 ] && { record huge-gradient "$n" 0 - "no port"; return; }
+    grep -q "a gradient of L2 norm 1e+20 for step $from, above --max-grad-norm 100" "$ERR" || { ok=0; note+=", not refused"; }
+    step=$(liar_files_ok) || { ok=0; note+=", a checkpoint does not load"; }
+    if [ $policy = abort ]; then
+      [ $LRC -eq 1 ] && [ "$step" = "$from" ] || { ok=0; note+=", rc $LRC, checkpoint of step $step"; }
+    else
+      [ $LRC -eq 0 ] && grep -q "trained 40 steps" "$OUT" || { ok=0; note+=", run did not go on (rc $LRC)"; }
+    fi
+  fi
+  record huge-gradient "$n" $ok "$LDETECT" "$note"
+}
+run_nan_loss() {
+  local n=$1 from; from=$((2 + RANDOM % 20))
+  local policy=abort; [ $((RANDOM % 2)) = 1 ] && policy=continue
+  liar_run nan-loss "$n" nan-loss "$from" --steps 40 --on-worker-failure $policy
+  local ok=1 note="$policy from step $from"
+  [ "$LRC" = -1 ] && { record nan-loss "$n" 0 - "no port"; return; }
+  [ $LRC -eq 4 ] || { ok=0; note+=", rc $LRC"; }
+  grep -q "the run diverged at step $from (a worker's loss)" "$ERR" || { ok=0; note+=", no divergence line"; }
+  grep -q "WORKER LOST" "$ERR" && { ok=0; note+=", blamed a worker"; }
+  grep -q '"status": "diverged"' "$LDIR/report.json" || { ok=0; note+=", report status"; }
+  local step; step=$(liar_files_ok) || { ok=0; note+=", a checkpoint does not load"; }
+  [ "$step" = "$from" ] || { ok=0; note+=", checkpoint of step $step"; }
+  record nan-loss "$n" $ok "$LDETECT" "$note"
 }
 
 cd "$WORK"  # abort checkpoints without --checkpoint-dir land here
@@ -382,6 +488,9 @@ for kind in "${KINDS[@]}"; do
       resume-changed-flags) run_resume_changed_flags "$n" ;;
       wrong-token) run_door wrong-token "$n" bad-token 7 ;;
       malformed) run_malformed "$n" ;;
+      stale-deal) run_stale_deal "$n" ;;
+      huge-gradient) run_huge_gradient "$n" ;;
+      nan-loss) run_nan_loss "$n" ;;
       sigterm-stop) run_signal_stop "$kind" "$n" TERM ;;
       sigint-stop) run_signal_stop "$kind" "$n" INT ;;
       sigterm-resume) reference; run_sigterm_resume "$n" ;;

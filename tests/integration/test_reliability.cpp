@@ -319,7 +319,7 @@ TEST_CASE("a non-finite gradient stops the run with a clear message and a checkp
                                           {"THREADSPLIT_TOKEN=" + token});
   const int rc = ts_test::wait_exit(coord, 60);
   INFO(coord.out() << coord.err() << "\nrogue: " << rogue.out());
-  CHECK(rc == 1);
+  CHECK(rc == 4);  // the run diverged: not 1, a worker's fault (docs/reliability.md)
   CHECK_THAT(coord.err(), Catch::Contains("non-finite gradient") &&
                               Catch::Contains("stopped before the parameters were touched"));
   ts::CheckpointStore store(dir, 3);

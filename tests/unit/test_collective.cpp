@@ -178,24 +178,30 @@ TEST_CASE("a result that does not fit the step is refused and, under abort, stop
 }
 
 TEST_CASE("the step deadline runs from the start of the gather, so a worker sending stale results is still lost", "[collective]") {
-  Fixture f(2, "continue", /*deadline_s=*/0.3);
+  // Stale means of a deal the rank really had (deal 1, replaced by deal 2 when rank 2 was
+  // lost); a deal it never had (0, say) is a protocol violation, refused at once (below).
+  Fixture f(3, "continue", /*deadline_s=*/0.3);
   f.collective.deal_epoch(f.plan, 0, 0, f.plan.steps(), 0);
-  f.transport.push_result(0, 0, 1, 6);
-  // Rank 1 never answers step 0 but sends a stale message every 5 ms.
-  f.transport.tick = [&] { f.transport.push_result(1, 0, 0, 6); };
-  // After the loss, rank 0 alone answers the re-deal with the whole batch.
+  f.transport.push_closed(2, "killed");
   f.transport.respond = [&](int rank, const CoordinatorMessage& m) {
-    if (m.has_deal() && m.deal().deal_id() == 2) {
+    if (!m.has_deal()) return;
+    if (m.deal().deal_id() == 2 && rank == 0) {
+      f.transport.push_result(0, 0, 2, 6);
+      // Rank 1 never answers deal 2's step 0 but sends deal 1's every 5 ms.
+      f.transport.tick = [&] { f.transport.push_result(1, 0, 1, 4); };
+    }
+    // After the loss, rank 0 alone answers the re-deal with the whole batch.
+    if (m.deal().deal_id() == 3) {
       f.transport.tick = nullptr;
-      f.transport.push_result(rank, 0, 2, 12);
+      f.transport.push_result(rank, 0, 3, 12);
     }
   };
   const Stopwatch took;
   f.collective.gather_step(0, 0, &f.arrived);
   CHECK(took.elapsed() < 3.0);
   CHECK(f.members.live_ranks() == std::vector<int>{0});
-  REQUIRE(f.members.lost_workers().size() == 1);
-  CHECK_THAT(f.members.lost_workers()[0], Catch::Contains("worker 1") &&
+  REQUIRE(f.members.lost_workers().size() == 2);
+  CHECK_THAT(f.members.lost_workers()[1], Catch::Contains("worker 1") &&
                                               Catch::Contains("did not answer during step 0 within 0.3 s"));
 }
 
@@ -305,4 +311,142 @@ TEST_CASE("a run that aborts while a step's parameters are on their way counts t
   REQUIRE(run.epochs().size() == 1);
   CHECK(run.epochs()[0].steps == 1);
   CHECK(run.epochs()[0].aborted);
+}
+
+// --- Workers that lie (docs/reliability.md, "Workers that lie and runs that diverge") ---
+
+TEST_CASE("a result for a deal the rank was never dealt is a protocol violation, refused at once, and the honest workers are kept", "[collective][liars]") {
+  Fixture f(3, "continue", /*deadline_s=*/30);
+  f.collective.deal_epoch(f.plan, 0, 0, f.plan.steps(), 0);
+  f.transport.push_result(0, 0, 1, 4);
+  f.transport.push_result(2, 0, 1, 4);
+  // Rank 1 sends the current step under deal 0 (never made) every 5 ms, never its result.
+  f.transport.tick = [&] { f.transport.push_result(1, 0, 0, 4); };
+  f.transport.respond = [&](int rank, const CoordinatorMessage& m) {
+    if (m.has_deal() && m.deal().deal_id() == 2) {
+      f.transport.tick = nullptr;
+      f.transport.push_result(rank, 0, 2, 6);
+    }
+  };
+  const Stopwatch took;
+  f.collective.gather_step(0, 0, &f.arrived);
+  CHECK(took.elapsed() < 5.0);  // not the 30 s deadline
+  CHECK(f.members.live_ranks() == std::vector<int>{0, 2});
+  REQUIRE(f.members.lost_workers().size() == 1);
+  CHECK_THAT(f.members.lost_workers()[0],
+             Catch::Contains("worker 1 (pid") && Catch::Contains("a result for deal 0 (step 0)") &&
+                 Catch::Contains("never dealt (its deals: 1)") && Catch::Contains("protocol violation"));
+}
+
+TEST_CASE("a result for a deal not made yet is a protocol violation, refused under abort", "[collective][liars]") {
+  Fixture g(2, "abort");
+  g.collective.deal_epoch(g.plan, 0, 0, g.plan.steps(), 0);
+  g.transport.push_result(1, 0, 2, 6);  // deal 2 does not exist yet
+  CHECK_THROWS_WITH(g.collective.gather_step(0, 0, &g.arrived),
+                    Catch::Contains("worker 1") && Catch::Contains("a result for deal 2 (step 0), a deal it was never dealt"));
+}
+
+TEST_CASE("an evaluation result for a round the rank was never asked for is refused at once", "[collective][liars]") {
+  Fixture f(2, "continue", /*deadline_s=*/30);
+  std::vector<int32_t> indices(10);
+  for (int i = 0; i < 10; ++i) indices[size_t(i)] = i;
+  auto eval_result = [&](int rank, int64_t round, int samples) {
+    WorkerEvent e;
+    e.rank = rank;
+    threadsplit::EvalResult* r = e.message.mutable_eval();
+    r->set_run_id(kRun);
+    r->set_round(round);
+    r->set_samples(samples);
+    r->set_loss_sum(samples);
+    f.transport.events().push(std::move(e));
+  };
+  eval_result(0, 0, 5);
+  eval_result(1, 7, 5);  // round 7 was never asked for
+  const Stopwatch took;
+  CHECK_FALSE(f.collective.eval_round("validation", indices, 50, 30));
+  CHECK(took.elapsed() < 5.0);
+  REQUIRE(f.members.lost_workers().size() == 1);
+  CHECK_THAT(f.members.lost_workers()[0], Catch::Contains("worker 1") &&
+                                              Catch::Contains("round 7, a round it was never asked for"));
+}
+
+TEST_CASE("a gradient above --max-grad-norm is refused as an outlier, naming rank, step, norm and bound", "[collective][liars]") {
+  Fixture f(2, "abort");
+  f.collective.set_max_grad_norm(10);
+  f.collective.deal_epoch(f.plan, 0, 0, f.plan.steps(), 0);
+  f.transport.push_result(0, 0, 1, 6, {3.f, 4.f});       // norm 5: kept
+  f.transport.push_result(1, 0, 1, 6, {1e20f, 0.f});     // finite, but an outlier
+  CHECK_THROWS_WITH(f.collective.gather_step(0, 0, &f.arrived),
+                    Catch::Contains("worker 1") && Catch::Contains("L2 norm 1e+20 for step 0") &&
+                        Catch::Contains("above --max-grad-norm 10"));
+}
+
+TEST_CASE("a non-finite loss from a worker stops the run as diverged, not as a faulty worker", "[collective][liars]") {
+  Fixture f(2, "continue");
+  f.collective.deal_epoch(f.plan, 0, 0, f.plan.steps(), 0);
+  WorkerEvent e;
+  e.rank = 1;
+  e.closed = true;
+  e.fatal = true;
+  e.why = "sent a step result with loss sum nan (a non-finite loss), which was refused";
+  f.transport.events().push(std::move(e));
+  CHECK_THROWS_AS(f.collective.gather_step(0, 0, &f.arrived), RunDiverged);
+  CHECK(f.members.lost_workers().empty());  // no policy applied
+}
+
+namespace {
+
+// A two-worker run of `steps` steps of seed_cnn in which every worker sends `grad` (its
+// first element `first`, the rest 0.01) at every step.
+struct DivergingRun {
+  DivergingRun(const std::string& optimizer, float first) {
+    setup.options.steps = 3;
+    setup.options.eval_every = 0;
+    setup.options.on_worker_failure = "abort";
+    setup.net = build_network("seed_cnn");
+    setup.world_size = 2;
+    setup.global_batch = 8;
+    setup.split.train_end = 64;
+    setup.run_id = kRun;
+    setup.optimizer.kind = optimizer;
+    setup.optimizer.learning_rate = 0.01;
+    grad.assign(setup.net.num_params, 0.01f);
+    grad[0] = first;
+    t.respond = [this](int rank, const CoordinatorMessage& m) {
+      if (m.has_deal()) t.push_result(rank, m.deal().first_step(), m.deal().deal_id(), 4, grad);
+      if (m.has_params() && m.params().step() + 1 < 3) t.push_result(rank, m.params().step() + 1, 1, 4, grad);
+    };
+  }
+  ScriptedTransport t;
+  RunSetup setup;
+  std::vector<float> grad;
+};
+
+}  // namespace
+
+TEST_CASE("a finite gradient of 1e25 under Adam overflows v: the run diverges and keeps the last good state", "[collective][liars]") {
+  DivergingRun d("adam", 1e25f);  // 0.001 * g * g overflows float at once
+  Membership members(2, "abort", 1.0, d.t);
+  const std::vector<float> initial(d.setup.net.num_params, 0.5f);
+  TrainingRun run(d.setup, members, d.t, initial, make_optimizer(d.setup.optimizer, d.setup.net.num_params), 0, 0, 0);
+  ProgressDisplay progress(false);
+  CHECK_THROWS_WITH(run.train(progress), Catch::StartsWith("the run diverged at step 0 (the optimizer state 'v': inf at") &&
+                                             Catch::Contains("after the update"));
+  CHECK(run.step() == 0);
+  CHECK(run.params() == initial);  // the update was undone
+  CHECK(run.optimizer().iterations() == 0);
+  for (const auto& slot : run.optimizer().slots())
+    for (float x : slot.values) REQUIRE(x == 0.f);
+}
+
+TEST_CASE("a gradient sum that overflows stops the run as diverged before the update", "[collective][liars]") {
+  DivergingRun d("sgd", 3e38f);  // each worker's is finite, their sum is not
+  Membership members(2, "abort", 1.0, d.t);
+  const std::vector<float> initial(d.setup.net.num_params, 0.5f);
+  TrainingRun run(d.setup, members, d.t, initial, make_optimizer(d.setup.optimizer, d.setup.net.num_params), 0, 0, 0);
+  ProgressDisplay progress(false);
+  CHECK_THROWS_WITH(run.train(progress), Catch::StartsWith("the run diverged at step 0 (the gradient sum: inf at ") &&
+                                             Catch::Contains(" element 0 (flat index 0)"));
+  CHECK(run.step() == 0);
+  CHECK(run.params() == initial);
 }
