@@ -29,6 +29,7 @@
 #include "run_setup.h"
 #include "server_security.h"
 #include "step_timing.h"
+#include "stop_signals.h"
 #include "sweep_command.h"
 #include "synthetic_cifar10.h"
 #include "timing.h"
@@ -262,6 +263,7 @@ struct Outcome {
   std::string error;             // empty: completed
   bool diverged = false;         // the error is the run's divergence (RunDiverged)
   bool saved = true;             // the final checkpoints were written
+  int signo = 0;                 // the stop signal that ended the run (stop_signals.h), or 0
 };
 
 // Trains, tests, writes the final checkpoints (failed runs too), then lets the workers go.
@@ -273,9 +275,11 @@ Outcome train(Prepared& p, TrainingRun& run, Server& sv, Membership& members) {
   }
   ProgressDisplay progress(o.progress == "on" || (o.progress == "auto" && isatty(STDOUT_FILENO)));
   Outcome out;
+  // A stop signal ends the run after the step in flight (stop_signals.h).
+  run.set_stop_check(stop_signal);
   try {
     run.train(progress);
-    if (o.eval_every > 0) out.test = run.evaluate("test", progress);
+    if (o.eval_every > 0 && !stop_signal()) out.test = run.evaluate("test", progress);
   } catch (const RunDiverged& e) {
     // Not a worker's fault: no policy applied; the state is the last good step's.
     progress.clear();
@@ -286,11 +290,28 @@ Outcome train(Prepared& p, TrainingRun& run, Server& sv, Membership& members) {
     progress.clear();
     out.error = e.what();
     std::fprintf(stderr, "threadsplit: run aborted: %s\n", out.error.c_str());
+  } catch (const StopRequested&) {
+    progress.clear();
   }
+  // A signal that came during the test round or an abort still decides the exit status.
+  out.signo = stop_signal();
   const bool failed = !out.error.empty();
+  const std::string stopped_by = out.signo ? signal_name(out.signo) : "";
   // First the work done so far, then the goodbyes (a stopped worker may take a while).
-  out.saved = write_final_checkpoints(p.setup, run, p.store ? &*p.store : nullptr, failed, out.diverged);
-  run.shutdown(failed, failed ? out.error : "training finished");
+  std::vector<std::string> saved;
+  out.saved = write_final_checkpoints(p.setup, run, p.store ? &*p.store : nullptr, failed, out.diverged,
+                                     stopped_by, &saved);
+  if (out.signo) {
+    std::string where;
+    for (const std::string& path : saved) where += (where.empty() ? "" : " and ") + path;
+    std::fprintf(stderr, "threadsplit: %s: stopping after step %lld (%lld this run), %s\n",
+                 stopped_by.c_str(), (long long)run.step(), (long long)run.steps_this_run(),
+                 !saved.empty() ? ("checkpoint " + where + " (continue with --resume)").c_str()
+                 : !out.saved   ? "the checkpoint could NOT be written (see above)"
+                                : "no checkpoint (neither --checkpoint-dir nor --save was given)");
+    std::fflush(stderr);
+  }
+  run.shutdown(failed, failed ? out.error : out.signo ? "stopped by " + stopped_by : "training finished");
   sv.stop();
   members.stop_all(5);
   return out;
@@ -341,8 +362,11 @@ int write_outputs(const RunSetup& s, const TrainingRun& run, const Server& sv, c
     in.setup = &s;
     in.run = &run;
     in.test = out.test;
-    in.status = out.error.empty() ? "completed" : out.diverged ? "diverged" : "failed";
+    in.status = !out.error.empty() ? (out.diverged ? "diverged" : "failed")
+                : out.signo            ? "interrupted"
+                                       : "completed";
     in.error = out.error;
+    if (out.signo) in.signal = signal_name(out.signo);
     in.wall_seconds = now_seconds() - start;
     in.coordinator_threads = coordinator_threads;
     in.coordinator_scheduling = sv.priority.describe;
@@ -354,13 +378,16 @@ int write_outputs(const RunSetup& s, const TrainingRun& run, const Server& sv, c
       rc = 1;
     }
   }
-  return rc;
+  // However the run ended, a stop signal says so in the exit status (128 + signo, as a
+  // shell reports a process that signal killed), so schedulers see it was stopped.
+  return out.signo ? 128 + out.signo : rc;
 }
 
 // One run: prepare -> start the server -> spawn the workers -> report their bindings ->
 // train -> write the outputs.
 int run(const RunOptions& o) {
   const double start = now_seconds();
+  watch_stop_request(false, "before training started: nothing was saved");
   Prepared p = prepare(o);
   if (p.nothing_left) {
     if (o.steps > 0 && p.step >= o.steps)
@@ -385,6 +412,11 @@ int run(const RunOptions& o) {
     members.stop_all(0);
     return 1;
   }
+  // From here a stop signal ends the run after a step, with a checkpoint and a report;
+  // before, nothing is worth saving and it stops the run at once. Set before the bindings
+  // are printed, so that whoever waits for those lines signals a run that will save.
+  watch_stop_request(true, "stopping after the current step, then the final checkpoint and "
+                           "the report");
   report_bindings(members);
   const int coordinator_threads = process_thread_count();
   TrainingRun run(s, members, *sv.service, p.params, std::move(p.optimizer), p.step, p.epoch,
@@ -401,6 +433,8 @@ int run(const RunOptions& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // First, before any thread exists: every later thread inherits the blocked stop signals.
+  ts::install_stop_signals("threadsplit");
   ts::keep_freed_memory();
   if (argc >= 2 && std::string(argv[1]) == "make-synthetic-data") return make_synthetic_data(argc, argv);
   if (argc >= 2 && std::string(argv[1]) == "sweep") return ts::sweep_main(argc, argv);
@@ -418,12 +452,18 @@ int main(int argc, char** argv) {
   }
   if (o.autotune) {
     try {
+      ts::watch_stop_request(true, "stopping the autotune trial in flight, then exiting");
       const ts::AutotuneChoice c = ts::autotune(o, ts::self_executable());
+      ts::throw_if_stop_requested();
       o.procs = c.procs;
       o.threads = c.threads;
       o.split_chosen_by = c.reason;
       std::printf("threadsplit: %s\n", c.reason.c_str());
       std::fflush(stdout);
+    } catch (const ts::StopRequested& e) {
+      std::fprintf(stderr, "threadsplit: %s: --autotune stopped before training; nothing was saved\n",
+                   ts::signal_name(e.signo()).c_str());
+      return e.exit_status();
     } catch (const std::exception& e) {
       std::fprintf(stderr, "threadsplit: %s\n", e.what());
       return 1;

@@ -50,16 +50,20 @@ void schedule_checkpoints(TrainingRun& run, const RunSetup& setup, CheckpointSto
 }
 
 bool write_final_checkpoints(const RunSetup& setup, const TrainingRun& run, CheckpointStore* store,
-                             bool failed, bool diverged) {
+                             bool failed, bool diverged, const std::string& stopped_by,
+                             std::vector<std::string>* written_paths) {
   const TrainingState st = snapshot_state(setup, run);
-  const char* note = diverged ? ", the last good step before the run diverged"
-                     : failed ? ", the last complete step before the abort" : "";
+  const std::string note = diverged ? ", the last good step before the run diverged"
+                           : failed ? ", the last complete step before the abort"
+                           : !stopped_by.empty() ? ", where " + stopped_by + " stopped the run"
+                                                 : "";
   bool ok = true;
   auto write = [&](const std::string& path, bool rotate) {
     try {
       const std::string written = rotate ? store->save(setup.net, st, &run.optimizer()) : path;
       if (!rotate) save_checkpoint(path, setup.net, st, &run.optimizer());
-      std::printf("saved %s (step %lld%s)\n", written.c_str(), (long long)st.step, note);
+      std::printf("saved %s (step %lld%s)\n", written.c_str(), (long long)st.step, note.c_str());
+      if (written_paths) written_paths->push_back(written);
       if (rotate) announce_removed(*store);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "threadsplit: %s\n", e.what());

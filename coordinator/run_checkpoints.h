@@ -4,6 +4,7 @@
 // so an abort never loses the steps already done.
 #pragma once
 #include <string>
+#include <vector>
 
 #include "checkpoint_store.h"
 #include "training_run.h"
@@ -17,8 +18,11 @@ TrainingState snapshot_state(const RunSetup& setup, const TrainingRun& run);
 void schedule_checkpoints(TrainingRun& run, const RunSetup& setup, CheckpointStore& store);
 
 // Writes the end-of-run checkpoints; prints one line per file, saying when the state is the
-// last good one of a run that failed or diverged. False when one could not be written.
+// last good one of a run that failed or diverged, or where a stop signal stopped it
+// (`stopped_by`: "SIGTERM"). `written`, when given, receives the paths written. False when
+// one could not be written.
 bool write_final_checkpoints(const RunSetup& setup, const TrainingRun& run, CheckpointStore* store,
-                             bool failed, bool diverged = false);
+                             bool failed, bool diverged = false, const std::string& stopped_by = "",
+                             std::vector<std::string>* written = nullptr);
 
 }  // namespace ts

@@ -45,7 +45,9 @@ std::unique_ptr<CLI::App> run_options_app(RunOptions& o, const std::string& prog
       "       " + p + " make-synthetic-data DIR [--seed N]\n",
       "Trains a CNN on CIFAR-10 with P worker processes of T OpenMP threads each, gradients "
       "averaged over gRPC. For a fixed global batch and seed the result does not depend on P or "
-      "T, so splits can be compared by speed alone.");
+      "T, so splits can be compared by speed alone. SIGINT (Ctrl-C), SIGTERM or SIGHUP stop the "
+      "run after the current step with a final checkpoint and report, exit 128 + signo; a "
+      "second one stops at once (docs/reliability.md, Signals).");
   CLI::App& a = *app;
   // Numbers go through ->transform(): see cli_flags.h. default_str(""): 0 means "not given",
   // and a given value must be a real count.

@@ -124,6 +124,7 @@ ordered_json epoch(const EpochRecord& e) {
   j["steps"] = e.steps;
   j["planned_steps"] = e.planned_steps;
   j["aborted"] = e.aborted;
+  j["interrupted"] = e.interrupted;
   j["samples"] = e.samples;
   j["seconds"] = e.seconds;
   j["images_per_s"] = e.images_per_s;
@@ -155,6 +156,13 @@ void write_run_report(const std::string& path, const ReportInputs& in) {
   j["status"] = in.status;
   j["lineage"] = s.lineage;
   if (!in.error.empty()) j["error"] = in.error;
+  if (!in.signal.empty()) {
+    // A stop signal ended the run after a complete step (stop_signals.h).
+    ordered_json& stop = j["interrupted"];
+    stop["signal"] = in.signal;
+    stop["after_step"] = in.run ? in.run->step() : int64_t(0);
+    stop["steps_this_run"] = in.run ? in.run->steps_this_run() : int64_t(0);
+  }
   j["config"] = config(s);
 
   ordered_json& split = j["split"];

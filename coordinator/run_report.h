@@ -18,8 +18,10 @@ struct ReportInputs {
   const RunSetup* setup = nullptr;
   const TrainingRun* run = nullptr;            // null when the run never started
   std::optional<EvalOutcome> test;
-  std::string status = "completed";        // or "failed", or "diverged" (RunDiverged)
+  std::string status = "completed";        // or "failed", "diverged" (RunDiverged), or
+                                           // "interrupted" (a stop signal)
   std::string error;
+  std::string signal;                      // "SIGTERM" when a stop signal ended the run
   double wall_seconds = 0;
   int coordinator_threads = 0;
   std::string coordinator_scheduling;  // coordinator_priority.h

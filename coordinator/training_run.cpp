@@ -5,6 +5,7 @@
 
 #include "epoch_plan.h"
 #include "float_packing.h"
+#include "stop_signals.h"
 #include "timing.h"
 
 namespace ts {
@@ -158,12 +159,23 @@ void TrainingRun::run_epoch(ProgressDisplay& progress) {
       progress.step(epoch_ + 1, o.epochs, s + 1, plan.steps(), rec.loss_sum / double(rec.samples),
                     t > 0 ? double(rec.samples) / t : 0);
       if (after_step_ && s + 1 < plan.steps()) after_step_(false);
+      // The epoch's last step is followed by its end (the epoch counted, its checkpoint):
+      // train() asks there.
+      if (s + 1 < last && stop_check_)
+        if (const int sig = stop_check_()) throw StopRequested(sig);
     }
   } catch (const RunAborted&) {
     // The steps that ran before the run failed still count: the report keeps them.
     rec.close(step_timings_, first_record, wall.elapsed(), setup_.world_size);
     train_seconds_ += rec.seconds;
     rec.aborted = true;
+    epochs_.push_back(std::move(rec));
+    throw;
+  } catch (const StopRequested&) {
+    rec.close(step_timings_, first_record, wall.elapsed(), setup_.world_size);
+    train_seconds_ += rec.seconds;
+    rec.interrupted = true;
+    progress.line(epoch_line(rec));
     epochs_.push_back(std::move(rec));
     throw;
   }
@@ -205,6 +217,12 @@ void TrainingRun::train(ProgressDisplay& progress) {
     run_epoch(progress);
     EpochRecord& rec = epochs_.back();
     const bool finished = epoch_ >= o.epochs || !budget_left();
+    if (stop_check_)
+      if (const int sig = stop_check_()) {
+        rec.interrupted = !finished;
+        progress.line(epoch_line(rec));
+        throw StopRequested(sig);
+      }
     if (o.eval_every > 0 && (rec.epoch % o.eval_every == 0 || finished))
       rec.validation = evaluate("validation", progress);
     progress.line(epoch_line(rec));

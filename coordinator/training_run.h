@@ -44,6 +44,7 @@ struct EpochRecord {
   int64_t epoch = 0;                  // 1-based for people
   int steps = 0, planned_steps = 0;
   bool aborted = false;               // the run failed during this epoch (steps: those done)
+  bool interrupted = false;           // a stop signal ended the run during this epoch
   int64_t samples = 0;
   double seconds = 0;                 // training steps only, evaluation excluded
   double images_per_s = 0;
@@ -73,7 +74,8 @@ class TrainingRun {
               int64_t start_epoch, int64_t start_step_in_epoch);
 
   // Every epoch (or --steps), with validation rounds. Throws RunAborted (RunDiverged when
-  // the run diverged: params() and optimizer() are then the last good state).
+  // the run diverged: params() and optimizer() are then the last good state), or
+  // StopRequested.
   void train(ProgressDisplay& progress);
   // One evaluation round over a split ("validation" or "test"), shared among the workers.
   EvalOutcome evaluate(const std::string& split, ProgressDisplay& progress);
@@ -83,6 +85,10 @@ class TrainingRun {
   // Called after every completed step and at every epoch end (epoch_end true), in the
   // training thread, for periodic checkpoints.
   void set_after_step(std::function<void(bool epoch_end)> f) { after_step_ = std::move(f); }
+  // Asked after every step and every epoch: a non-zero answer (a signal number) ends the
+  // run there, throwing StopRequested (coordinator/stop_signals.h) once the step is done
+  // and its periodic checkpoint written; validation and test rounds are skipped.
+  void set_stop_check(std::function<int()> f) { stop_check_ = std::move(f); }
   // One line per worker lost and carried on without (--on-worker-failure continue).
   const std::vector<std::string>& lost_workers() const { return members_.lost_workers(); }
   // --respawn: lost ranks are replaced at the next step boundary (coordinator/respawner.h).
@@ -133,6 +139,7 @@ class TrainingRun {
   std::vector<StepTiming> step_timings_;
   std::function<void(bool)> after_step_;
   Respawner* respawner_ = nullptr;
+  std::function<int()> stop_check_;
 };
 
 }  // namespace ts

@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "stop_signals.h"
 #include "timing.h"
 
 extern char** environ;
@@ -35,7 +36,7 @@ bool replaced_variable(const char* entry) {
 
 // What the child reports through the close-on-exec pipe when it fails before exec.
 struct ChildFailure {
-  int stage;  // 1 affinity, 2 prctl, 3 parent gone, 4 exec
+  int stage;  // 1 affinity, 2 prctl, 3 parent gone, 4 exec, 5 signal settings
   int err;
 };
 
@@ -99,6 +100,10 @@ pid_t launch_worker(const WorkerLaunch& launch) {
     } else if (getppid() != parent) {
       // The coordinator died between fork and prctl: nobody would kill us later.
       f = {3, 0};
+    } else if (!prepare_child_signals(true)) {
+      // SIGINT, SIGTERM and SIGHUP are the coordinator's to act on (stop_signals.h): it
+      // stops its workers after saving, or kills them on a second signal.
+      f = {5, errno};
     } else {
       execve(argv[0], argv.data(), envp.data());
       f = {4, errno};
@@ -119,13 +124,14 @@ pid_t launch_worker(const WorkerLaunch& launch) {
     waitpid(pid, nullptr, 0);
     static const char* const kStage[] = {"", "setting its affinity to cores ",
                                          "prctl(PR_SET_PDEATHSIG)", "checking its parent",
-                                         "exec of "};
+                                         "exec of ", "setting its signal dispositions"};
     std::string what = kStage[f.stage];
     if (f.stage == 1) what += launch.cores.to_string();
     if (f.stage == 4) what += launch.program;
     throw std::runtime_error("worker failed " + what + ": " +
                              (f.err ? std::strerror(f.err) : "coordinator gone"));
   }
+  register_child(pid, false);
   return pid;  // EOF: exec succeeded and closed the pipe
 }
 
@@ -133,6 +139,7 @@ bool worker_exited(pid_t pid, int* status) {
   int st = 0;
   const pid_t r = waitpid(pid, &st, WNOHANG);
   if (r == pid) {
+    unregister_child(pid);
     if (status) *status = st;
     return true;
   }
@@ -144,14 +151,18 @@ int stop_worker(pid_t pid, double grace_s) {
   int st = 0;
   while (true) {
     const pid_t r = waitpid(pid, &st, WNOHANG);
-    if (r == pid) return st;
+    if (r == pid) {
+      unregister_child(pid);
+      return st;
+    }
     if (r < 0) return -1;
     if (now_seconds() >= until) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   kill(pid, SIGKILL);
-  if (waitpid(pid, &st, 0) == pid) return st;
-  return -1;
+  const pid_t r = waitpid(pid, &st, 0);
+  unregister_child(pid);
+  return r == pid ? st : -1;
 }
 
 std::string describe_wait_status(int status) {

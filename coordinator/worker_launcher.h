@@ -1,6 +1,7 @@
 // Spawns the local workers with fork/exec, each bound before its OpenMP runtime starts:
 // between fork and exec the child sets its affinity mask to its cores, asks to be killed
-// when the coordinator dies (PR_SET_PDEATHSIG), and execs with OMP_NUM_THREADS,
+// when the coordinator dies (PR_SET_PDEATHSIG), ignores SIGINT, SIGTERM and SIGHUP (the
+// coordinator acts on those and stops it: coordinator/stop_signals.h), and execs with OMP_NUM_THREADS,
 // OMP_PLACES and OMP_PROC_BIND set. The run token travels in the environment, never argv
 // (argv is world-readable in /proc).
 #pragma once

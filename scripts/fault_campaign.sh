@@ -7,6 +7,7 @@
 #        rerun-same-dir resume-changed-flags
 #        stale-deal huge-gradient nan-loss
 #        respawn
+#        sigterm-stop sigint-stop sigterm-resume
 # BUILD_DIR (default build/) must hold a built tree; DATA a CIFAR-10 directory (default:
 # ../shared/data/cifar-10-batches-bin, else synthetic data generated into the work dir).
 # Writes one line per run to $WORK/results.tsv and the summary to stdout.
@@ -25,7 +26,8 @@ KINDS=("$@")
                                 coordinator-kill interrupt-resume corrupt-checkpoint wrong-token malformed
                                 rerun-same-dir resume-changed-flags
                                 stale-deal huge-gradient nan-loss
-                                respawn)
+                                respawn
+                                sigterm-stop sigint-stop sigterm-resume)
 COORD="$BUILD_DIR/coordinator/threadsplit"
 WORKER="$BUILD_DIR/worker/threadsplit_worker"
 ROGUE="$BUILD_DIR/tests/rogue_worker"
@@ -240,6 +242,80 @@ run_resume_changed_flags() {
   [ "$(wc -l <"$OUT")" -lt 20 ] || { ok=0; note+=", $(wc -l <"$OUT") lines of output"; }
   record resume-changed-flags "$n" $ok "$detect" "$note"
 }
+
+# --- Stop signals (coordinator/stop_signals.h) ---
+# A stop signal at a random step: exit 128+signo, report "interrupted" naming the signal, the
+# final checkpoint at the step the stderr line names, loadable, and no orphan. Detection: the
+# signal to the coordinator's exit.
+signal_number() { case $1 in INT) echo 2 ;; TERM) echo 15 ;; HUP) echo 1 ;; esac; }
+run_signal_stop() {  # kind n signal
+  local kind=$1 n=$2 sig=$3 dir="$WORK/$1-$2"
+  rm -rf "$dir"; mkdir -p "$dir"
+  start_coord "$kind-$n" "${BASE[@]}" --procs 2 --threads 1 --steps 100000 --checkpoint-dir "$dir/ck" \
+    --report "$dir/report.json"
+  if ! wait_for "$OUT" 60 'worker 1 pid' >/dev/null; then
+    kill -9 $CPID 2>/dev/null; wait $CPID 2>/dev/null; record "$kind" "$n" 0 - "workers never joined"; return
+  fi
+  local pids=($(worker_pids "$OUT"))
+  sleep "$(rand_between 0.1 2.0)"
+  local t0; t0=$(now)
+  kill -"$sig" $CPID
+  wait $CPID; local rc=$?
+  local detect; detect=$(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.2f", b - a}')
+  local want=$((128 + $(signal_number "$sig")))
+  local step; step=$(grep -oP "SIG$sig: stopping after step \K[0-9]+" "$ERR")
+  local ok=1 note="after step ${step:-?}"
+  [ $rc -eq $want ] || { ok=0; note+=", rc $rc (want $want)"; }
+  grep -qE "\"status\": \"interrupted\"" "$dir/report.json" 2>/dev/null || { ok=0; note+=", report not interrupted"; }
+  grep -qE "\"signal\": \"SIG$sig\"" "$dir/report.json" 2>/dev/null || { ok=0; note+=", report names no SIG$sig"; }
+  local ck="$dir/ck/$(printf 'step-%012d.ckpt' "${step:-0}")"
+  if [ -z "$step" ] || [ ! -f "$ck" ]; then
+    ok=0; note+=", no checkpoint at the step named"
+  elif ! "$COMPARE" seed_cnn "$ck" "$ck" >/dev/null 2>&1; then
+    ok=0; note+=", checkpoint does not load"
+  fi
+  wait_all_gone 10 "${pids[@]}" || { ok=0; note+=", ORPHAN"; kill -9 "${pids[@]}" 2>/dev/null; }
+  record "$kind" "$n" $ok "$detect" "$note"
+}
+# SIGTERM at a random step of the reference run, with only the final checkpoint to go on
+# (no --checkpoint-every), then --resume: bit-equal to the unbroken reference. The step is
+# drawn first and the signal sent once the progress line shows it (redrawn every 0.1 s), so
+# it lands inside the run however fast the machine is at the moment.
+progress_step() { tr '\r' '\n' <"$1" | grep -oP '\] \K[0-9]+(?=/[0-9]+  loss)' | tail -1; }
+run_sigterm_resume() {
+  local n=$1 dir="$WORK/sigterm-resume-$1"
+  rm -rf "$dir"
+  local flags=(--procs 2 --threads 1 --seed 9 --steps $REF_STEPS --checkpoint-dir "$dir")
+  local target=$((1 + RANDOM % (REF_STEPS - 30)))
+  start_coord "sigterm-resume-$n-a" "${BASE[@]}" "${flags[@]}" --progress on
+  local pids=() t_end=$(awk -v n="$(now)" 'BEGIN{printf "%.3f", n + 120}') done_steps
+  while awk -v n="$(now)" -v u="$t_end" 'BEGIN{exit !(n < u)}'; do
+    [ ${#pids[@]} -eq 0 ] && pids=($(worker_pids "$OUT"))
+    done_steps=$(progress_step "$OUT"); [ "${done_steps:-0}" -ge $target ] && break
+    kill -0 $CPID 2>/dev/null || break
+    sleep 0.02
+  done
+  local t0; t0=$(now)
+  kill -TERM $CPID 2>/dev/null; wait $CPID; local rc=$?
+  local detect; detect=$(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.2f", b - a}')
+  local at; at=$(grep -oP "SIGTERM: stopping after step \K[0-9]+" "$ERR")
+  local ok=1 note="drew step $target, stopped after step ${at:-?}"
+  [ $rc -eq 143 ] || { ok=0; note+=", rc $rc"; }
+  [ $rc -eq 0 ] && note+=" (the signal came after the run had ended: no interruption)"
+  wait_all_gone 10 "${pids[@]}" || { ok=0; note+=", ORPHAN"; kill -9 "${pids[@]}" 2>/dev/null; }
+  start_coord "sigterm-resume-$n-b" "${BASE[@]}" "${flags[@]}" --resume
+  wait $CPID; rc=$?
+  [ $rc -eq 0 ] || { ok=0; note+=", resume rc $rc"; }
+  grep -q "resuming from $dir/$(printf 'step-%012d.ckpt' "${at:-0}")" "$ERR" || { ok=0; note+=", did not resume from it"; }
+  local last; last=$(ls "$dir"/step-*.ckpt | tail -1)
+  if "$COMPARE" seed_cnn "$WORK/reference.ckpt" "$last" >"$WORK/sigterm-resume-$n.cmp" 2>&1; then
+    note+=", bit-equal"
+  else
+    ok=0; note+=", $(cat "$WORK/sigterm-resume-$n.cmp")"
+  fi
+  record sigterm-resume "$n" $ok "$detect" "$note"
+}
+# --- end of stop signals ---
 
 run_door() {  # kind n rogue-mode expected-status
   local kind=$1 n=$2 mode=$3 want=$4
@@ -461,6 +537,9 @@ for kind in "${KINDS[@]}"; do
       stale-deal) run_stale_deal "$n" ;;
       huge-gradient) run_huge_gradient "$n" ;;
       nan-loss) run_nan_loss "$n" ;;
+      sigterm-stop) run_signal_stop "$kind" "$n" TERM ;;
+      sigint-stop) run_signal_stop "$kind" "$n" INT ;;
+      sigterm-resume) reference; run_sigterm_resume "$n" ;;
       *) echo "fault_campaign: unknown kind $kind" >&2; exit 2 ;;
     esac
   done

@@ -8,6 +8,7 @@
 #include "core_set.h"
 #include "sweep_plan.h"
 #include "timing.h"
+#include "stop_signals.h"
 #include "trial_runner.h"
 
 namespace ts {
@@ -76,6 +77,8 @@ AutotuneChoice autotune(const RunOptions& o, const std::string& exe) {
     TrialFigures f;
     for (int attempt = 0; attempt < 2; ++attempt) {
       f = run_trial(exe, run);
+      // A stop signal ends the autotune here (the trial in flight was passed the signal).
+      throw_if_stop_requested();
       if (f.ok) {
         std::remove(run.report_path.c_str());
         std::remove(run.log_path.c_str());

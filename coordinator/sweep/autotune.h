@@ -18,7 +18,8 @@ struct AutotuneChoice {
   std::vector<PointResult> results;    // every candidate's figures
 };
 
-// Throws std::runtime_error when no candidate completed a trial.
+// Throws std::runtime_error when no candidate completed a trial, StopRequested when a stop
+// signal came (stop_signals.h; the trial in flight was passed it and has stopped).
 AutotuneChoice autotune(const RunOptions& o, const std::string& exe);
 
 // The choice given the figures so far: the group summary of the candidates (one model, one

@@ -13,6 +13,7 @@
 #include "core_set.h"
 #include "json_io.h"
 #include "process_facts.h"
+#include "stop_signals.h"
 #include "sweep_plan.h"
 #include "sweep_report.h"
 #include "timing.h"
@@ -36,7 +37,8 @@ std::unique_ptr<CLI::App> sweep_app(SweepArgs& a) {
       "threadsplit sweep", "usage: threadsplit sweep --data DIR [flags]\n",
       "Measures every split P x T = N of the core budget N, for each model and batch mode, R "
       "repeats in interleaved order, and writes OUT/sweep.csv, OUT/sweep.json and a summary: the "
-      "best split, its margin over the runner-up, and whether that beats the run-to-run spread.");
+      "best split, its margin over the runner-up, and whether that beats the run-to-run spread. "
+      "SIGINT, SIGTERM or SIGHUP stop the trial in flight and then the sweep (exit 128 + signo).");
   CLI::App& f = *app;
   // Lists go through callbacks that throw std::invalid_argument naming the flag (sweep_plan.h).
   std::string steps;
@@ -132,6 +134,10 @@ int sweep_main(int argc, char** argv) {
     return 0;
   }
   const double start = now_seconds();
+  // A stop signal is passed on to the trial in flight, which stops after its step; then the
+  // sweep stops too (a second signal kills the trial and stops at once).
+  install_stop_signals("threadsplit sweep");
+  watch_stop_request(true, "stopping the trial in flight, then the sweep");
   CoreSet budget;
   std::vector<SweepPoint> points;
   try {
@@ -184,6 +190,13 @@ int sweep_main(int argc, char** argv) {
                   t.repeat + 1, f.images_per_s, 100 * f.foreign_cpu_share);
       std::fflush(stdout);
       f = run_trial(exe, run);
+    }
+    if (const int sig = stop_signal()) {
+      std::fprintf(stderr, "threadsplit sweep: %s: stopped during run %d of %zu (%s %s repeat %d); "
+                   "%d run(s) done, their reports are in %s; no sweep.csv or sweep.json written\n",
+                   signal_name(sig).c_str(), t.order + 1, order.size(), p.model.c_str(),
+                   p.label().c_str(), t.repeat + 1, t.order, trials_dir.c_str());
+      return 128 + sig;
     }
     f.repeat = t.repeat;
     f.order = t.order;

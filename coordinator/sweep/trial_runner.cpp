@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include <thread>
 
 #include "atomic_file.h"
+#include "stop_signals.h"
 #include "timing.h"
 #include "worker_launcher.h"
 
@@ -83,6 +85,7 @@ TrialFigures run_trial(const std::string& exe, const TrialRun& t) {
 
   const double busy_before = machine_busy_seconds(), own_before = children_cpu_seconds();
   const double wall_before = now_seconds();
+  const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid < 0) {
     TrialFigures f;
@@ -96,16 +99,32 @@ TrialFigures run_trial(const std::string& exe, const TrialRun& t) {
       dup2(fd, 2);
       close(fd);
     }
+    // The trial dies with the sweep (its workers die with it in turn), and a signal reaches
+    // it only through the sweep, once: its own process group keeps the terminal's Ctrl-C
+    // from arriving twice (directly and passed on), which would stop it at once, unsaved.
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent || setpgid(0, 0) != 0 ||
+        !prepare_child_signals(false))
+      _exit(126);
     execv(cargs[0], cargs.data());
     _exit(127);
   }
+  // A first stop signal is passed on to the trial, which stops after its step.
+  register_child(pid, true);
   const double until = now_seconds() + t.timeout_s;
   int status = 0;
   bool timed_out = false;
+  double stop_until = 0;  // once a stop signal came: how long the trial may take to stop
   while (true) {
     const pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid) break;
-    if (r < 0) break;
+    if (r == pid || r < 0) {
+      unregister_child(pid);
+      break;
+    }
+    if (stop_signal() && stop_until == 0) stop_until = now_seconds() + 30;
+    if (stop_until > 0 && now_seconds() > stop_until) {
+      status = stop_worker(pid, 0);
+      break;
+    }
     if (now_seconds() > until) {
       // SIGTERM first: the coordinator then stops its workers; SIGKILL if it does not go.
       kill(pid, SIGTERM);
@@ -132,7 +151,10 @@ TrialFigures run_trial(const std::string& exe, const TrialRun& t) {
   TrialFigures f;
   if (!text.empty()) f = figures_from_report(text, t.report_path);
   f.foreign_cpu_share = foreign;
-  if (timed_out) {
+  if (const int sig = stop_signal()) {
+    f.ok = false;
+    f.error = "stopped by " + signal_name(sig) + " (see " + t.log_path + ")";
+  } else if (timed_out) {
     f.ok = false;
     f.error = "killed after " + std::to_string(int(t.timeout_s)) + " s (see " + t.log_path + ")";
   } else if (!f.ok && f.error.empty()) {
