@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <stdexcept>
@@ -210,6 +211,7 @@ void write_run_report(const std::string& path, const ReportInputs& in) {
   totals["images_per_s"] = train_s > 0 ? double(samples) / train_s : 0.0;
   totals["wall_seconds"] = in.wall_seconds;
   j["refused_workers"] = in.refusals;
+  j["refused_total"] = std::max<int64_t>(in.refusals_total, int64_t(in.refusals.size()));
   // Workers lost and carried on without (--on-worker-failure continue), one line each.
   j["lost_workers"] = in.run ? ordered_json(in.run->lost_workers()) : ordered_json::array();
 
