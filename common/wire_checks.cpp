@@ -113,6 +113,7 @@ std::string check_hello_message(const threadsplit::Hello& h, unsigned protocol_v
     return "the worker's network descriptions (fingerprint " + echo(h.versions().networks()) +
            ") differ from this coordinator's (" + networks_fingerprint() +
            "): it was built from other sources; use matching builds";
+  if (h.run_token().size() > 1024) return "a run token of " + std::to_string(h.run_token().size()) + " bytes";
   if (h.rank() < -1) return "rank " + std::to_string(h.rank());
   return "";
 }
