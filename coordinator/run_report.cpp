@@ -2,7 +2,6 @@
 
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <stdexcept>
@@ -210,8 +209,11 @@ void write_run_report(const std::string& path, const ReportInputs& in) {
   totals["train_seconds"] = train_s;
   totals["images_per_s"] = train_s > 0 ? double(samples) / train_s : 0.0;
   totals["wall_seconds"] = in.wall_seconds;
-  j["refused_workers"] = in.refusals;
-  j["refused_total"] = std::max<int64_t>(in.refusals_total, int64_t(in.refusals.size()));
+  // The first refusals, then (when there were more) one line counting them all.
+  ordered_json& refused = j["refused_workers"] = in.refusals;
+  if (in.refusals_total > int64_t(in.refusals.size()))
+    refused.push_back("and " + std::to_string(in.refusals_total - int64_t(in.refusals.size())) +
+                      " more refusals (" + std::to_string(in.refusals_total) + " in all)");
   // Workers lost and carried on without (--on-worker-failure continue), one line each.
   j["lost_workers"] = in.run ? ordered_json(in.run->lost_workers()) : ordered_json::array();
 

@@ -24,7 +24,7 @@ struct ReportInputs {
   int coordinator_threads = 0;
   std::string coordinator_scheduling;  // coordinator_priority.h
   std::vector<std::string> refusals;    // the first TrainerService::kKeptRefusals
-  int64_t refusals_total = 0;           // all of them
+  int64_t refusals_total = 0;           // all of them; the report adds a line counting the rest
 };
 
 // Throws std::runtime_error naming the file when it cannot be written.

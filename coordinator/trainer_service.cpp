@@ -246,8 +246,8 @@ void TrainerService::record_refusal(const std::string& line) {
   if (refusals_total_ <= kLoggedRefusals)
     std::fprintf(stderr, "threadsplit: %s\n", line.c_str());
   if (refusals_total_ == kLoggedRefusals)
-    std::fprintf(stderr, "threadsplit: %d refusals logged; later ones are only counted (the report's "
-                 "refused_total)\n", kLoggedRefusals);
+    std::fprintf(stderr, "threadsplit: %d refusals logged; later ones are only counted (the report "
+                 "says how many)\n", kLoggedRefusals);
 }
 
 void TrainerService::refuse(Session* s, const std::string& line, grpc::Status status) {

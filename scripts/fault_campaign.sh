@@ -325,7 +325,7 @@ run_oversized_hello() {
   local longest; longest=$(awk '{ if (length($0) > m) m = length($0) } END { print m + 0 }' "$ERR")
   [ "$longest" -lt 400 ] && [ "$(stat -c %s "$ERR")" -lt 65536 ] || { ok=0; note+=", log line of $longest bytes"; }
   [ -f "$report" ] && [ "$(stat -c %s "$report")" -lt 262144 ] || { ok=0; note+=", report missing or large"; }
-  grep -qE '"refused_total": (5[1-9]|[6-9][0-9])' "$report" 2>/dev/null || { ok=0; note+=", refusals not counted"; }
+  grep -qE '"and [0-9]+ more refusals \((5[1-9]|[6-9][0-9]) in all\)"' "$report" 2>/dev/null || { ok=0; note+=", refusals not counted"; }
   [ -n "$anon1" ] && [ "$kept" -lt 32 ] || { ok=0; note+=", the coordinator kept memory"; }
   record oversized-hello "$n" $ok "$detect" "$note"
 }
