@@ -96,7 +96,7 @@ TEST_CASE("a Hello's strings and lists are bounded, and an oversized one is name
   CHECK_THAT(ts::check_hello_message(h, ts::kProtocolVersion), Contains("core list of 1000 bytes"));
 }
 
-TEST_CASE("results before their deal or request are refused naming what arrived; Goodbye is not",
+TEST_CASE("results before their deal or request are refused naming what arrived, and Goodbye is not",
           "[door]") {
   threadsplit::WorkerMessage step;
   step.mutable_step()->set_step(3);
@@ -200,7 +200,7 @@ TEST_CASE("a temporary is never an existing file or written through a planted sy
   fs::remove_all(d);
 }
 
-TEST_CASE("inherited THREADSPLIT_TLS_* never reach a spawned worker; the launcher's own do", "[door][launcher]") {
+TEST_CASE("inherited THREADSPLIT_TLS_* never reach a spawned worker, and the launcher's own do", "[door][launcher]") {
   setenv("THREADSPLIT_TLS_CA", "/inherited/ca.pem", 1);
   setenv("THREADSPLIT_TLS_CERT", "/inherited/cert.pem", 1);
   setenv("THREADSPLIT_TLS_KEY", "/inherited/key.pem", 1);
