@@ -157,6 +157,31 @@ TEST_CASE("a worker whose CIFAR-10 copy differs by one label is refused, naming 
                                          {"THREADSPLIT_TOKEN=" + token, "OMP_NUM_THREADS=1"});
   CHECK(ts_test::wait_exit(coord, 120) == 0);
   CHECK(ts_test::wait_exit(same, 30) == 0);
+
+  // A worker that maps the coordinator's own path (no --data) compares with the Welcome's
+  // fingerprint: here the copy is changed back after the coordinator opened it.
+  ts_test::Process coord2;
+  const std::string addr2 = start_external(&coord2, "door_data_changed", token, 1, {"--steps", "3", "--data", copy});
+  {
+    std::fstream f(copy + "/data_batch_3.bin", std::ios::in | std::ios::out | std::ios::binary);
+    const std::streamoff at = 3073 * 17;
+    f.seekg(at);
+    char label = 0;
+    f.read(&label, 1);
+    label = char((label + 9) % 10);
+    f.seekp(at);
+    f.write(&label, 1);
+  }
+  ts_test::Process mapped = ts_test::start("door_data_mapped", {THREADSPLIT_WORKER_BIN, "--coordinator", addr2},
+                                           {"THREADSPLIT_TOKEN=" + token, "OMP_NUM_THREADS=1"});
+  const int mapped_rc = ts_test::wait_exit(mapped, 60);
+  INFO("worker:\n" << mapped.err());
+  CHECK(mapped_rc == 2);
+  CHECK_THAT(mapped.err(), Catch::Contains("this worker's CIFAR-10 copy " + copy) &&
+                               Catch::Contains("differs from the coordinator's (fingerprint ") &&
+                               Catch::Contains("point --data at it"));
+  kill(coord2.pid, SIGTERM);
+  ts_test::wait_exit(coord2, 60);
   fs::remove_all(copy);
 }
 
