@@ -95,9 +95,14 @@ TEST_CASE("a stream that sends no Hello is closed after --connect-timeout, and a
                                            "--on-worker-failure", "continue"});
   ts_test::Process silent = ts_test::start("door_silent_rogue", {ROGUE_WORKER_BIN, addr, "silent-session"},
                                            {"THREADSPLIT_TOKEN=" + token});
+  // The early one takes a rank, is refused and lost; the run goes on with the good worker,
+  // started only once the early result was refused: were the early one the last to join, the
+  // first deal could be queued before its result is read, which then meets the collective's
+  // checks instead. (Its stream ends, with the status, once the run lets the lost rank go.)
   ts_test::Process early = ts_test::start("door_early_rogue", {ROGUE_WORKER_BIN, addr, "early-result"},
                                           {"THREADSPLIT_TOKEN=" + token});
-  // The early one takes a rank, is refused and lost; the run goes on with the good worker.
+  CHECK(ts_test::wait_until(
+      [&] { return coord.err().find("refused a message from worker") != std::string::npos; }, 30));
   ts_test::Process good = ts_test::start("door_silent_good", {THREADSPLIT_WORKER_BIN, "--coordinator", addr},
                                          {"THREADSPLIT_TOKEN=" + token, "OMP_NUM_THREADS=1"});
   const int silent_rc = ts_test::wait_exit(silent, 60);
