@@ -19,6 +19,8 @@
 #include "cifar10.h"
 #include "core_set.h"
 #include "grpc_settings.h"
+#include "json_io.h"
+#include "run_report.h"
 #include "synthetic_cifar10.h"
 #include "wire_checks.h"
 #include "worker_launcher.h"
@@ -219,4 +221,25 @@ TEST_CASE("inherited THREADSPLIT_TLS_* never reach a spawned worker, and the lau
   unsetenv("THREADSPLIT_TLS_CA");
   unsetenv("THREADSPLIT_TLS_CERT");
   unsetenv("THREADSPLIT_TLS_KEY");
+}
+
+TEST_CASE("the report keeps the refusals it was given and one line counting the rest", "[door][report]") {
+  ts::RunSetup s;
+  s.run_id = "r";
+  s.world_size = 1;
+  ts::ReportInputs in;
+  in.setup = &s;
+  in.refusals = std::vector<std::string>(20, "refused a worker");
+  in.refusals_total = 52;
+  const std::string path = door_dir("report") + "/report.json";
+  ts::write_run_report(path, in);
+  const ts::JsonNode j = ts::read_json_file(path);
+  const std::vector<ts::JsonNode> refused = j["refused_workers"].items();
+  REQUIRE(refused.size() == 21);
+  CHECK(refused[19].str() == "refused a worker");
+  CHECK(refused[20].str() == "and 32 more refusals (52 in all)");
+  // No more than were kept: no counting line.
+  in.refusals_total = 20;
+  ts::write_run_report(path, in);
+  CHECK(ts::read_json_file(path)["refused_workers"].size() == 20);
 }
