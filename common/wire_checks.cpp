@@ -70,30 +70,34 @@ std::string check_hello_token(const threadsplit::Hello& h, const std::string& to
 
 namespace {
 
-// The first string field of a Hello longer than kHelloStringBytes, or list longer than
-// kHelloListEntries, in words; "" when every one fits.
+// The first field of a Hello over its bound (wire_checks.h), in words; "" when all fit.
 std::string oversized_hello_field(const threadsplit::Hello& h) {
   const threadsplit::Binding& b = h.binding();
   const threadsplit::Versions& v = h.versions();
-  const std::pair<const char*, const std::string*> strings[] = {
+  const std::pair<const char*, const std::string*> names[] = {
       {"model", &h.model()},           {"run id", &h.run_id()},
       {"data fingerprint", &h.data_fingerprint()},
-      {"hostname", &b.hostname()},     {"OpenMP places", &b.omp_places()},
-      {"OpenMP binding", &b.omp_proc_bind()},
+      {"hostname", &b.hostname()},     {"OpenMP binding", &b.omp_proc_bind()},
       {"oneDNN version", &v.onednn()}, {"gRPC version", &v.grpc()},
       {"protobuf version", &v.protobuf()}, {"compiler", &v.compiler()},
       {"threadsplit version", &v.threadsplit()}, {"network fingerprint", &v.networks()}};
-  for (const auto& [name, value] : strings)
+  for (const auto& [name, value] : names)
     if (value->size() > kHelloStringBytes)
       return "a Hello whose " + std::string(name) + " is " + std::to_string(value->size()) +
              " bytes (at most " + std::to_string(kHelloStringBytes) + "): " + echo(*value);
+  if (b.omp_places().size() > kHelloPlacesBytes)
+    return "a Hello whose OpenMP places are " + std::to_string(b.omp_places().size()) + " bytes (at most " +
+           std::to_string(kHelloPlacesBytes) + ")";
   if (b.cores_size() > kHelloListEntries || b.omp_thread_cores_size() > kHelloListEntries)
     return "a Hello listing " + std::to_string(std::max(b.cores_size(), b.omp_thread_cores_size())) +
            " cores or threads (at most " + std::to_string(kHelloListEntries) + ")";
   for (const std::string& c : b.omp_thread_cores())
-    if (c.size() > kHelloStringBytes)
+    if (c.size() > kHelloPlacesBytes)
       return "a Hello with a thread's core list of " + std::to_string(c.size()) + " bytes (at most " +
-             std::to_string(kHelloStringBytes) + ")";
+             std::to_string(kHelloPlacesBytes) + ")";
+  const size_t bytes = h.ByteSizeLong();
+  if (bytes > kHelloBytes)
+    return "a Hello of " + std::to_string(bytes) + " bytes (at most " + std::to_string(kHelloBytes) + ")";
   return "";
 }
 

@@ -36,11 +36,15 @@ struct WireLimits {
 constexpr size_t kEchoBytes = 64;
 std::string echo(const std::string& s, size_t max_bytes = kEchoBytes);
 
-// The longest string and list a Hello may hold in any field (hostname, versions, run id,
-// model, OpenMP places; cores and per-thread masks), so that what an admitted worker leaves
-// in the coordinator's memory and report is bounded too.
+// What a Hello may hold, so that what an admitted worker leaves in the coordinator's memory
+// and report is bounded too: names (hostname, versions, model, run id, fingerprints) of at
+// most kHelloStringBytes; OpenMP places and each thread's core list ("{0},{1},...", long
+// on a machine of thousands of cores) of at most kHelloPlacesBytes; at most
+// kHelloListEntries cores and threads; and kHelloBytes in all.
 constexpr size_t kHelloStringBytes = 256;
-constexpr int kHelloListEntries = 4096;
+constexpr size_t kHelloPlacesBytes = 64 << 10;
+constexpr int kHelloListEntries = 65536;
+constexpr size_t kHelloBytes = 1 << 20;
 
 // "a step result", "an evaluation result", ... for messages that name what arrived.
 const char* worker_message_kind(const threadsplit::WorkerMessage& m);

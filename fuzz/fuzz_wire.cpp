@@ -42,13 +42,15 @@ void check_echo(const std::string& s) {
 void check_accepted_hello(const threadsplit::Hello& h) {
   const auto& b = h.binding();
   const auto& v = h.versions();
-  for (const std::string* s : {&h.model(), &h.run_id(), &h.data_fingerprint(), &b.hostname(), &b.omp_places(),
+  for (const std::string* s : {&h.model(), &h.run_id(), &h.data_fingerprint(), &b.hostname(),
                                &b.omp_proc_bind(), &v.onednn(), &v.grpc(), &v.protobuf(), &v.compiler(),
                                &v.threadsplit(), &v.networks()})
     if (s->size() > ts::kHelloStringBytes) std::abort();
+  if (b.omp_places().size() > ts::kHelloPlacesBytes) std::abort();
   if (b.cores_size() > ts::kHelloListEntries || b.omp_thread_cores_size() > ts::kHelloListEntries) std::abort();
   for (const std::string& c : b.omp_thread_cores())
-    if (c.size() > ts::kHelloStringBytes) std::abort();
+    if (c.size() > ts::kHelloPlacesBytes) std::abort();
+  if (h.ByteSizeLong() > ts::kHelloBytes) std::abort();
   if (h.protocol_version() != ts::kProtocolVersion || h.rank() < -1 || h.run_token().size() > 1024) std::abort();
 }
 

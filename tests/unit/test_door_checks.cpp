@@ -91,11 +91,24 @@ TEST_CASE("a Hello's strings and lists are bounded, and an oversized one is name
   const std::string other = ts::check_hello_message(h, ts::kProtocolVersion);
   CHECK_THAT(other, Contains("the worker is threadsplit 0.0.0-other-") && Contains("... (112 bytes)"));
   h.mutable_versions()->set_threadsplit(ts::threadsplit_version());
-  for (int i = 0; i <= ts::kHelloListEntries; ++i) h.mutable_binding()->add_cores(i);
-  CHECK_THAT(ts::check_hello_message(h, ts::kProtocolVersion), Contains("listing 4097 cores or threads"));
+  // A legitimate worker on thousands of cores: long places and core lists are fine.
+  std::string places;
+  for (int c = 0; c < 4096; ++c) places += (c ? ",{" : "{") + std::to_string(c) + "}";
+  h.mutable_binding()->set_omp_places(places);
+  for (int c = 0; c < 4096; ++c) h.mutable_binding()->add_cores(c);
+  h.mutable_binding()->add_omp_thread_cores("0-4095");
+  CHECK(ts::check_hello_message(h, ts::kProtocolVersion).empty());
+  for (int i = 4096; i <= ts::kHelloListEntries; ++i) h.mutable_binding()->add_cores(i);
+  CHECK_THAT(ts::check_hello_message(h, ts::kProtocolVersion), Contains("listing 65537 cores or threads"));
   h.mutable_binding()->clear_cores();
-  h.mutable_binding()->add_omp_thread_cores(std::string(1000, '1'));
-  CHECK_THAT(ts::check_hello_message(h, ts::kProtocolVersion), Contains("core list of 1000 bytes"));
+  h.mutable_binding()->add_omp_thread_cores(std::string(70000, '1'));
+  CHECK_THAT(ts::check_hello_message(h, ts::kProtocolVersion), Contains("core list of 70000 bytes"));
+  h.mutable_binding()->clear_omp_thread_cores();
+  h.mutable_binding()->set_omp_places(std::string(70000, '{'));
+  CHECK_THAT(ts::check_hello_message(h, ts::kProtocolVersion), Contains("OpenMP places are 70000 bytes"));
+  h.mutable_binding()->set_omp_places("{0}");
+  for (int i = 0; i < 20; ++i) h.mutable_binding()->add_omp_thread_cores(std::string(60000, '1'));
+  CHECK_THAT(ts::check_hello_message(h, ts::kProtocolVersion), Contains("bytes (at most 1048576)"));
 }
 
 TEST_CASE("results before their deal or request are refused naming what arrived, and Goodbye is not",
