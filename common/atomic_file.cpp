@@ -47,15 +47,42 @@ std::string parent_directory(const std::string& path) {
   return path.substr(0, slash);
 }
 
+namespace {
+
+// A new temporary "<path>.tmp.<pid>" beside `path`, opened for writing: never an existing
+// file, and never through a symlink (O_EXCL|O_NOFOLLOW), so that nobody who can write the
+// directory can plant one and have the write land elsewhere.
+int create_temporary(const std::string& path, std::string* tmp) {
+  *tmp = path + ".tmp." + std::to_string(::getpid());
+  const int fd = ::open(tmp->c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd >= 0) return fd;
+  const int err = errno;
+  throw std::runtime_error("cannot create " + *tmp + ": " + std::strerror(err) +
+                           (err == EEXIST ? " (a file, directory or symlink of that name is in the "
+                                            "way: remove it if no other process is writing it)"
+                                          : ""));
+}
+
+int write_all(int fd, const void* data, size_t size) {
+  const char* p = static_cast<const char*>(data);
+  while (size > 0) {
+    const ssize_t n = ::write(fd, p, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return n < 0 ? errno : EIO;
+    p += n;
+    size -= size_t(n);
+  }
+  return 0;
+}
+
+}  // namespace
+
 void write_file_atomically(const std::string& path, const void* data, size_t size, bool durable) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw std::runtime_error("cannot create " + tmp + ": " + std::strerror(errno));
-  int err = 0;
-  if (std::fwrite(data, 1, size, f) != size) err = errno;
-  if (!err && std::fflush(f) != 0) err = errno;
-  if (!err && durable && ::fsync(::fileno(f)) != 0) err = errno;
-  if (std::fclose(f) != 0 && !err) err = errno;
+  std::string tmp;
+  const int fd = create_temporary(path, &tmp);
+  int err = write_all(fd, data, size);
+  if (!err && durable && ::fsync(fd) != 0) err = errno;
+  if (::close(fd) != 0 && !err) err = errno;
   if (err) {
     ::unlink(tmp.c_str());
     throw std::runtime_error("writing " + tmp + " failed: " + std::strerror(err));

@@ -1,5 +1,7 @@
-// Whole files: writes that readers never see half done (the bytes go to "<path>.tmp.<pid>",
-// which is then renamed over path), and reads that say why they failed. Checkpoints, reports,
+// Whole files: writes that readers never see half done (the bytes go to a new file
+// "<path>.tmp.<pid>", created with O_CREAT|O_EXCL|O_NOFOLLOW so that a planted
+// file or symlink of that name is never written through, then renamed over path), and reads
+// that say why they failed. Checkpoints, reports,
 // traces, generated data, port files and PEM files all go through here.
 #pragma once
 #include <cstddef>

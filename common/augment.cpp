@@ -102,7 +102,7 @@ void assemble_batch(const Cifar10& data, Set s, const int32_t* idx, int n, Augme
   for (int i = 0; i < n; ++i) {
     const AugmentDraw d = draw_augment(augment, seed, epoch, s, idx[i]);
     assemble_image(data.image(s, idx[i]), d, images_out + size_t(i) * kCifarImageBytes);
-    labels_out[i] = data.label(s, idx[i]);
+    labels_out[i] = data.checked_label(s, idx[i]);  // DataError if rewritten since open
   }
 }
 

@@ -5,7 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <utility>
 
@@ -23,8 +26,10 @@ bool exists(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0;
 }
 
-// Opens, checks the size, maps, checks every label. Returns the mapping.
-const uint8_t* map_and_check(const std::string& path, const std::string& dir) {
+// Opens, checks the size, maps, checks every label, and folds what the fingerprint covers
+// into `crc`. Returns the mapping.
+const uint8_t* map_and_check(const std::string& path, const std::string& dir, const char* name,
+                             uLong* crc) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     const int err = errno;
@@ -55,8 +60,13 @@ const uint8_t* map_and_check(const std::string& path, const std::string& dir) {
                     "); check free address space and that the file is readable");
   }
   const auto* base = static_cast<const uint8_t*>(addr);
+  const std::string head = std::string(name) + ":" + std::to_string(bytes) + ";";
+  *crc = crc32(*crc, reinterpret_cast<const Bytef*>(head.data()), uInt(head.size()));
+  uint8_t labels[kCifarRecordsPerFile];
   for (int r = 0; r < kCifarRecordsPerFile; ++r) {
     const int label = base[size_t(r) * kCifarRecordBytes];
+    labels[r] = uint8_t(label);
+    if (r % 1000 == 0) *crc = crc32(*crc, base + size_t(r) * kCifarRecordBytes + 1, kCifarImageBytes);
     if (label >= kCifarClasses) {
       ::munmap(addr, bytes);
       throw DataError(path + ": record " + std::to_string(r) + " has label " +
@@ -65,6 +75,7 @@ const uint8_t* map_and_check(const std::string& path, const std::string& dir) {
                       "(CIFAR-100's has two label bytes); " + kFix);
     }
   }
+  *crc = crc32(*crc, labels, kCifarRecordsPerFile);
   return base;
 }
 
@@ -99,12 +110,25 @@ Cifar10 Cifar10::open(const std::string& dir) {
   }
   Cifar10 c;
   c.dir_ = d;
+  uLong crc = crc32(0L, Z_NULL, 0);
   for (int f = 0; f < kCifarFiles; ++f) {
-    c.files_[f] = map_and_check(d + "/" + kFileNames[f], d);  // on throw ~Cifar10 unmaps
+    c.files_[f] = map_and_check(d + "/" + kFileNames[f], d, kFileNames[f], &crc);  // on throw ~Cifar10 unmaps
     c.lengths_[f] = kCifarFileBytes;
   }
+  char hex[16];
+  std::snprintf(hex, sizeof hex, "%08lx", crc & 0xffffffffUL);
+  c.fingerprint_ = hex;
   c.synthetic_ = exists(d + "/" + kCifarSyntheticMarker);
   return c;
+}
+
+void Cifar10::throw_changed_label(Set s, int i, int label) const {
+  const int file = s == Set::kTrain ? i / kCifarRecordsPerFile : kCifarTrainFiles;
+  const int rec = s == Set::kTrain ? i % kCifarRecordsPerFile : i;
+  throw DataError(dir_ + "/" + kFileNames[file] + ": record " + std::to_string(rec) + " now has label " +
+                  std::to_string(label) + ", not 0-9: the file was changed while this run had it "
+                  "open (it checked every label when it started); restore the data set (" + kFix +
+                  ") and resume the run from its last checkpoint");
 }
 
 Cifar10::Cifar10(Cifar10&& other) noexcept { *this = std::move(other); }
@@ -114,6 +138,7 @@ Cifar10& Cifar10::operator=(Cifar10&& other) noexcept {
     unmap();
     dir_ = std::move(other.dir_);
     synthetic_ = other.synthetic_;
+    fingerprint_ = std::move(other.fingerprint_);
     for (int f = 0; f < kCifarFiles; ++f) {
       files_[f] = std::exchange(other.files_[f], nullptr);
       lengths_[f] = std::exchange(other.lengths_[f], 0);

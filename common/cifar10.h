@@ -73,10 +73,21 @@ class Cifar10 {
   // 3072 bytes, planes R, G, B of 32x32. i must be in [0, size(s)).
   const uint8_t* image(Set s, int i) const { return record(s, i) + 1; }
   int label(Set s, int i) const { return record(s, i)[0]; }
+  // The label, checked again at use: the files are mapped, so a copy rewritten in place
+  // after open() shows through. Throws DataError (naming file and record) outside 0..9.
+  int checked_label(Set s, int i) const {
+    const int l = label(s, i);
+    if (l >= kCifarClasses) throw_changed_label(s, i, l);
+    return l;
+  }
 
   const std::string& dir() const { return dir_; }
   // True when `dir` holds the marker write_synthetic_cifar10 leaves: say so in reports.
   bool synthetic() const { return synthetic_; }
+  // Eight hex digits: CRC-32 over each file's name and size, every label, and the images of
+  // every 1000th record, as open() read them. Equal copies agree; a copy with one label (or
+  // a sampled image) changed does not. The coordinator compares its own with each worker's.
+  const std::string& fingerprint() const { return fingerprint_; }
 
  private:
   Cifar10() = default;
@@ -86,8 +97,10 @@ class Cifar10 {
     return files_[file] + size_t(rec) * kCifarRecordBytes;
   }
   void unmap();
+  [[noreturn]] void throw_changed_label(Set s, int i, int label) const;
 
   std::string dir_;
+  std::string fingerprint_;
   bool synthetic_ = false;
   const uint8_t* files_[kCifarFiles] = {};
   size_t lengths_[kCifarFiles] = {};

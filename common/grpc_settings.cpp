@@ -16,8 +16,14 @@ void configure_channel(grpc::ChannelArguments& args) {
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
 }
 
-void configure_server(grpc::ServerBuilder& builder) {
-  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+int coordinator_receive_limit(size_t num_params) {
+  const size_t margin = size_t(1) << 20;
+  const size_t want = num_params * sizeof(float) + margin;
+  return want > size_t(kMaxMessageBytes) ? kMaxMessageBytes : int(want);
+}
+
+void configure_server(grpc::ServerBuilder& builder, int max_receive_bytes) {
+  builder.SetMaxReceiveMessageSize(max_receive_bytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
   // Accept the workers' keepalive pings even while no step is running (long evaluations).
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);

@@ -1,16 +1,19 @@
 #include "wire_checks.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 
 #include <stdexcept>
+#include <utility>
 
 #include <zlib.h>
 
 #include "augment.h"
 #include "float_packing.h"
 #include "network.h"
+#include "secrets.h"
 
 #ifndef THREADSPLIT_VERSION
 #define THREADSPLIT_VERSION "unknown"
@@ -40,20 +43,92 @@ std::string networks_fingerprint() {
   return fingerprint;
 }
 
+std::string echo(const std::string& s, size_t max_bytes) {
+  std::string out = s.substr(0, std::min(s.size(), max_bytes));
+  for (char& c : out)
+    if (c < 0x20 || c > 0x7e) c = '?';
+  if (s.size() > max_bytes) out += "... (" + std::to_string(s.size()) + " bytes)";
+  return out;
+}
+
+const char* worker_message_kind(const threadsplit::WorkerMessage& m) {
+  switch (m.body_case()) {
+    case threadsplit::WorkerMessage::kHello: return "a Hello";
+    case threadsplit::WorkerMessage::kStep: return "a step result";
+    case threadsplit::WorkerMessage::kEval: return "an evaluation result";
+    case threadsplit::WorkerMessage::kGoodbye: return "a Goodbye";
+    default: return "an empty message";
+  }
+}
+
+std::string check_hello_token(const threadsplit::Hello& h, const std::string& token) {
+  // A token of the wrong length is wrong; same_secret's time depends only on the lengths.
+  if (h.run_token().size() != token.size() || !same_secret(h.run_token(), token))
+    return "wrong run token (THREADSPLIT_TOKEN must be the coordinator's)";
+  return "";
+}
+
+namespace {
+
+// The first field of a Hello over its bound (wire_checks.h), in words; "" when all fit.
+std::string oversized_hello_field(const threadsplit::Hello& h) {
+  const threadsplit::Binding& b = h.binding();
+  const threadsplit::Versions& v = h.versions();
+  const std::pair<const char*, const std::string*> names[] = {
+      {"model", &h.model()},           {"run id", &h.run_id()},
+      {"data fingerprint", &h.data_fingerprint()},
+      {"hostname", &b.hostname()},     {"OpenMP binding", &b.omp_proc_bind()},
+      {"oneDNN version", &v.onednn()}, {"gRPC version", &v.grpc()},
+      {"protobuf version", &v.protobuf()}, {"compiler", &v.compiler()},
+      {"threadsplit version", &v.threadsplit()}, {"network fingerprint", &v.networks()}};
+  for (const auto& [name, value] : names)
+    if (value->size() > kHelloStringBytes)
+      return "a Hello whose " + std::string(name) + " is " + std::to_string(value->size()) +
+             " bytes (at most " + std::to_string(kHelloStringBytes) + "): " + echo(*value);
+  if (b.omp_places().size() > kHelloPlacesBytes)
+    return "a Hello whose OpenMP places are " + std::to_string(b.omp_places().size()) + " bytes (at most " +
+           std::to_string(kHelloPlacesBytes) + ")";
+  if (b.cores_size() > kHelloListEntries || b.omp_thread_cores_size() > kHelloListEntries)
+    return "a Hello listing " + std::to_string(std::max(b.cores_size(), b.omp_thread_cores_size())) +
+           " cores or threads (at most " + std::to_string(kHelloListEntries) + ")";
+  for (const std::string& c : b.omp_thread_cores())
+    if (c.size() > kHelloPlacesBytes)
+      return "a Hello with a thread's core list of " + std::to_string(c.size()) + " bytes (at most " +
+             std::to_string(kHelloPlacesBytes) + ")";
+  const size_t bytes = h.ByteSizeLong();
+  if (bytes > kHelloBytes)
+    return "a Hello of " + std::to_string(bytes) + " bytes (at most " + std::to_string(kHelloBytes) + ")";
+  return "";
+}
+
+}  // namespace
+
 std::string check_hello_message(const threadsplit::Hello& h, unsigned protocol_version) {
   if (h.protocol_version() != protocol_version)
     return "protocol version " + std::to_string(h.protocol_version()) + " (this coordinator speaks " +
            std::to_string(protocol_version) + "): use matching builds";
+  const std::string oversized = oversized_hello_field(h);
+  if (!oversized.empty()) return oversized;
   // Workers that predate these fields send them empty; a value that differs is refused.
   if (!h.versions().threadsplit().empty() && h.versions().threadsplit() != threadsplit_version())
-    return "the worker is threadsplit " + h.versions().threadsplit() + ", this coordinator is " +
+    return "the worker is threadsplit " + echo(h.versions().threadsplit()) + ", this coordinator is " +
            threadsplit_version() + ": use matching builds";
   if (!h.versions().networks().empty() && h.versions().networks() != networks_fingerprint())
-    return "the worker's network descriptions (fingerprint " + h.versions().networks() +
+    return "the worker's network descriptions (fingerprint " + echo(h.versions().networks()) +
            ") differ from this coordinator's (" + networks_fingerprint() +
            "): it was built from other sources; use matching builds";
   if (h.run_token().size() > 1024) return "a run token of " + std::to_string(h.run_token().size()) + " bytes";
   if (h.rank() < -1) return "rank " + std::to_string(h.rank());
+  return "";
+}
+
+std::string check_message_order(const threadsplit::WorkerMessage& m, bool dealt, bool eval_requested) {
+  if (m.has_step() && !dealt)
+    return "a step result (step " + std::to_string(m.step().step()) +
+           ") before this worker was dealt any step";
+  if (m.has_eval() && !eval_requested)
+    return "an evaluation result (round " + std::to_string(m.eval().round()) +
+           ") before this worker was asked to evaluate";
   return "";
 }
 
@@ -65,7 +140,7 @@ std::string check_worker_message(const threadsplit::WorkerMessage& m, const Wire
       return "a second Hello";
     case threadsplit::WorkerMessage::kStep: {
       const threadsplit::StepResult& r = m.step();
-      if (r.run_id() != limits.run_id) return "a step result of run '" + r.run_id().substr(0, 64) + "'";
+      if (r.run_id() != limits.run_id) return "a step result of run '" + echo(r.run_id()) + "'";
       if (r.step() < 0) return "a step result for step " + std::to_string(r.step());
       if (r.samples() < 0 || r.samples() > limits.max_samples)
         return "a step result for " + std::to_string(r.samples()) + " samples (at most " +
@@ -95,7 +170,7 @@ std::string check_worker_message(const threadsplit::WorkerMessage& m, const Wire
     }
     case threadsplit::WorkerMessage::kEval: {
       const threadsplit::EvalResult& r = m.eval();
-      if (r.run_id() != limits.run_id) return "an evaluation result of run '" + r.run_id().substr(0, 64) + "'";
+      if (r.run_id() != limits.run_id) return "an evaluation result of run '" + echo(r.run_id()) + "'";
       if (!std::isfinite(r.loss_sum())) {
         *nonfinite = true;
         return "an evaluation result with loss sum " + std::to_string(r.loss_sum()) + " (a non-finite loss)";

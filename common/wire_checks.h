@@ -26,8 +26,39 @@ struct WireLimits {
   int world_size = 0;
 };
 
-// A Hello's shape, before the token and rank are looked at: protocol, build, sizes.
+// --- Before authentication ---
+// A Hello is read before anyone knows who sent it: the token is checked before anything else
+// in it, and whatever of it appears in a refusal, a log line or the report goes through
+// echo(), so a Hello of megabytes costs a line of at most ~100 bytes.
+
+// At most kEchoBytes of `s`, bytes outside printable ASCII as '?'; when cut, "..." and the
+// real length follow ("abc... (10485760 bytes)").
+constexpr size_t kEchoBytes = 64;
+std::string echo(const std::string& s, size_t max_bytes = kEchoBytes);
+
+// What a Hello may hold, so that what an admitted worker leaves in the coordinator's memory
+// and report is bounded too: names (hostname, versions, model, run id, fingerprints) of at
+// most kHelloStringBytes; OpenMP places and each thread's core list ("{0},{1},...", long
+// on a machine of thousands of cores) of at most kHelloPlacesBytes; at most
+// kHelloListEntries cores and threads; and kHelloBytes in all.
+constexpr size_t kHelloStringBytes = 256;
+constexpr size_t kHelloPlacesBytes = 64 << 10;
+constexpr int kHelloListEntries = 65536;
+constexpr size_t kHelloBytes = 1 << 20;
+
+// "a step result", "an evaluation result", ... for messages that name what arrived.
+const char* worker_message_kind(const threadsplit::WorkerMessage& m);
+
+// The run token, first and alone: "" when it is the run's (compared in constant time).
+std::string check_hello_token(const threadsplit::Hello& h, const std::string& token);
+
+// A Hello's shape, after the token and before the rank is looked at: protocol, build, sizes.
 std::string check_hello_message(const threadsplit::Hello& h, unsigned protocol_version);
+
+// The order of what a worker sends after Hello: a step result only once it was dealt steps
+// (an EpochDeal), an evaluation result only once it was asked for one (an EvalRequest);
+// Goodbye (and the second Hello that check_worker_message refuses) at any time.
+std::string check_message_order(const threadsplit::WorkerMessage& m, bool dealt, bool eval_requested);
 
 // Any message after Hello: its kind, run id, sizes and, for a gradient, finite values. A
 // non-finite gradient or loss (step or evaluation) is reported with `nonfinite` set: that is

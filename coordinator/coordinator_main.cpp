@@ -116,6 +116,9 @@ Admission admission_for(const Prepared& p) {
   a.run_id = s.run_id;
   a.model = o.model;
   a.world_size = s.world_size;
+  a.data_fingerprint = s.data_fingerprint;
+  a.data_dir = s.data_dir;
+  a.hello_timeout_s = o.connect_timeout_s;
   a.limits.run_id = s.run_id;
   a.limits.num_params = s.net.num_params;
   a.limits.max_samples = max_local_batch;
@@ -128,6 +131,7 @@ Admission admission_for(const Prepared& p) {
     w.set_world_size(setup.world_size);
     w.set_model(setup.options.model);
     w.set_data_dir(setup.data_dir);
+    w.set_data_fingerprint(setup.data_fingerprint);
     w.set_seed(setup.options.seed);
     w.set_augment(setup.options.augment);
     w.set_max_local_batch(max_local_batch);
@@ -173,7 +177,7 @@ Server start_server(const Prepared& p) {
   // Asynchronous: this thread polls the service whenever it waits for workers (no handler
   // threads; trainer_service.h).
   sv.service->attach(builder);
-  configure_server(builder);
+  configure_server(builder, coordinator_receive_limit(p.setup.net.num_params));
   sv.grpc = builder.BuildAndStart();
   if (!sv.grpc || sv.port == 0)
     throw UserError("cannot listen on " + o.listen + ":" + std::to_string(o.port) +
@@ -371,6 +375,7 @@ int write_outputs(const RunSetup& s, const TrainingRun& run, const Server& sv, c
     in.coordinator_threads = coordinator_threads;
     in.coordinator_scheduling = sv.priority.describe;
     in.refusals = sv.service->refusals();
+    in.refusals_total = sv.service->refusals_total();
     try {
       write_run_report(o.report, in);
     } catch (const std::exception& e) {

@@ -112,7 +112,9 @@ std::unique_ptr<CLI::App> run_options_app(RunOptions& o, const std::string& prog
   a.add_option("--port-file", o.port_file, "write the chosen port to FILE")->type_name("FILE");
   a.add_option("--worker-bin", o.worker_bin, "threadsplit_worker to spawn (default: beside this program)")
       ->type_name("PATH");
-  a.add_option("--connect-timeout", o.connect_timeout_s, "workers must join within S seconds")
+  a.add_option("--connect-timeout", o.connect_timeout_s,
+               "workers must join within S seconds; a connection that sends no Hello within S "
+               "seconds is closed")
       ->type_name("S")->transform(positive())->capture_default_str();
   a.add_option("--step-timeout", o.step_timeout_s, "a worker silent for S seconds is dead")
       ->type_name("S")->transform(positive())->capture_default_str();

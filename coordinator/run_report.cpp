@@ -236,7 +236,11 @@ void write_run_report(const std::string& path, const ReportInputs& in) {
   totals["train_seconds"] = train_s;
   totals["images_per_s"] = train_s > 0 ? double(samples) / train_s : 0.0;
   totals["wall_seconds"] = in.wall_seconds;
-  j["refused_workers"] = in.refusals;
+  // The first refusals, then (when there were more) one line counting them all.
+  ordered_json& refused = j["refused_workers"] = in.refusals;
+  if (in.refusals_total > int64_t(in.refusals.size()))
+    refused.push_back("and " + std::to_string(in.refusals_total - int64_t(in.refusals.size())) +
+                      " more refusals (" + std::to_string(in.refusals_total) + " in all)");
   // Workers lost and carried on without (--on-worker-failure continue), one line each.
   j["lost_workers"] = in.run ? ordered_json(in.run->lost_workers()) : ordered_json::array();
   // Each replacement try (--respawn; the key is there when the flag is).

@@ -25,7 +25,8 @@ struct ReportInputs {
   double wall_seconds = 0;
   int coordinator_threads = 0;
   std::string coordinator_scheduling;  // coordinator_priority.h
-  std::vector<std::string> refusals;
+  std::vector<std::string> refusals;    // the first TrainerService::kKeptRefusals
+  int64_t refusals_total = 0;           // all of them; the report adds a line counting the rest
 };
 
 // Throws std::runtime_error naming the file when it cannot be written.

@@ -168,6 +168,7 @@ Prepared prepare(const RunOptions& o) {
     const Cifar10 data = Cifar10::open(o.data);  // DataError says what is wrong with it
     s.data_dir = absolute_path(data.dir());
     s.synthetic_data = data.synthetic();
+    s.data_fingerprint = data.fingerprint();
   }
   check_writable("--save", o.save);
   check_writable("--report", o.report);

@@ -33,6 +33,7 @@ struct RunSetup {
   DataSplit split;
   std::string data_dir;               // absolute
   bool synthetic_data = false;
+  std::string data_fingerprint;       // Cifar10::fingerprint, compared with each worker's
   std::string run_id;
   std::string lineage;                // of its checkpoints: this run's id, or the resumed run's
   std::string token;

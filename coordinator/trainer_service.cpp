@@ -2,9 +2,9 @@
 
 #include <chrono>
 #include <cstdio>
+#include <limits>
 
 #include "grpc_settings.h"
-#include "secrets.h"
 #include "timing.h"
 
 namespace ts {
@@ -35,6 +35,9 @@ struct Session {
   bool finish_wanted = false;    // refused, released, or the server is stopping
   bool cancelled = false;        // TryCancel() issued (a read was outstanding)
   bool goodbye = false;          // the worker said Goodbye before its stream ended
+  double hello_by = 0;           // accepted: its Hello must arrive by then (0: not accepted yet)
+  bool dealt = false;            // an EpochDeal was queued for it: step results may come
+  bool eval_requested = false;   // an EvalRequest was queued: evaluation results may come
   bool finishing = false, finished = false;
   grpc::Status status;           // what Finish sends
 };
@@ -77,6 +80,8 @@ bool WorkerLink::send(const CoordinatorMessage& m) {
 bool WorkerLink::send(std::shared_ptr<const CoordinatorMessage> m) {
   Session* s = session_;
   if (!s || s->finish_wanted || s->write_failed || s->finished) return false;
+  s->dealt = s->dealt || m->has_deal();
+  s->eval_requested = s->eval_requested || m->has_eval();
   s->outbox.push_back(std::move(m));
   write_next(s);
   return true;
@@ -102,7 +107,8 @@ TrainerService::TrainerService(Admission admission)
     : admission_(std::move(admission)),
       events_([this](double deadline_s) { return pump(deadline_s); }),
       links_(size_t(admission_.world_size)),
-      rejoin_(size_t(admission_.world_size)) {}
+      rejoin_(size_t(admission_.world_size)),
+      next_hello_due_(std::numeric_limits<double>::infinity()) {}
 
 TrainerService::~TrainerService() {
   if (cq_ && !stopped_) {
@@ -137,14 +143,20 @@ void TrainerService::accept_next() {
 bool TrainerService::pump(double deadline_s) {
   void* tag = nullptr;
   bool ok = false;
-  switch (cq_->AsyncNext(&tag, &ok, wall_deadline(deadline_s))) {
-    case grpc::CompletionQueue::GOT_EVENT: {
-      auto* t = static_cast<Session::Tag*>(tag);
-      on_completion(t->session, static_cast<Op>(t->op), ok);
+  // Wakes for the earliest Hello deadline too; a wake-up that only closed silent sessions
+  // counts as handled, so that the caller goes on waiting until its own deadline.
+  const bool hello_first = next_hello_due_ < deadline_s;
+  const auto got = cq_->AsyncNext(&tag, &ok, wall_deadline(hello_first ? next_hello_due_ : deadline_s));
+  if (got == grpc::CompletionQueue::GOT_EVENT) {
+    auto* t = static_cast<Session::Tag*>(tag);
+    on_completion(t->session, static_cast<Op>(t->op), ok);
+  }
+  if (got != grpc::CompletionQueue::SHUTDOWN && now_seconds() >= next_hello_due_) close_silent_sessions();
+  switch (got) {
+    case grpc::CompletionQueue::GOT_EVENT:
       return true;
-    }
     case grpc::CompletionQueue::TIMEOUT:
-      return false;
+      return hello_first;
     case grpc::CompletionQueue::SHUTDOWN:
     default:
       return false;
@@ -161,6 +173,8 @@ void TrainerService::on_completion(Session* s, Op op, bool ok) {
       }
       accept_next();
       s->peer = s->ctx.peer();
+      s->hello_by = now_seconds() + admission_.hello_timeout_s;
+      next_hello_due_ = std::min(next_hello_due_, s->hello_by);
       read_next(s);
       return;
     case Op::kRead:
@@ -227,22 +241,61 @@ void TrainerService::delete_if_done(Session* s) {
   delete s;
 }
 
+void TrainerService::record_refusal(const std::string& line) {
+  ++refusals_total_;
+  if (refusals_total_ <= kKeptRefusals) refusals_.push_back(line);
+  if (refusals_total_ <= kLoggedRefusals)
+    std::fprintf(stderr, "threadsplit: %s\n", line.c_str());
+  if (refusals_total_ == kLoggedRefusals)
+    std::fprintf(stderr, "threadsplit: %d refusals logged; later ones are only counted (the report "
+                 "says how many)\n", kLoggedRefusals);
+}
+
 void TrainerService::refuse(Session* s, const std::string& line, grpc::Status status) {
-  std::fprintf(stderr, "threadsplit: %s\n", line.c_str());
-  refusals_.push_back(line);
+  record_refusal(line);
   s->read_over = true;
   finish(s, std::move(status));
 }
 
+void TrainerService::close_silent_sessions() {
+  const double now = now_seconds();
+  next_hello_due_ = std::numeric_limits<double>::infinity();
+  for (Session* s : sessions_) {
+    if (s->link || s->hello_by == 0 || s->finish_wanted) continue;
+    if (now < s->hello_by) {
+      next_hello_due_ = std::min(next_hello_due_, s->hello_by);
+      continue;
+    }
+    ++silent_closed_;
+    const std::string why = "no Hello within " + std::to_string(int(admission_.hello_timeout_s)) +
+                            " s of connecting (--connect-timeout)";
+    refuse(s, "closed a connection from " + s->peer + ": " + why,
+           grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, why));
+    if (s->reading && !s->cancelled) {  // the read ends with the call
+      s->cancelled = true;
+      s->ctx.TryCancel();
+    }
+    finish_if_ready(s);
+  }
+}
+
 std::string TrainerService::check_hello(const threadsplit::Hello& h, int* rank) {
+  // The token first: nothing else in a stranger's Hello is looked at, let alone echoed.
+  const std::string token = check_hello_token(h, admission_.token);
+  if (!token.empty()) return token;
   const std::string shape = check_hello_message(h, kProtocolVersion);
   if (!shape.empty()) return shape;
-  if (!same_secret(h.run_token(), admission_.token))
-    return "wrong run token (THREADSPLIT_TOKEN must be the coordinator's)";
   if (!h.run_id().empty() && h.run_id() != admission_.run_id)
-    return "the worker belongs to run " + h.run_id() + ", this is run " + admission_.run_id;
+    return "the worker belongs to run " + echo(h.run_id()) + ", this is run " + admission_.run_id;
   if (!h.model().empty() && h.model() != admission_.model)
-    return "the worker expects model " + h.model() + ", this run trains " + admission_.model;
+    return "the worker expects model " + echo(h.model()) + ", this run trains " + admission_.model;
+  if (!h.data_fingerprint().empty() && !admission_.data_fingerprint.empty() &&
+      h.data_fingerprint() != admission_.data_fingerprint)
+    return "the worker's CIFAR-10 copy (fingerprint " + echo(h.data_fingerprint()) +
+           ") differs from the coordinator's " + admission_.data_dir + " (fingerprint " +
+           admission_.data_fingerprint + "): it would train on other data; give the worker an "
+           "identical copy (copy the coordinator's directory, or fetch it again with "
+           "scripts/get_cifar10.sh) and point its --data at it";
   if (closed_) return "the run is no longer accepting workers";
   int r = h.rank();
   if (r == -1) {
@@ -264,8 +317,10 @@ std::string TrainerService::check_hello(const threadsplit::Hello& h, int* rank) 
 
 void TrainerService::on_hello(Session* s) {
   if (!s->in.has_hello()) {
-    refuse(s, "refused a connection from " + s->peer + ": its first message was not a Hello",
-           grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the first message must be Hello"));
+    const std::string got = worker_message_kind(s->in);
+    refuse(s, "refused a connection from " + s->peer + ": its first message was not a Hello (it was " +
+                  got + ")",
+           grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the first message must be Hello, not " + got));
     return;
   }
   const threadsplit::Hello& hello = s->in.hello();
@@ -292,16 +347,14 @@ void TrainerService::on_message(Session* s) {
   // --on-worker-failure to the rank (or stops the run, for a non-finite gradient).
   if (superseded(s)) return;  // a replaced process's: dropped, and nothing more is read
   bool nonfinite = false;
-  const std::string bad = check_worker_message(s->in, admission_.limits, &nonfinite);
+  std::string bad = check_worker_message(s->in, admission_.limits, &nonfinite);
+  if (bad.empty()) bad = check_message_order(s->in, s->dealt, s->eval_requested);
   WorkerEvent e;
   e.rank = s->link->rank();
   e.arrived_s = now_seconds();
   if (!bad.empty()) {
     ++refused_messages_;
-    const std::string line = "refused a message from worker " + std::to_string(e.rank) + " (" +
-                             s->peer + "): " + bad;
-    std::fprintf(stderr, "threadsplit: %s\n", line.c_str());
-    refusals_.push_back(line);
+    record_refusal("refused a message from worker " + std::to_string(e.rank) + " (" + s->peer + "): " + bad);
     s->read_over = true;
     s->status = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "refused: " + bad);
     e.closed = true;

@@ -12,6 +12,7 @@
 #pragma once
 #include <grpcpp/grpcpp.h>
 
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -60,6 +61,11 @@ struct Admission {
   std::string run_id;
   std::string model;
   int world_size = 0;
+  std::string data_fingerprint;  // Cifar10::fingerprint of data_dir; a worker's must match
+  std::string data_dir;          // for the refusal's words
+  // A stream must send its Hello within this many seconds of connecting, else it is closed
+  // (--connect-timeout): a stranger cannot hold sessions open for ever.
+  double hello_timeout_s = 60;
   WireLimits limits;             // every message after Hello is checked against these
   // Builds the Welcome for a newly admitted rank.
   std::function<threadsplit::Welcome(int rank)> welcome;
@@ -109,8 +115,15 @@ class TrainerService : public WorkerTransport {
   // Messages refused so far (a closed stream each); for tests and the report.
   int refused_messages() const { return refused_messages_; }
 
-  // Refusals so far, one line each, for the report.
+  // The first kKeptRefusals refusals, one line each, for the report; refusals_total() counts
+  // them all. Each is logged on stderr up to kLoggedRefusals, then only counted, so a client
+  // that reconnects in a loop cannot grow the coordinator's memory, log or report.
+  static constexpr int kKeptRefusals = 20;
+  static constexpr int kLoggedRefusals = 100;
   std::vector<std::string> refusals() const { return refusals_; }
+  int64_t refusals_total() const { return refusals_total_; }
+  // Streams closed for sending no Hello within Admission::hello_timeout_s; for tests.
+  int silent_sessions_closed() const { return silent_closed_; }
 
  private:
   friend class WorkerLink;
@@ -125,6 +138,8 @@ class TrainerService : public WorkerTransport {
   void finish(Session* s, grpc::Status status);
   void delete_if_done(Session* s);
   void refuse(Session* s, const std::string& line, grpc::Status status);
+  void record_refusal(const std::string& line);
+  void close_silent_sessions();
   std::string check_hello(const threadsplit::Hello& h, int* rank);
   // For a rank expected to rejoin: "" to admit it, else why not. Null welcome: not expected.
   std::string check_rejoin(const threadsplit::Hello& h, int rank) const;
@@ -144,6 +159,9 @@ class TrainerService : public WorkerTransport {
     threadsplit::Welcome welcome;
   };
   std::vector<std::optional<Rejoin>> rejoin_;       // by rank: expected to rejoin
+  int64_t refusals_total_ = 0;
+  int silent_closed_ = 0;
+  double next_hello_due_;        // the earliest hello_by of a session without a Hello (or inf)
   bool closed_ = false;          // no more joins
   bool stopped_ = false;         // the server is shut down: accept nothing, post nothing
   int refused_messages_ = 0;

@@ -21,12 +21,15 @@ namespace ts {
 
 namespace {
 
-// Variables the launcher owns: inherited values would fight the binding it sets.
+// Variables the launcher owns: inherited values would fight the binding it sets, or point a
+// spawned worker at another run's TLS files (the coordinator sets THREADSPLIT_TLS_* itself,
+// server_security.h, and sets none for a plain run).
 bool replaced_variable(const char* entry) {
   static const char* const kNames[] = {"OMP_NUM_THREADS", "OMP_PLACES", "OMP_PROC_BIND",
                                        "GOMP_CPU_AFFINITY", "KMP_AFFINITY",
                                        "THREADSPLIT_TOKEN", "THREADSPLIT_RANK",
-                                       "THREADSPLIT_RUN_ID"};
+                                       "THREADSPLIT_RUN_ID", "THREADSPLIT_TLS_CA",
+                                       "THREADSPLIT_TLS_CERT", "THREADSPLIT_TLS_KEY"};
   for (const char* name : kNames) {
     const size_t n = std::strlen(name);
     if (std::strncmp(entry, name, n) == 0 && entry[n] == '=') return true;

@@ -1,6 +1,7 @@
 // libFuzzer: both directions' checks on the wire (common/wire_checks.h) and the float
 // unpacking behind them, fed arbitrary bytes parsed as a WorkerMessage (the coordinator's
-// checks) and as a CoordinatorMessage (the worker's, for each thing it may wait for). A message
+// checks, the door's included: the token first, bounded Hello fields, cut echoes, results
+// only after their deal) and as a CoordinatorMessage (the worker's, for each thing it may wait for). A message
 // the checks accept must really be safe for the loop that takes it: of a kind it handles,
 // sizes as promised, values finite.
 #include <cmath>
@@ -28,6 +29,31 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 
 namespace {
 
+// An echo is short and printable, whatever it was given.
+void check_echo(const std::string& s) {
+  const std::string e = ts::echo(s);
+  if (e.size() > ts::kEchoBytes + 32) std::abort();
+  for (char c : e)
+    if (c < 0x20 || c > 0x7e) std::abort();
+  if (s.size() <= ts::kEchoBytes && e.size() != s.size()) std::abort();
+}
+
+// What the coordinator keeps of an admitted Hello is bounded: every string and list.
+void check_accepted_hello(const threadsplit::Hello& h) {
+  const auto& b = h.binding();
+  const auto& v = h.versions();
+  for (const std::string* s : {&h.model(), &h.run_id(), &h.data_fingerprint(), &b.hostname(),
+                               &b.omp_proc_bind(), &v.onednn(), &v.grpc(), &v.protobuf(), &v.compiler(),
+                               &v.threadsplit(), &v.networks()})
+    if (s->size() > ts::kHelloStringBytes) std::abort();
+  if (b.omp_places().size() > ts::kHelloPlacesBytes) std::abort();
+  if (b.cores_size() > ts::kHelloListEntries || b.omp_thread_cores_size() > ts::kHelloListEntries) std::abort();
+  for (const std::string& c : b.omp_thread_cores())
+    if (c.size() > ts::kHelloPlacesBytes) std::abort();
+  if (h.ByteSizeLong() > ts::kHelloBytes) std::abort();
+  if (h.protocol_version() != ts::kProtocolVersion || h.rank() < -1 || h.run_token().size() > 1024) std::abort();
+}
+
 void check_from_worker(const uint8_t* data, size_t size) {
   threadsplit::WorkerMessage m;
   if (!m.ParseFromArray(data, int(size))) return;
@@ -36,10 +62,26 @@ void check_from_worker(const uint8_t* data, size_t size) {
   limits.num_params = 16;
   limits.max_samples = 64;
   limits.world_size = 4;
-  if (m.has_hello()) ts::check_hello_message(m.hello(), ts::kProtocolVersion);
+  if (m.has_hello()) {
+    const threadsplit::Hello& h = m.hello();
+    // The token decides alone: only the run's own is accepted, and the refusal is one fixed sentence.
+    const std::string token = ts::check_hello_token(h, "fuzz-token");
+    if (token.empty() != (h.run_token() == "fuzz-token")) std::abort();
+    if (!token.empty() && token.size() > 100) std::abort();
+    const std::string shape = ts::check_hello_message(h, ts::kProtocolVersion);
+    if (shape.empty()) check_accepted_hello(h);
+    if (shape.size() > 400) std::abort();  // every echo in it was cut
+    check_echo(h.versions().threadsplit());
+    check_echo(h.binding().hostname());
+  }
+  for (bool dealt : {false, true})
+    for (bool eval : {false, true})
+      if (ts::check_message_order(m, dealt, eval).empty() && ((m.has_step() && !dealt) || (m.has_eval() && !eval)))
+        std::abort();
   bool nonfinite = false;
   const std::string bad = ts::check_worker_message(m, limits, &nonfinite);
-  if (nonfinite && bad.empty()) std::abort();  // a non-finite gradient must be refused
+  if (nonfinite && bad.empty()) std::abort();
+  if (bad.size() > 400) std::abort();  // run ids from the wire are echoed cut  // a non-finite gradient must be refused
   if (bad.empty() && m.has_step()) {
     const auto& r = m.step();
     if (r.run_id() != limits.run_id || r.samples() < 0 || r.samples() > limits.max_samples) std::abort();

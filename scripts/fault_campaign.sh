@@ -8,6 +8,7 @@
 #        stale-deal huge-gradient nan-loss
 #        respawn
 #        sigterm-stop sigint-stop sigterm-resume
+#        oversized-hello data-mismatch
 # BUILD_DIR (default build/) must hold a built tree; DATA a CIFAR-10 directory (default:
 # ../shared/data/cifar-10-batches-bin, else synthetic data generated into the work dir).
 # Writes one line per run to $WORK/results.tsv and the summary to stdout.
@@ -27,7 +28,8 @@ KINDS=("$@")
                                 rerun-same-dir resume-changed-flags
                                 stale-deal huge-gradient nan-loss
                                 respawn
-                                sigterm-stop sigint-stop sigterm-resume)
+                                sigterm-stop sigint-stop sigterm-resume
+                                oversized-hello data-mismatch)
 COORD="$BUILD_DIR/coordinator/threadsplit"
 WORKER="$BUILD_DIR/worker/threadsplit_worker"
 ROGUE="$BUILD_DIR/tests/rogue_worker"
@@ -517,6 +519,79 @@ run_nan_loss() {
   record nan-loss "$n" $ok "$LDETECT" "$note"
 }
 
+# ---- Before authentication (docs/reliability.md): oversized Hellos, another data copy ----
+
+# 52 Hellos of 800 KB (the first with the right token, the last of 8 MiB) at a coordinator
+# waiting for its one worker; then a real worker joins and the run must end normally, with
+# the refusals echoed cut short and the log, the report and what the coordinator keeps
+# (its anonymous memory before and after the Hellos) small.
+run_oversized_hello() {
+  local n=$1
+  local pf="$WORK/oversized-$n.port" report="$WORK/oversized-$n.json"; rm -f "$pf" "$report"
+  local token="tok-$RANDOM$RANDOM"
+  THREADSPLIT_TOKEN=$token start_coord "oversized-$n" "${BASE[@]}" --external-workers 1 --steps 5 --port-file "$pf" \
+    --connect-timeout 60 --report "$report"
+  local port; port=$(external_port "$pf") || { kill -9 $CPID; record oversized-hello "$n" 0 - "no port"; return; }
+  sleep "$(rand_between 0 0.5)"
+  local anon0; anon0=$(awk '/RssAnon/{print $2}' "/proc/$CPID/status" 2>/dev/null)
+  local t0; t0=$(now)
+  THREADSPLIT_TOKEN=$token "$ROGUE" "127.0.0.1:$port" oversized-hello >"$WORK/oversized-$n.rogue" 2>&1
+  local rrc=$? detect; detect=$(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.2f", b - a}')
+  local anon1; anon1=$(awk '/RssAnon/{print $2}' "/proc/$CPID/status" 2>/dev/null)
+  local kept=$(( (${anon1:-0} - ${anon0:-0}) / 1024 ))
+  THREADSPLIT_TOKEN=$token OMP_NUM_THREADS=1 "$WORKER" --coordinator "127.0.0.1:$port" >"$WORK/oversized-$n.worker" 2>&1 &
+  local wpid=$!
+  wait $CPID; local rc=$?
+  wait $wpid; local wrc=$?
+  local ok=1 note="52 Hellos (42 MB) in ${detect} s, coordinator anonymous memory +${kept} MB"
+  [ $rrc -eq 0 ] || { ok=0; note+=", rogue rc $rrc ($(tail -1 "$WORK/oversized-$n.rogue"))"; }
+  grep -q "first status 7: a Hello whose hostname is 204800 bytes.*\.\.\. (204800 bytes)" "$WORK/oversized-$n.rogue" ||
+    { ok=0; note+=", no truncated echo"; }
+  grep -q "last status 8" "$WORK/oversized-$n.rogue" || { ok=0; note+=", 8 MiB Hello not stopped by the receive limit"; }
+  [ $rc -eq 0 ] && [ $wrc -eq 0 ] && grep -q "trained 5 steps" "$OUT" || { ok=0; note+=", run did not go on (rc $rc, worker $wrc)"; }
+  local longest; longest=$(awk '{ if (length($0) > m) m = length($0) } END { print m + 0 }' "$ERR")
+  [ "$longest" -lt 400 ] && [ "$(stat -c %s "$ERR")" -lt 65536 ] || { ok=0; note+=", log line of $longest bytes"; }
+  [ -f "$report" ] && [ "$(stat -c %s "$report")" -lt 262144 ] || { ok=0; note+=", report missing or large"; }
+  grep -qE '"and [0-9]+ more refusals \((5[1-9]|[6-9][0-9]) in all\)"' "$report" 2>/dev/null || { ok=0; note+=", refusals not counted"; }
+  [ -n "$anon1" ] && [ "$kept" -lt 32 ] || { ok=0; note+=", the coordinator kept memory"; }
+  record oversized-hello "$n" $ok "$detect" "$note"
+}
+
+# A hand-started worker with its own copy of the data, one random label changed: refused at
+# Hello naming both fingerprints; then a worker with an equal copy joins and the run ends.
+run_data_mismatch() {
+  local n=$1 copy="$WORK/data-copy" f
+  if [ ! -f "$copy/test_batch.bin" ]; then
+    mkdir -p "$copy" && cp "$DATA"/*.bin "$copy"/
+  fi
+  for f in "$DATA"/*.bin; do cmp -s "$f" "$copy/$(basename "$f")" || cp "$f" "$copy/"; done  # undo the last run's change
+  local files=(data_batch_1 data_batch_2 data_batch_3 data_batch_4 data_batch_5 test_batch)
+  local file="$copy/${files[$((RANDOM % 6))]}.bin" rec=$(( (RANDOM * 32768 + RANDOM) % 10000 ))
+  local old; old=$(od -An -tu1 -j $((rec * 3073)) -N1 "$file" | tr -d ' ')
+  printf "\\$(printf %o $(( (old + 1 + RANDOM % 9) % 10 )))" | dd of="$file" bs=1 seek=$((rec * 3073)) conv=notrunc status=none
+  local pf="$WORK/datamismatch-$n.port"; rm -f "$pf"
+  local token="tok-$RANDOM$RANDOM"
+  THREADSPLIT_TOKEN=$token start_coord "datamismatch-$n" "${BASE[@]}" --external-workers 1 --steps 5 --port-file "$pf" \
+    --connect-timeout 60
+  local port; port=$(external_port "$pf") || { kill -9 $CPID; record data-mismatch "$n" 0 - "no port"; return; }
+  local t0; t0=$(now)
+  THREADSPLIT_TOKEN=$token OMP_NUM_THREADS=1 "$WORKER" --coordinator "127.0.0.1:$port" --data "$copy" \
+    >"$WORK/datamismatch-$n.other" 2>&1
+  local orc=$? detect; detect=$(awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.2f", b - a}')
+  THREADSPLIT_TOKEN=$token OMP_NUM_THREADS=1 "$WORKER" --coordinator "127.0.0.1:$port" --data "$DATA" \
+    >"$WORK/datamismatch-$n.worker" 2>&1 &
+  local wpid=$!
+  wait $CPID; local rc=$?
+  wait $wpid; local wrc=$?
+  local ok=1 note="$(basename "$file") record $rec"
+  [ $orc -eq 4 ] || { ok=0; note+=", other copy exited $orc"; }
+  grep -qE "CIFAR-10 copy \(fingerprint [0-9a-f]{8}\) differs from the coordinator's .* \(fingerprint [0-9a-f]{8}\)" \
+    "$WORK/datamismatch-$n.other" || { ok=0; note+=", fingerprints not named"; }
+  grep -q "refused a worker" "$ERR" || { ok=0; note+=", not logged"; }
+  [ $rc -eq 0 ] && [ $wrc -eq 0 ] && grep -q "trained 5 steps" "$OUT" || { ok=0; note+=", run did not go on (rc $rc, worker $wrc)"; }
+  record data-mismatch "$n" $ok "$detect" "$note"
+}
+
 cd "$WORK"  # abort checkpoints without --checkpoint-dir land here
 echo "fault campaign: $RUNS runs per kind, work dir $WORK"
 for kind in "${KINDS[@]}"; do
@@ -540,6 +615,8 @@ for kind in "${KINDS[@]}"; do
       sigterm-stop) run_signal_stop "$kind" "$n" TERM ;;
       sigint-stop) run_signal_stop "$kind" "$n" INT ;;
       sigterm-resume) reference; run_sigterm_resume "$n" ;;
+      oversized-hello) run_oversized_hello "$n" ;;
+      data-mismatch) run_data_mismatch "$n" ;;
       *) echo "fault_campaign: unknown kind $kind" >&2; exit 2 ;;
     esac
   done

@@ -48,13 +48,15 @@ struct StepNumbers {
   StepStats model;  // loss sum, correct count, forward and backward seconds
 };
 
-WorkerMessage hello_message(const WorkerConfig& config, const threadsplit::Binding& binding) {
+WorkerMessage hello_message(const WorkerConfig& config, const threadsplit::Binding& binding,
+                            const std::string& data_fingerprint) {
   WorkerMessage hello;
   threadsplit::Hello* h = hello.mutable_hello();
   h->set_protocol_version(kProtocolVersion);
   h->set_run_token(config.token);
   h->set_rank(config.rank);
   h->set_run_id(config.run_id);
+  h->set_data_fingerprint(data_fingerprint);
   *h->mutable_binding() = binding;
   *h->mutable_versions() = library_versions();
   return hello;
@@ -68,6 +70,7 @@ class WorkerSession {
  private:
   void join();
   void set_up();
+  void open_data(const std::string& dir);
   CoordinatorMessage receive(WorkerWaitsFor waits);
   DealEnd run_deal(const threadsplit::EpochDeal& deal);
   void queue_batches(const threadsplit::EpochDeal& deal);
@@ -116,8 +119,11 @@ void WorkerSession::join() {
   // gRPC's threads and the loader's are created inside this scope, so they may use every
   // core of this worker rather than inheriting the OpenMP master's single place.
   const HelperThreadCores helpers;
+  // A worker given its own copy (--data) opens it first, so that the coordinator can compare
+  // the copies at the door and refuse one that differs before anything is computed.
+  if (!config_.data_dir.empty()) open_data(config_.data_dir);
   link_.open();
-  link_.write(hello_message(config_, binding));
+  link_.write(hello_message(config_, binding, data_ ? data_->fingerprint() : std::string()));
   CoordinatorMessage m = receive(WorkerWaitsFor::kWelcome);
   welcome_ = std::move(*m.mutable_welcome());
   link_.set_silence_timeout(welcome_.silence_timeout_s() > 0 ? welcome_.silence_timeout_s() : 660);
@@ -127,12 +133,14 @@ void WorkerSession::join() {
 // The network, data, model, starting parameters and loader the Welcome names.
 void WorkerSession::set_up() {
   net_ = build_network(welcome_.model());  // known: the Welcome's check built it once
-  const std::string dir = config_.data_dir.empty() ? welcome_.data_dir() : config_.data_dir;
-  try {
-    data_.emplace(Cifar10::open(dir));
-  } catch (const DataError& e) {
-    throw WorkerExit{2, e.what()};
-  }
+  if (!data_) open_data(welcome_.data_dir());
+  // The coordinator's path on another host, or a copy it could not compare at the door.
+  if (!welcome_.data_fingerprint().empty() && welcome_.data_fingerprint() != data_->fingerprint())
+    throw WorkerExit{2, "this worker's CIFAR-10 copy " + data_->dir() + " (fingerprint " +
+                            data_->fingerprint() + ") differs from the coordinator's (fingerprint " +
+                            welcome_.data_fingerprint() + "): the runs would train on other data; "
+                            "give this worker an identical copy (copy the coordinator's directory "
+                            "or fetch it again with scripts/get_cifar10.sh) and point --data at it"};
   grad_.resize(net_.num_params);
   model_ = std::make_unique<Model>(net_, welcome_.max_local_batch());
   limits_.run_id = welcome_.run_id();
@@ -150,6 +158,14 @@ void WorkerSession::set_up() {
   lo.capacity = std::max(2, lo.threads + 1);
   loader_options_ = lo;
   loader_ = std::make_unique<BatchLoader>(*data_, lo);
+}
+
+void WorkerSession::open_data(const std::string& dir) {
+  try {
+    data_.emplace(Cifar10::open(dir));
+  } catch (const DataError& e) {
+    throw WorkerExit{2, e.what()};
+  }
 }
 
 void WorkerSession::restart_loader() {
@@ -270,6 +286,8 @@ void WorkerSession::run_eval(const threadsplit::EvalRequest& req) {
                      images.data(), labels.data());
     } catch (const std::out_of_range& e) {
       throw WorkerExit{1, std::string("evaluation request: ") + e.what()};
+    } catch (const DataError& e) {  // a label rewritten since open
+      throw WorkerExit{2, e.what()};
     }
     data_s += data.elapsed();
     const StepStats s = model_->evaluate(images.data(), labels.data(), n);

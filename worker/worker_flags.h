@@ -2,6 +2,7 @@
 // that the unit tests can walk the same table the worker parses with.
 #pragma once
 #include <memory>
+#include <stdexcept>
 #include <string>
 
 #include "cli_flags.h"
@@ -47,6 +48,24 @@ inline std::unique_ptr<CLI::App> worker_app(WorkerFlags& f) {
       ->type_name("S")->transform(cli::positive())->capture_default_str();
   cli::add_help(a, "Flags");
   return app;
+}
+
+// A rank from a launcher's environment (THREADSPLIT_RANK, OMPI_COMM_WORLD_RANK, PMI_RANK,
+// SLURM_PROCID): a whole number in 0..2147483647, else std::invalid_argument naming the
+// variable, the range and what it held (no wrap-around: 4294967297 is refused, not rank 1).
+inline int parse_rank_variable(const std::string& name, const std::string& value) {
+  const std::string range = " must be a rank in 0.." + std::to_string(cli::kIntMax);
+  size_t i = 0;
+  while (i < value.size() && value[i] >= '0' && value[i] <= '9') ++i;
+  if (value.empty() || i != value.size())
+    throw std::invalid_argument(name + range + ", got '" + value.substr(0, 64) +
+                                "': unset it, or let --rank say which rank this worker is");
+  std::string digits = value.substr(value.find_first_not_of('0') == std::string::npos
+                                        ? value.size() - 1 : value.find_first_not_of('0'));
+  if (digits.size() > 10 || std::stoll(digits) > cli::kIntMax)
+    throw std::invalid_argument(name + range + ", got " + value.substr(0, 64) +
+                                ": unset it, or let --rank say which rank this worker is");
+  return int(std::stoll(digits));
 }
 
 // argv[1..argc); -h/--help sets help. Throws UsageError naming the flag.

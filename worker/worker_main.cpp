@@ -13,17 +13,6 @@
 #include "step_loop.h"
 #include "worker_flags.h"
 
-namespace {
-
-int parse_int(const std::string& flag, const char* v) {
-  char* end = nullptr;
-  const long x = std::strtol(v, &end, 10);
-  if (!*v || *end) throw std::invalid_argument(flag + " expects a whole number, got '" + v + "'");
-  return int(x);
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   ts::keep_freed_memory();
   ts::WorkerConfig c;
@@ -52,7 +41,7 @@ int main(int argc, char** argv) {
     if (c.rank < 0) {
       for (const char* var : {"THREADSPLIT_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID"}) {
         if (const char* v = std::getenv(var)) {
-          c.rank = parse_int(var, v);
+          c.rank = ts::parse_rank_variable(var, v);
           break;
         }
       }

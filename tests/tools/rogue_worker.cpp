@@ -8,6 +8,11 @@
 //                             never the real result), huge-gradient (one element 1e20,
 //                             finite), nan-loss (a NaN loss and gradient element, as a real
 //                             divergence looks)
+//       before authentication: oversized-hello (four strings of 200 KB, the right token;
+//                             then 50 more such Hellos on fresh streams with a wrong token,
+//                             then one of 8 MiB, over the receive limit), silent-session (opens a stream, sends nothing,
+//                             and reports how the coordinator ended it), early-result (a
+//                             step result right after its Welcome, before any deal)
 // Exit status 0 when the coordinator refused it with a status (what the tests want),
 // 1 when it was accepted where it should not have been, 2 on a usage or connection error.
 #include <unistd.h>
@@ -142,6 +147,55 @@ int main(int argc, char** argv) {
     return 2;
   }
   auto stub = threadsplit::Trainer::NewStub(channel);
+  // ---- before authentication (oversized-hello, silent-session, early-result) ----
+  if (mode == "silent-session") {
+    // Opens a stream and never writes: the coordinator must close it after its Hello timeout.
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(600));
+    const auto t0 = std::chrono::steady_clock::now();
+    auto stream = stub->Session(&ctx);
+    CoordinatorMessage in;
+    const bool got = stream->Read(&in);
+    const grpc::Status st = stream->Finish();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("closed after %.1f s\nstatus %d: %s\n", s, int(st.error_code()), st.error_message().c_str());
+    return got || st.ok() ? 1 : 0;
+  }
+  if (mode == "oversized-hello") {
+    // One Hello with the right token and huge version strings (the refusal must echo a
+    // truncated string), then many with a wrong token (each refused before being looked at).
+    const std::string huge(200 << 10, 'v');
+    int refused = 0;
+    std::string first_status, last_status;
+    for (int i = 0; i < 52; ++i) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+      auto stream = stub->Session(&ctx);
+      WorkerMessage m;
+      threadsplit::Hello* h = m.mutable_hello();
+      h->set_protocol_version(ts::kProtocolVersion);
+      h->set_run_token(i == 0 ? token : token + "x");
+      h->set_rank(-1);
+      h->mutable_versions()->set_threadsplit(huge);
+      h->mutable_versions()->set_networks(huge);
+      h->mutable_versions()->set_onednn(huge);
+      h->mutable_binding()->set_hostname(i == 51 ? std::string(8 << 20, 'h') : huge);
+      stream->Write(m);
+      stream->WritesDone();
+      CoordinatorMessage in;
+      const bool welcomed = stream->Read(&in) && in.has_welcome();
+      const grpc::Status st = stream->Finish();
+      if (welcomed || st.ok()) {
+        std::printf("accepted Hello %d\n", i);
+        return 1;
+      }
+      const std::string line = "status " + std::to_string(int(st.error_code())) + ": " + st.error_message();
+      (i == 0 ? first_status : last_status) = line;
+      ++refused;
+    }
+    std::printf("first %s\nlast %s\nrefused %d Hellos\n", first_status.c_str(), last_status.c_str(), refused);
+    return 0;
+  }
   grpc::ClientContext ctx;
   // Liars take part in a whole (short) run.
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(is_liar_mode(mode) ? 300 : 60));
@@ -186,6 +240,16 @@ int main(int argc, char** argv) {
       std::printf("joined as rank %d\n", rank);
       std::fflush(stdout);
       if (mode == "second-hello") stream->Write(hello);
+      if (mode == "early-result") {  // a result before any EpochDeal
+        WorkerMessage m;
+        threadsplit::StepResult* r = m.mutable_step();
+        r->set_run_id(run_id);
+        r->set_step(0);
+        r->set_samples(1);
+        r->set_loss_sum(2.3);
+        r->set_gradient(std::string(num_params * sizeof(float), '\0'));
+        stream->Write(m);
+      }
     } else if (in.has_deal()) {
       const auto& d = in.deal();
       WorkerMessage m;
