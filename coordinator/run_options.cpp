@@ -47,7 +47,9 @@ std::unique_ptr<CLI::App> run_options_app(RunOptions& o, const std::string& prog
       "averaged over gRPC. For a fixed global batch and seed the result does not depend on P or "
       "T, so splits can be compared by speed alone. SIGINT (Ctrl-C), SIGTERM or SIGHUP stop the "
       "run after the current step with a final checkpoint and report, exit 128 + signo; a "
-      "second one stops at once (docs/reliability.md, Signals).");
+      "second one stops at once (docs/reliability.md, Signals). Exit status: 0 done, 1 failed "
+      "(a worker lost under abort, an output not written), 2 bad flags or files, 4 the run "
+      "diverged (non-finite loss, gradient or state), 128 + signo stopped by a signal.");
   CLI::App& a = *app;
   // Numbers go through ->transform(): see cli_flags.h. default_str(""): 0 means "not given",
   // and a given value must be a real count.

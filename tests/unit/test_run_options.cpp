@@ -111,6 +111,7 @@ TEST_CASE("the help text lists every flag with its default", "[options]") {
   CHECK_THAT(help, Catch::Contains("threadsplit sweep --data DIR"));
   CHECK_THAT(help, Catch::Contains("threadsplit make-synthetic-data DIR [--seed N]"));
   CHECK_THAT(help, Catch::Contains("SIGTERM") && Catch::Contains("128 + signo"));
+  CHECK_THAT(help, Catch::Contains("Exit status:") && Catch::Contains("diverged"));  // wrapped: single words
 
   // Every flag of the table that parses, not a list kept by hand.
   ts::RunOptions o;
