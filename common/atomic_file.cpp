@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <random>
 #include <stdexcept>
 
 namespace ts {
@@ -49,17 +50,30 @@ std::string parent_directory(const std::string& path) {
 
 namespace {
 
-// A new temporary "<path>.tmp.<pid>" beside `path`, opened for writing: never an existing
-// file, and never through a symlink (O_EXCL|O_NOFOLLOW), so that nobody who can write the
-// directory can plant one and have the write land elsewhere.
+// A new temporary beside `path`, opened for writing: never an existing file, and never
+// through a symlink (O_EXCL|O_NOFOLLOW), so that nobody who can write the directory can plant
+// one and have the write land elsewhere. The name is "<path>.tmp.<pid>", or, where something
+// is in the way (a leftover of a process with the same pid that was killed mid-write, or a
+// planted file), "<path>.tmp.<pid>.<random>": a leftover never blocks later writes for good.
 int create_temporary(const std::string& path, std::string* tmp) {
-  *tmp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp->c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-  if (fd >= 0) return fd;
-  const int err = errno;
+  const std::string base = path + ".tmp." + std::to_string(::getpid());
+  std::random_device random;
+  int err = 0;
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    *tmp = base;
+    if (attempt > 0) {
+      char suffix[20];
+      std::snprintf(suffix, sizeof suffix, ".%08x%08x", unsigned(random()), unsigned(random()));
+      *tmp += suffix;
+    }
+    const int fd = ::open(tmp->c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd >= 0) return fd;
+    err = errno;
+    if (err != EEXIST) break;
+  }
   throw std::runtime_error("cannot create " + *tmp + ": " + std::strerror(err) +
-                           (err == EEXIST ? " (a file, directory or symlink of that name is in the "
-                                            "way: remove it if no other process is writing it)"
+                           (err == EEXIST ? " (files, directories or symlinks of that name are in "
+                                            "the way: remove them if no other process is writing)"
                                           : ""));
 }
 

@@ -1,8 +1,8 @@
 // Whole files: writes that readers never see half done (the bytes go to a new file
 // "<path>.tmp.<pid>", created with O_CREAT|O_EXCL|O_NOFOLLOW so that a planted
-// file or symlink of that name is never written through, then renamed over path), and reads
-// that say why they failed. Checkpoints, reports,
-// traces, generated data, port files and PEM files all go through here.
+// file or symlink of that name is never written through -- with a random suffix added when
+// something is in the way -- then renamed over path), and reads that say why they failed.
+// Checkpoints, reports, traces, generated data, port files and PEM files all go through here.
 #pragma once
 #include <cstddef>
 #include <stdexcept>

@@ -383,9 +383,12 @@ int write_outputs(const RunSetup& s, const TrainingRun& run, const Server& sv, c
       rc = 1;
     }
   }
-  // However the run ended, a stop signal says so in the exit status (128 + signo, as a
-  // shell reports a process that signal killed), so schedulers see it was stopped.
-  return out.signo ? 128 + out.signo : rc;
+  // A stop signal says so in the exit status (128 + signo, as a shell reports a process that
+  // signal killed), so schedulers see it was stopped -- unless something it should have
+  // saved (the final checkpoint, the report, the trace) could not be written: a wrapper that
+  // requeues on 143 must not take a lost checkpoint for a clean stop.
+  const bool outputs_lost = !out.saved || (rc == 1 && out.error.empty());
+  return out.signo && !outputs_lost ? 128 + out.signo : rc;
 }
 
 // One run: prepare -> start the server -> spawn the workers -> report their bindings ->
@@ -393,6 +396,12 @@ int write_outputs(const RunSetup& s, const TrainingRun& run, const Server& sv, c
 int run(const RunOptions& o) {
   const double start = now_seconds();
   watch_stop_request(false, "before training started: nothing was saved");
+  // A signal taken while it was watched (the autotune's last moments) but not yet honoured.
+  if (const int sig = stop_signal()) {
+    std::fprintf(stderr, "threadsplit: %s: stopping before training started: nothing was saved\n",
+                 signal_name(sig).c_str());
+    return 128 + sig;
+  }
   Prepared p = prepare(o);
   if (p.nothing_left) {
     if (o.steps > 0 && p.step >= o.steps)

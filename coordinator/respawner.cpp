@@ -4,6 +4,7 @@
 #include <memory>
 #include <stdexcept>
 
+#include "stop_signals.h"
 #include "trainer_service.h"
 
 namespace ts {
@@ -48,7 +49,7 @@ bool Respawner::replace(const Pending& p, int64_t step) {
   try {
     started = hooks_.start(p.rank);
     hello = hooks_.join(p.rank, started, &failed);
-  } catch (const std::runtime_error& e) {
+  } catch (const std::exception& e) {  // whatever it is, the run goes on without it
     failed = std::string("could not be started: ") + e.what();
   }
   if (!hello) {
@@ -91,14 +92,22 @@ Respawner::Hooks local_worker_hooks(TrainerService& service, std::vector<WorkerL
                                                   std::string* why) -> std::optional<threadsplit::Hello> {
     service.expect_rejoin(rank, s.pid, welcome(rank));
     std::string exited;
+    int stopped_by = 0;
     auto link = service.wait_for_rejoin(rank, connect_timeout_s, [&] {
+      // A stop signal ends the wait: the run stops after this step boundary, and a hung
+      // replacement must not hold the final checkpoint back by --connect-timeout.
+      if ((stopped_by = stop_signal()) != 0) return true;
       int status = 0;
       if (!worker_exited(s.pid, &status)) return false;
       exited = describe_wait_status(status);
       return true;
     });
     if (link) return link->hello();
-    if (exited.empty()) {
+    if (stopped_by != 0) {
+      stop_worker(s.pid, 0);
+      *why = "(pid " + std::to_string(s.pid) + ") was not waited for: the run was stopped by " +
+             signal_name(stopped_by);
+    } else if (exited.empty()) {
       stop_worker(s.pid, 0);
       *why = "(pid " + std::to_string(s.pid) + ") did not join within " +
              std::to_string(int(connect_timeout_s)) + " s (--connect-timeout)";

@@ -34,9 +34,16 @@ sigset_t stop_set() {
   return s;
 }
 
+// The signals this process watches: the three, less any ignored when it started (nohup's
+// SIGHUP stays ignored; a blocked-but-ignored signal would still be taken by sigwait).
+sigset_t g_watched_set;
+
+// With write(2), not stdio: the training thread may hold stderr's lock, or stderr be a full
+// pipe; this thread must get back to sigwait so that a second signal still stops at once.
 void say(const std::string& line) {
-  std::fprintf(stderr, "%s\n", line.c_str());
-  std::fflush(stderr);
+  const std::string text = line + "\n";
+  ssize_t ignored = write(STDERR_FILENO, text.data(), text.size());
+  (void)ignored;
 }
 
 [[noreturn]] void stop_at_once(int sig, const std::string& why) {
@@ -53,7 +60,7 @@ void say(const std::string& line) {
 }
 
 void take_signals() {
-  const sigset_t set = stop_set();
+  const sigset_t set = g_watched_set;
   while (true) {
     int sig = 0;
     if (sigwait(&set, &sig) != 0) continue;
@@ -90,9 +97,17 @@ void install_stop_signals(const std::string& program) {
   }
   static std::once_flag once;
   std::call_once(once, [] {
-    const sigset_t set = stop_set();
+    sigemptyset(&g_watched_set);
+    for (int sig : kStopSignals) {
+      struct sigaction old;
+      if (sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+      sigaddset(&g_watched_set, sig);
+    }
+    const sigset_t set = g_watched_set;
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
-    std::thread(take_signals).detach();
+    bool any = false;
+    for (int sig : kStopSignals) any = any || sigismember(&set, sig) == 1;
+    if (any) std::thread(take_signals).detach();
   });
 }
 
@@ -140,6 +155,8 @@ bool prepare_child_signals(bool ignore_stop_signals) {
     for (int sig : kStopSignals)
       if (sigaction(sig, &ign, nullptr) != 0) return false;
   }
+  if (!ignore_stop_signals) return true;  // blocked across exec: the program (a trial
+                                          // coordinator) takes them from its first line on
   const sigset_t set = stop_set();
   return sigprocmask(SIG_UNBLOCK, &set, nullptr) == 0;
 }

@@ -37,10 +37,13 @@ void watch_stop_request(bool watched, const std::string& what = "");
 void register_child(pid_t pid, bool forward);
 void unregister_child(pid_t pid);
 
-// Between fork and exec, in the child (async-signal-safe): unblocks the three signals, and
-// with `ignore_stop_signals` ignores them, so that only the parent decides when the child
-// stops (a spawned worker must not be taken down by the terminal's Ctrl-C or by a signal
-// sent to the whole group before its coordinator could save). Returns false on failure.
+// Between fork and exec, in the child (async-signal-safe). With `ignore_stop_signals` (a
+// worker) ignores the three signals and unblocks them, so that only the parent decides when
+// the child stops (a spawned worker must not be taken down by the terminal's Ctrl-C or by a
+// signal sent to the whole group before its coordinator could save). Without (a trial
+// coordinator, which watches them itself) leaves them blocked across exec, so that one
+// arriving before the trial's own install_stop_signals waits for it instead of killing it
+// unsaved. Returns false on failure.
 bool prepare_child_signals(bool ignore_stop_signals);
 
 // Thrown where a watcher honours the request: the run or the sweep stops here.

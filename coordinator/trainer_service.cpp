@@ -347,8 +347,10 @@ void TrainerService::on_message(Session* s) {
   // --on-worker-failure to the rank (or stops the run, for a non-finite gradient).
   if (superseded(s)) return;  // a replaced process's: dropped, and nothing more is read
   bool nonfinite = false;
-  std::string bad = check_worker_message(s->in, admission_.limits, &nonfinite);
-  if (bad.empty()) bad = check_message_order(s->in, s->dealt, s->eval_requested);
+  // Out of turn first: a result before its deal is a protocol violation whatever it holds
+  // (a NaN in it is not the run's divergence).
+  std::string bad = check_message_order(s->in, s->dealt, s->eval_requested);
+  if (bad.empty()) bad = check_worker_message(s->in, admission_.limits, &nonfinite);
   WorkerEvent e;
   e.rank = s->link->rank();
   e.arrived_s = now_seconds();

@@ -55,7 +55,9 @@ PhaseSums TrainingRun::worker_totals(int r) const {
 
 void TrainingRun::run_step(const EpochPlan& plan, int s, EpochRecord& rec) {
   const size_t batch = plan.batches[size_t(s)].size();
-  if (respawner_ && respawner_->due()) bring_back_lost();  // before the step's clock starts
+  // Before the step's clock starts; not once a stop was asked for (the run ends after this
+  // step, and a replacement would only delay its final checkpoint).
+  if (respawner_ && respawner_->due() && !(stop_check_ && stop_check_())) bring_back_lost();
   StepTiming timing;
   timing.step = step_;
   timing.start_s = now_seconds();
@@ -226,6 +228,9 @@ void TrainingRun::train(ProgressDisplay& progress) {
     if (o.eval_every > 0 && (rec.epoch % o.eval_every == 0 || finished))
       rec.validation = evaluate("validation", progress);
     progress.line(epoch_line(rec));
+    // A signal during the validation round: the epoch is whole; stop before the next deal.
+    if (stop_check_ && !finished)
+      if (const int sig = stop_check_()) throw StopRequested(sig);
   }
 }
 

@@ -410,3 +410,31 @@ TEST_CASE("a SIGTERM during --autotune is passed on to the trial in flight, and 
   CHECK(ts_test::wait_until([&] { return all_gone(trial); }, 10));
   kill_all(trial);
 }
+
+TEST_CASE("under nohup a SIGHUP is ignored and the run goes on, and a SIGTERM still stops it",
+          "[integration][signals]") {
+  if (access("/usr/bin/nohup", X_OK) != 0) {
+    ts_test::skip_test("/usr/bin/nohup is missing");
+    return;
+  }
+  const std::string dir = fresh_dir("nohup_hup");
+  const std::string save = dir + "/final.ckpt";
+  // nohup sets SIGHUP to ignored and execs the coordinator (same pid).
+  std::vector<std::string> argv =
+      ts_test::coordinator_args(with(kTwoWorkers, {"--steps", "100000", "--save", save}));
+  argv.insert(argv.begin(), "/usr/bin/nohup");
+  ts_test::Process c = ts_test::start("nohup_hup", argv);
+  const std::vector<pid_t> pids = wait_for_workers([&] { return c.out(); }, 2);
+  REQUIRE(pids.size() == 2);
+  kill(c.pid, SIGHUP);
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  CHECK_FALSE(ts_test::process_gone(c.pid));  // still training
+  kill(c.pid, SIGTERM);
+  const int rc = ts_test::wait_exit(c, 120);
+  INFO(c.out() << c.err());
+  CHECK(rc == 128 + SIGTERM);
+  CHECK_THAT(c.err(), !Catch::Contains("SIGHUP") && Catch::Contains("threadsplit: SIGTERM: stopping after step"));
+  CHECK(ts_test::wait_until([&] { return all_gone(pids); }, 10));
+  kill_all(pids);
+  CHECK_NOTHROW(load(save));
+}
