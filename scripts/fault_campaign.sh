@@ -70,6 +70,19 @@ wait_all_gone() {  # timeout pids...
     sleep 0.02
   done
 }
+# The step the progress line (--progress on) shows in file $1, and a wait until it reaches
+# step $2 (or the run in $CPID ends, or $3 s pass): faults drawn by step land inside the run
+# however fast the machine is (a timed pause let a quiet machine's 1.4 s run finish first).
+progress_step() { tr '\r' '\n' <"$1" | grep -oP '\] \K[0-9]+(?=/[0-9]+  loss)' | tail -1; }
+wait_for_step() {
+  local until=$(awk -v n="$(now)" -v t="$3" 'BEGIN{printf "%.3f", n + t}') done_steps
+  while awk -v n="$(now)" -v u="$until" 'BEGIN{exit !(n < u)}'; do
+    done_steps=$(progress_step "$1"); [ "${done_steps:-0}" -ge "$2" ] && return 0
+    kill -0 $CPID 2>/dev/null || return 1
+    sleep 0.02
+  done
+  return 1
+}
 record() {  # kind run ok detect_s note
   printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" >>"$RESULTS"
   printf '%-20s %3s  %-8s detect %-6s %s\n' "$1" "$2" "$([ "$3" = 1 ] && echo ok || echo FAILED)" "$4" "$5"
@@ -90,13 +103,14 @@ run_worker_fault() {  # kind n signal policy
   rm -rf "$dir"; mkdir -p "$dir"
   local steps=100000; [ "$policy" = continue ] && steps=150
   start_coord "$kind-$n" "${BASE[@]}" --procs 2 --threads 1 --steps $steps --on-worker-failure "$policy" \
-    --failure-grace 2 --checkpoint-dir "$dir"
+    --failure-grace 2 --checkpoint-dir "$dir" --progress on
   if ! wait_for "$OUT" 60 'worker 1 pid' >/dev/null; then
     kill -9 $CPID 2>/dev/null; wait $CPID 2>/dev/null; record "$kind" "$n" 0 - "workers never joined"; return
   fi
   local pids=($(worker_pids "$OUT"))
   local victim=$((RANDOM % 2))
-  sleep "$(rand_between 0.1 2.0)"
+  # abort: a time in the first 2 s of an endless run; continue: a step of the 150 drawn first.
+  if [ "$policy" = continue ]; then wait_for_step "$OUT" $((1 + RANDOM % 120)) 60; else sleep "$(rand_between 0.1 2.0)"; fi
   local t0; t0=$(now)
   kill -"$sig" "${pids[$victim]}"
   local seen pattern='run aborted|WORKER LOST'
@@ -283,7 +297,6 @@ run_signal_stop() {  # kind n signal
 # (no --checkpoint-every), then --resume: bit-equal to the unbroken reference. The step is
 # drawn first and the signal sent once the progress line shows it (redrawn every 0.1 s), so
 # it lands inside the run however fast the machine is at the moment.
-progress_step() { tr '\r' '\n' <"$1" | grep -oP '\] \K[0-9]+(?=/[0-9]+  loss)' | tail -1; }
 run_sigterm_resume() {
   local n=$1 dir="$WORK/sigterm-resume-$1"
   rm -rf "$dir"
@@ -387,13 +400,13 @@ respawn_reference() {
 run_respawn() {
   local n=$1 rep="$WORK/respawn-$1.json" ckpt="$WORK/respawn-$1.ckpt"
   start_coord "respawn-$n" "${BASE[@]}" "${RESPAWN_FLAGS[@]}" --on-worker-failure continue --respawn 1 \
-    --failure-grace 2 --report "$rep" --save "$ckpt"
+    --failure-grace 2 --report "$rep" --save "$ckpt" --progress on
   if ! wait_for "$OUT" 60 'worker 1 pid' >/dev/null; then
     kill -9 $CPID 2>/dev/null; wait $CPID 2>/dev/null; record respawn "$n" 0 - "workers never joined"; return
   fi
   local pids=($(worker_pids "$OUT"))
   local victim=$((RANDOM % 2))
-  sleep "$(rand_between 0.1 2.0)"
+  wait_for_step "$OUT" $((1 + RANDOM % (RESPAWN_STEPS - 30))) 60  # a step drawn first, as above
   local t0; t0=$(now)
   kill -9 "${pids[$victim]}"
   local seen; seen=$(wait_for "$ERR" 60 "WORKER RESPAWNED: worker $victim ") || seen=""
