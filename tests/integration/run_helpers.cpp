@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <regex>
 #include <sstream>
 #include <thread>
@@ -126,6 +127,53 @@ std::vector<pid_t> worker_pids(const std::string& out) {
     pids[rank] = pid_t(std::stol((*it)[2]));
   }
   return pids;
+}
+
+std::vector<pid_t> wait_for_workers(const std::function<std::string()>& out, size_t n, double timeout_s) {
+  std::vector<pid_t> pids;
+  wait_until(
+      [&] {
+        pids = worker_pids(out());
+        if (pids.size() != n) return false;
+        for (pid_t p : pids)
+          if (p <= 0) return false;
+        return true;
+      },
+      timeout_s);
+  return pids;
+}
+
+std::vector<pid_t> wait_for_workers(const Process& coord, size_t n, double timeout_s) {
+  return wait_for_workers([&] { return coord.out(); }, n, timeout_s);
+}
+
+std::string fresh_dir(const std::string& name) {
+  const std::string d = tmp_dir() + "/" + name;
+  std::filesystem::remove_all(d);
+  std::filesystem::create_directories(d);
+  return d;
+}
+
+std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+void random_pause(double lo_s, double hi_s) {
+  std::random_device rd;
+  std::uniform_real_distribution<double> u(lo_s, hi_s);
+  std::this_thread::sleep_for(std::chrono::duration<double>(u(rd)));
+}
+
+bool all_gone(const std::vector<pid_t>& pids) {
+  for (pid_t p : pids)
+    if (p > 0 && !process_gone(p)) return false;
+  return true;
+}
+
+void kill_all(const std::vector<pid_t>& pids) {
+  for (pid_t p : pids)
+    if (p > 0 && !process_gone(p)) kill(p, SIGKILL);
 }
 
 }  // namespace ts_test

@@ -46,4 +46,22 @@ std::vector<std::string> coordinator_args(const std::vector<std::string>& extra)
 // Worker pids from the coordinator's "threadsplit: worker R pid N on ..." lines.
 std::vector<pid_t> worker_pids(const std::string& coordinator_stdout);
 
+// The n worker pids, once the output `out` (or the process's stdout) names all of them;
+// fewer when timeout_s passed first.
+std::vector<pid_t> wait_for_workers(const std::function<std::string()>& out, size_t n, double timeout_s = 120);
+std::vector<pid_t> wait_for_workers(const Process& coord, size_t n, double timeout_s = 120);
+
+// An empty directory TEST_TMP_DIR/<name> (removed first if it exists).
+std::string fresh_dir(const std::string& name);
+
+// a, then b: a command line plus more flags.
+std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& b);
+
+// A random pause in [lo_s, hi_s], so a fault lands on a different step each run.
+void random_pause(double lo_s, double hi_s);
+
+// Every pid gone (or a zombie); SIGKILL to those still there (a failed test leaves none).
+bool all_gone(const std::vector<pid_t>& pids);
+void kill_all(const std::vector<pid_t>& pids);
+
 }  // namespace ts_test

@@ -24,12 +24,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string fresh_dir(const std::string& name) {
-  const std::string d = ts_test::tmp_dir() + "/" + name;
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+using ts_test::fresh_dir;
 
 const ts::NetworkSpec& net() {
   static const ts::NetworkSpec n = ts::build_network("seed_cnn");

@@ -26,34 +26,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh directory under the test tmp dir.
-std::string fresh_dir(const std::string& name) {
-  const std::string d = ts_test::tmp_dir() + "/" + name;
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
-std::vector<pid_t> wait_for_workers(ts_test::Process& coord, size_t n) {
-  std::vector<pid_t> pids;
-  ts_test::wait_until(
-      [&] {
-        pids = ts_test::worker_pids(coord.out());
-        if (pids.size() != n) return false;
-        for (pid_t p : pids)
-          if (p <= 0) return false;
-        return true;
-      },
-      60);
-  return pids;
-}
-
-// A random pause, so the fault lands on a different step each run.
-void random_pause(double lo_s, double hi_s) {
-  std::random_device rd;
-  std::uniform_real_distribution<double> u(lo_s, hi_s);
-  std::this_thread::sleep_for(std::chrono::duration<double>(u(rd)));
-}
+using ts_test::fresh_dir;
+using ts_test::with;
+using ts_test::wait_for_workers;
+using ts_test::random_pause;
+using ts_test::kill_all;
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
@@ -66,16 +43,6 @@ ts::TrainingState load(const std::string& path) {
 // SGD with momentum (see test_training.cpp on why not Adam for split comparisons).
 const std::vector<std::string> kSgd = {"--seed", "5", "--optimizer", "sgd", "--lr", "0.01",
                                        "--momentum", "0.9", "--eval-every", "0"};
-
-std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
-}
-
-void kill_all(const std::vector<pid_t>& pids) {
-  for (pid_t p : pids)
-    if (p > 0 && !ts_test::process_gone(p)) kill(p, SIGKILL);
-}
 
 }  // namespace
 

@@ -16,17 +16,8 @@ using Catch::Contains;
 
 namespace {
 
-std::string fresh_dir(const std::string& name) {
-  const std::string d = ts_test::tmp_dir() + "/" + name;
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
-std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
-}
+using ts_test::fresh_dir;
+using ts_test::with;
 
 const std::vector<std::string> kOne = {"--procs", "1", "--threads", "1", "--seed", "5",
                                        "--eval-every", "0", "--progress", "off"};

@@ -23,30 +23,10 @@
 
 namespace {
 
-std::vector<pid_t> wait_for_workers(ts_test::Process& coord, size_t n) {
-  std::vector<pid_t> pids;
-  ts_test::wait_until(
-      [&] {
-        pids = ts_test::worker_pids(coord.out());
-        if (pids.size() != n) return false;
-        for (pid_t p : pids)
-          if (p <= 0) return false;
-        return true;
-      },
-      60);
-  return pids;
-}
-
-void random_pause(double lo_s, double hi_s) {
-  std::random_device rd;
-  std::uniform_real_distribution<double> u(lo_s, hi_s);
-  std::this_thread::sleep_for(std::chrono::duration<double>(u(rd)));
-}
-
-std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
-}
+using ts_test::with;
+using ts_test::wait_for_workers;
+using ts_test::random_pause;
+using ts_test::kill_all;
 
 // SGD with momentum, as in the continue-policy test (test_reliability.cpp).
 const std::vector<std::string> kCommon = {"--seed", "5", "--optimizer", "sgd", "--lr", "0.01",
@@ -74,11 +54,6 @@ std::pair<double, double> param_gap(const std::string& a_path, const std::string
   }
   *b_step = b.step;
   return {max_abs, max_diff};
-}
-
-void kill_all(const std::vector<pid_t>& pids) {
-  for (pid_t p : pids)
-    if (p > 0 && !ts_test::process_gone(p)) kill(p, SIGKILL);
 }
 
 }  // namespace

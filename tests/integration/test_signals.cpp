@@ -24,49 +24,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string fresh_dir(const std::string& name) {
-  const std::string d = ts_test::tmp_dir() + "/" + name;
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
-std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
-}
-
-// The worker lines: printed once the stop signals are watched (a signal then saves).
-std::vector<pid_t> wait_for_workers(const std::function<std::string()>& out, size_t n) {
-  std::vector<pid_t> pids;
-  ts_test::wait_until(
-      [&] {
-        pids = ts_test::worker_pids(out());
-        if (pids.size() != n) return false;
-        for (pid_t p : pids)
-          if (p <= 0) return false;
-        return true;
-      },
-      120);
-  return pids;
-}
-
-void random_pause(double lo_s, double hi_s) {
-  std::random_device rd;
-  std::uniform_real_distribution<double> u(lo_s, hi_s);
-  std::this_thread::sleep_for(std::chrono::duration<double>(u(rd)));
-}
-
-bool all_gone(const std::vector<pid_t>& pids) {
-  for (pid_t p : pids)
-    if (p > 0 && !ts_test::process_gone(p)) return false;
-  return true;
-}
-
-void kill_all(const std::vector<pid_t>& pids) {
-  for (pid_t p : pids)
-    if (p > 0 && !ts_test::process_gone(p)) kill(p, SIGKILL);
-}
+using ts_test::fresh_dir;
+using ts_test::with;
+using ts_test::wait_for_workers;
+using ts_test::random_pause;
+using ts_test::all_gone;
+using ts_test::kill_all;
 
 ts::TrainingState load(const std::string& path) {
   return ts::load_checkpoint(path, ts::build_network("seed_cnn"));
