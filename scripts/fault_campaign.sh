@@ -267,8 +267,11 @@ signal_number() { case $1 in INT) echo 2 ;; TERM) echo 15 ;; HUP) echo 1 ;; esac
 run_signal_stop() {  # kind n signal
   local kind=$1 n=$2 sig=$3 dir="$WORK/$1-$2"
   rm -rf "$dir"; mkdir -p "$dir"
-  start_coord "$kind-$n" "${BASE[@]}" --procs 2 --threads 1 --steps 100000 --checkpoint-dir "$dir/ck" \
-    --report "$dir/report.json"
+  # `cmd &` in a script starts cmd with SIGINT ignored (and so does anything this script
+  # inherited that way), and the coordinator, like any program, keeps a signal ignored at
+  # its start ignored (docs/reliability.md, Signals): env --default-signal gives it SIGINT.
+  start_coord "$kind-$n" env --default-signal=INT "${BASE[@]}" --procs 2 --threads 1 --steps 100000 \
+    --checkpoint-dir "$dir/ck" --report "$dir/report.json"
   if ! wait_for "$OUT" 60 'worker 1 pid' >/dev/null; then
     kill -9 $CPID 2>/dev/null; wait $CPID 2>/dev/null; record "$kind" "$n" 0 - "workers never joined"; return
   fi
