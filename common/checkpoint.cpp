@@ -2,13 +2,13 @@
 
 #include <zlib.h>
 
-#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <unordered_map>
 
 #include "atomic_file.h"
 #include "checkpoint.pb.h"
+#include "float_packing.h"
 
 namespace ts {
 
@@ -105,15 +105,15 @@ void read_tensors(const TensorList& tensors, const std::vector<WantedTensor>& wa
   for (size_t i = 0; i < wanted.size(); ++i) decode_floats(found[i]->data(), wanted[i].dst);
   // A state with a non-finite value is a diverged or damaged run's, whatever its CRC says:
   // resuming it would train on nothing (the caller's dst stays unused).
-  for (const auto& w : wanted)
-    for (size_t j = 0; j < w.param->size; ++j)
-      if (!std::isfinite(w.dst[j])) {
-        char value[32];
-        std::snprintf(value, sizeof value, "%g", double(w.dst[j]));
-        throw std::invalid_argument(kind + " tensor '" + w.name + "' holds a non-finite value (" +
-                                    value + " at element " + std::to_string(j) +
-                                    "): the file is damaged or holds a diverged state");
-      }
+  for (const auto& w : wanted) {
+    const size_t j = first_nonfinite(reinterpret_cast<const char*>(w.dst), w.param->size);
+    if (j == w.param->size) continue;
+    char value[32];
+    std::snprintf(value, sizeof value, "%g", double(w.dst[j]));
+    throw std::invalid_argument(kind + " tensor '" + w.name + "' holds a non-finite value (" +
+                                value + " at element " + std::to_string(j) +
+                                "): the file is damaged or holds a diverged state");
+  }
 }
 
 // Durable and atomic (common/atomic_file.h), with the failure named as a checkpoint's.
