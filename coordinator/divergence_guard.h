@@ -23,7 +23,8 @@ class DivergenceGuard {
   // "inf at conv1.weight element 3 (flat index 3)".
   std::string first_nonfinite(const float* values) const;
 
-  // Before the update: keeps a copy of the parameters and the optimizer's state (buffers are
+  // Before the update (the training run takes it before the gather, off the path where the
+  // workers wait): keeps a copy of the parameters and the optimizer's state (buffers are
   // reused from step to step).
   void keep(const std::vector<float>& params, const Optimizer& optimizer);
   // After it: "" when the parameters and every slot are finite, else which is not and

@@ -58,6 +58,10 @@ void TrainingRun::run_step(const EpochPlan& plan, int s, EpochRecord& rec) {
   // Before the step's clock starts; not once a stop was asked for (the run ends after this
   // step, and a replacement would only delay its final checkpoint).
   if (respawner_ && respawner_->due() && !(stop_check_ && stop_check_())) bring_back_lost();
+  // The state before this step's update, for the divergence guard's undo. Nothing changes
+  // the parameters or the optimizer between steps, so the copy is taken here, while the
+  // workers compute, instead of between the sum and the broadcast, where every worker waits.
+  guard_.keep(params_, *optimizer_);
   StepTiming timing;
   timing.step = step_;
   timing.start_s = now_seconds();
@@ -91,7 +95,6 @@ void TrainingRun::run_step(const EpochPlan& plan, int s, EpochRecord& rec) {
   };
   const std::string bad_sum = guard_.first_nonfinite(sum.data());
   if (!bad_sum.empty()) diverged("the gradient sum: " + bad_sum);
-  guard_.keep(params_, *optimizer_);
   optimizer_->step(params_.data(), sum.data());
   const std::string bad_state = guard_.check_state(params_, *optimizer_);
   if (!bad_state.empty()) {
