@@ -15,6 +15,9 @@ const char* layer_kind_name(LayerKind kind) {
     case LayerKind::kGlobalAvgPool: return "global_avgpool";
     case LayerKind::kLrn: return "lrn";
     case LayerKind::kDense: return "dense";
+    case LayerKind::kBatchNorm: return "batchnorm";
+    case LayerKind::kGelu: return "gelu";
+    case LayerKind::kScale: return "scale";
   }
   return "?";
 }
@@ -73,6 +76,40 @@ LayerSpec dense(std::string name, int units, bool relu) {
   return l;
 }
 
+// airbench's Conv: 3x3 "same", no bias, dirac init on the first in-channel filters.
+LayerSpec conv_nobias(std::string name, int out) {
+  LayerSpec l = conv(std::move(name), out, 3, 1, false);
+  l.bias = false;
+  l.dirac = true;
+  return l;
+}
+
+// airbench's BatchNorm(momentum 0.6, eps 1e-12): PyTorch momentum 1 - 0.6.
+LayerSpec batchnorm(std::string name, int group) {
+  LayerSpec l;
+  l.kind = LayerKind::kBatchNorm;
+  l.name = std::move(name);
+  l.bn_group = group;
+  l.bn_eps = 1e-12f;
+  l.bn_momentum = 1.f - 0.6f;
+  return l;
+}
+
+LayerSpec gelu(std::string name) {
+  LayerSpec l;
+  l.kind = LayerKind::kGelu;
+  l.name = std::move(name);
+  return l;
+}
+
+LayerSpec scale(std::string name, float factor) {
+  LayerSpec l;
+  l.kind = LayerKind::kScale;
+  l.name = std::move(name);
+  l.scale = factor;
+  return l;
+}
+
 int out_size(int in, int k, int stride, int pad_total) { return (in + pad_total - k) / stride + 1; }
 
 }  // namespace
@@ -88,7 +125,8 @@ NetworkSpec finish_network(std::string name, Shape3 input, int num_classes,
     throw std::invalid_argument("network '" + net.name + "', layer '" + l.name + "': " + why);
   };
   auto add_param = [&](const std::string& pname, std::vector<int64_t> shape, int fan_in,
-                       int fan_out, bool is_bias) {
+                       int fan_out, bool is_bias,
+                       ParamSpec::Role role = ParamSpec::Role::kWeight, bool frozen = false) {
     ParamSpec p;
     p.name = pname;
     p.shape = std::move(shape);
@@ -98,6 +136,8 @@ NetworkSpec finish_network(std::string name, Shape3 input, int num_classes,
     p.fan_in = fan_in;
     p.fan_out = fan_out;
     p.is_bias = is_bias;
+    p.role = is_bias && role == ParamSpec::Role::kWeight ? ParamSpec::Role::kBias : role;
+    p.frozen = frozen;
     net.num_params += p.size;
     net.params.push_back(std::move(p));
     return int(net.params.size() - 1);
@@ -115,8 +155,10 @@ NetworkSpec finish_network(std::string name, Shape3 input, int num_classes,
                  out_size(cur.w, l.kernel, l.stride, pad)};
         const int k2 = l.kernel * l.kernel;
         l.weight_param = add_param(l.name + ".weight", {l.out_channels, cur.c, l.kernel, l.kernel},
-                                   cur.c * k2, l.out_channels * k2, false);
-        l.bias_param = add_param(l.name + ".bias", {l.out_channels}, 0, 0, true);
+                                   cur.c * k2, l.out_channels * k2, false,
+                                   ParamSpec::Role::kWeight, l.frozen);
+        if (l.bias) l.bias_param = add_param(l.name + ".bias", {l.out_channels}, 0, 0, true);
+        if (l.dirac && l.out_channels < cur.c) fail(l, "dirac init needs filters >= in channels");
         break;
       }
       case LayerKind::kMaxPool: {
@@ -150,10 +192,24 @@ NetworkSpec finish_network(std::string name, Shape3 input, int num_classes,
         if (l.out_channels <= 0) fail(l, "units must be positive");
         const int in = int(cur.size());
         l.out = {l.out_channels, 1, 1};
-        l.weight_param = add_param(l.name + ".weight", {l.out_channels, in}, in, l.out_channels, false);
-        l.bias_param = add_param(l.name + ".bias", {l.out_channels}, 0, 0, true);
+        l.weight_param = add_param(l.name + ".weight", {l.out_channels, in}, in, l.out_channels,
+                                   false, ParamSpec::Role::kWeight, l.frozen);
+        if (l.bias) l.bias_param = add_param(l.name + ".bias", {l.out_channels}, 0, 0, true);
         break;
       }
+      case LayerKind::kBatchNorm:
+        if (l.bn_group < 2) fail(l, "batch-norm group must be at least 2 samples");
+        if (!(l.bn_eps > 0) || !(l.bn_momentum > 0 && l.bn_momentum <= 1))
+          fail(l, "batch norm needs eps > 0 and momentum in (0, 1]");
+        l.out = cur;
+        l.bias_param = add_param(l.name + ".bias", {cur.c}, 0, 0, true, ParamSpec::Role::kBnShift);
+        add_param(l.name + ".running_mean", {cur.c}, 0, 0, false, ParamSpec::Role::kRunningMean);
+        add_param(l.name + ".running_var", {cur.c}, 0, 0, false, ParamSpec::Role::kRunningVar);
+        break;
+      case LayerKind::kGelu:
+      case LayerKind::kScale:
+        l.out = cur;
+        break;
     }
     if (l.out.h <= 0 || l.out.w <= 0) fail(l, "output would be empty");
     cur = l.out;
@@ -164,10 +220,40 @@ NetworkSpec finish_network(std::string name, Shape3 input, int num_classes,
     throw std::invalid_argument("network '" + net.name + "' must end in " +
                                 std::to_string(num_classes) + " logits");
   net.layers = std::move(layers);
+  int group = 0;
+  for (const auto& l : net.layers)
+    if (l.kind == LayerKind::kBatchNorm) {
+      if (group && l.bn_group != group)
+        throw std::invalid_argument("network '" + net.name + "': every batch-norm layer must use the same group size");
+      group = l.bn_group;
+    }
   return net;
 }
 
-std::vector<std::string> network_names() { return {"seed_cnn", "tf_tutorial_cnn"}; }
+int NetworkSpec::sample_granule() const {
+  for (const auto& l : layers)
+    if (l.kind == LayerKind::kBatchNorm) return l.bn_group;
+  return 1;
+}
+
+void set_bn_group(NetworkSpec& net, int group) {
+  if (group < 2)
+    throw std::invalid_argument("batch-norm group of " + std::to_string(group) +
+                                " samples: an unbiased variance needs at least 2");
+  bool any = false;
+  for (auto& l : net.layers)
+    if (l.kind == LayerKind::kBatchNorm) {
+      l.bn_group = group;
+      any = true;
+    }
+  if (!any) throw std::invalid_argument("network '" + net.name + "' has no batch norm to group");
+}
+
+std::vector<std::string> network_names() { return {"seed_cnn", "tf_tutorial_cnn", "airbench94"}; }
+
+// Samples per batch-norm group of airbench94 unless --bn-group says otherwise: 1024 / 16, so
+// every P up to 16 deals the recipe's batch in whole groups.
+constexpr int kAirbenchBnGroup = 64;
 
 NetworkSpec build_network(const std::string& name) {
   const Shape3 cifar{3, 32, 32};
@@ -188,6 +274,33 @@ NetworkSpec build_network(const std::string& name) {
          lrn_tf("norm2", 4, 1.0f, 0.001f / 9.0f, 0.75f), maxpool("pool2", 3, 2, true),
          dense("fc3", 384, true), dense("fc4", 192, true), dense("fc5", 10, false)});
   }
+  if (name == "airbench94") {
+    // Keller Jordan's airbench94 (cifar10-airbench, legacy/airbench94.py): a frozen 2x2
+    // whitening conv (weights set from the data, bias trained for the first epochs), three
+    // conv groups of widths 64, 256, 256, max pool 3, dense 256->10 without bias, logits / 9.
+    LayerSpec whiten = conv("whiten", 24, 2, 0, false);
+    whiten.frozen = true;
+    std::vector<LayerSpec> ls = {whiten, gelu("whiten_gelu")};
+    int g = 1;
+    for (int width : {64, 256, 256}) {
+      const std::string p = "group" + std::to_string(g++) + ".";
+      ls.push_back(conv_nobias(p + "conv1", width));
+      ls.push_back(maxpool(p + "pool", 2, 2, false));
+      ls.push_back(batchnorm(p + "norm1", kAirbenchBnGroup));
+      ls.push_back(gelu(p + "gelu1"));
+      ls.push_back(conv_nobias(p + "conv2", width));
+      ls.push_back(batchnorm(p + "norm2", kAirbenchBnGroup));
+      ls.push_back(gelu(p + "gelu2"));
+    }
+    ls.push_back(maxpool("pool", 3, 3, false));
+    LayerSpec fc = dense("fc", 10, false);
+    fc.bias = false;
+    ls.push_back(fc);
+    ls.push_back(scale("logit_scale", 1.f / 9.f));
+    NetworkSpec net = finish_network(name, cifar, 10, std::move(ls));
+    net.init = "pytorch";
+    return net;
+  }
   std::string known;
   for (const auto& n : network_names()) known += (known.empty() ? "" : ", ") + n;
   throw std::invalid_argument("unknown model '" + name + "' (known: " + known + ")");
@@ -207,6 +320,38 @@ void glorot_uniform_init(const NetworkSpec& net, uint64_t seed, float* params) {
   }
 }
 
+void pytorch_default_init(const NetworkSpec& net, uint64_t seed, float* params) {
+  for (size_t i = 0; i < net.params.size(); ++i) {
+    const ParamSpec& p = net.params[i];
+    float* dst = params + p.offset;
+    const float fill = p.role == ParamSpec::Role::kRunningVar ? 1.f : 0.f;
+    if (p.role != ParamSpec::Role::kWeight) {
+      std::fill(dst, dst + p.size, fill);
+      continue;
+    }
+    // fan_in = in x kh x kw, PyTorch's too (Keras' fan_in is the same product).
+    const double bound = 1.0 / std::sqrt(double(p.fan_in));
+    Rng rng(mix_seed(seed, 0x7041, i));
+    for (size_t j = 0; j < p.size; ++j) dst[j] = float((2.0 * rng.uniform() - 1.0) * bound);
+  }
+  for (const auto& l : net.layers) {
+    if (l.kind != LayerKind::kConv || !l.dirac) continue;
+    const ParamSpec& w = net.params[size_t(l.weight_param)];
+    float* dst = params + w.offset;
+    const int c = l.in.c, k = l.kernel;
+    // torch.nn.init.dirac_(w[:in]): filters 0..in-1 become the identity on their channel.
+    std::fill(dst, dst + size_t(c) * c * k * k, 0.f);
+    for (int o = 0; o < c; ++o) dst[((size_t(o) * c + o) * k + k / 2) * k + k / 2] = 1.f;
+  }
+}
+
+void init_params(const NetworkSpec& net, uint64_t seed, float* params) {
+  if (net.init == "pytorch")
+    pytorch_default_init(net, seed, params);
+  else
+    glorot_uniform_init(net, seed, params);
+}
+
 FlopCount count_flops(const NetworkSpec& net, int batch) {
   FlopCount f;
   bool first = true;
@@ -220,7 +365,8 @@ FlopCount count_flops(const NetworkSpec& net, int batch) {
       continue;
     const double flops = 2.0 * macs * batch;
     f.forward += flops;
-    f.backward += flops * (first ? 1 : 2);  // weights always, data except for the first layer
+    // Weights unless frozen, data except for the first layer.
+    f.backward += flops * ((l.frozen ? 0 : 1) + (first ? 0 : 1));
     first = false;
   }
   return f;

@@ -7,6 +7,23 @@
 //   conv weight  [out, in, kh, kw]      dense weight [out, in]      bias [out]
 // A dense layer that follows a 3-D activation [C, H, W] flattens it in C, H, W order
 // (PyTorch's x.flatten(1) of an NCHW tensor).
+//   batch norm: shift [C] ("<name>.bias", trained), then the buffers running_mean [C] and
+//               running_var [C] (never trained by the optimizer; see "Batch-norm statistics")
+//
+// Batch-norm statistics, and the same math for every split. A kBatchNorm layer normalizes
+// over fixed groups of `bn_group` consecutive samples of a worker's share (ghost batch norm),
+// never over "whatever this worker got": shares are dealt in whole groups
+// (NetworkSpec::sample_granule), so a sample meets the same group mates whatever P is, and the
+// global batch must be a multiple of the group. Training: y = (x - mean_g) / sqrt(var_g + eps)
+// + shift, mean_g / var_g the biased statistics of the sample's group over (samples, H, W).
+// Evaluation: the running statistics instead (PyTorch's eval mode).
+// The running statistics travel in the gradient buffer: in a training step the worker writes,
+// at the running_mean slot, the SUM over its groups of each group's mean and, at the
+// running_var slot, the SUM over its groups of each group's UNBIASED variance
+// (var_g * m / (m - 1), m = bn_group * H * W); these are not scaled by the loss scale. The
+// coordinator sums them in rank order with the gradients, divides by the step's number of
+// groups (global batch / bn_group) and updates running = (1 - momentum) * running +
+// momentum * batch_value (PyTorch's convention: momentum 0.4 = airbench's 0.6).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -27,6 +44,9 @@ enum class LayerKind {
   kGlobalAvgPool,  // mean over H x W -> [C, 1, 1]
   kLrn,            // local response normalization across channels
   kDense,          // fully connected + bias, optional fused ReLU
+  kBatchNorm,      // per-channel, over groups of bn_group samples; scale fixed at 1, shift trained
+  kGelu,           // GELU, exact (erf) form: x * 0.5 * (1 + erf(x / sqrt 2))
+  kScale,          // multiply by the constant `scale`
 };
 
 const char* layer_kind_name(LayerKind kind);
@@ -40,6 +60,14 @@ struct LayerSpec {
   int stride = 1;
   int pad_begin = 0, pad_end = 0;   // spatial padding, same for H and W
   bool relu = false;                // ReLU fused after conv / dense
+  bool bias = true;                 // conv / dense: has a bias tensor
+  bool frozen = false;              // conv / dense: the weight is never trained (bias may be)
+  bool dirac = false;               // conv: init makes filter i (i < in channels) the identity
+  // Batch norm (see "Batch-norm statistics" above).
+  int bn_group = 0;                 // samples per statistics group (>= 1)
+  float bn_eps = 1e-5f;
+  float bn_momentum = 0.1f;         // PyTorch's convention (weight of the new batch value)
+  float scale = 1.f;                // kScale
   // LRN, oneDNN's convention: dst = src / (k + alpha / size * sum_{window} src^2)^beta,
   // window = `size` channels centred on the channel.
   int lrn_size = 0;
@@ -53,7 +81,12 @@ struct ParamSpec {
   size_t offset = 0;                // into the flat buffer, in floats
   size_t size = 0;                  // number of floats
   int fan_in = 0, fan_out = 0;      // Keras' definition, for Glorot init
-  bool is_bias = false;
+  bool is_bias = false;             // a bias or a batch-norm shift (zero init, no Glorot)
+  enum class Role { kWeight, kBias, kBnShift, kRunningMean, kRunningVar };
+  Role role = Role::kWeight;
+  bool frozen = false;              // never changed by the optimizer (a frozen weight)
+  // Running statistics: not parameters of the loss; the optimizer never touches them.
+  bool is_buffer() const { return role == Role::kRunningMean || role == Role::kRunningVar; }
 };
 
 struct NetworkSpec {
@@ -63,9 +96,19 @@ struct NetworkSpec {
   std::vector<LayerSpec> layers;    // logits come out of the last layer; loss is softmax CE
   std::vector<ParamSpec> params;
   size_t num_params = 0;            // total floats in the flat buffer
+  std::string init = "glorot_uniform";  // init_params' scheme: "glorot_uniform" or "pytorch"
+
+  // Shares of a global batch are dealt in whole multiples of this: the batch-norm group
+  // (1 when the network has no batch norm). All its batch-norm layers share one group size.
+  int sample_granule() const;
 };
 
-// Known networks: "seed_cnn" (default), "tf_tutorial_cnn".
+// Sets the batch-norm group of every batch-norm layer (--bn-group). Throws
+// std::invalid_argument when group < 2 (an unbiased variance needs two samples) or the
+// network has no batch norm.
+void set_bn_group(NetworkSpec& net, int group);
+
+// Known networks: "seed_cnn" (default), "tf_tutorial_cnn", "airbench94".
 std::vector<std::string> network_names();
 
 // Builds a network by name; throws std::invalid_argument naming the known ones otherwise.
@@ -80,6 +123,15 @@ NetworkSpec finish_network(std::string name, Shape3 input, int num_classes,
 // Keras defaults: Glorot-uniform weights, U(-l, l) with l = sqrt(6 / (fan_in + fan_out)),
 // zero biases. Deterministic in seed.
 void glorot_uniform_init(const NetworkSpec& net, uint64_t seed, float* params);
+
+// PyTorch's defaults (torch.nn.Conv2d / Linear reset_parameters): weights
+// U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (kaiming_uniform with a = sqrt 5), biases zero (airbench's
+// choice, not PyTorch's uniform bias), then dirac on layers marked so; batch-norm shift 0,
+// running_mean 0, running_var 1. Deterministic in seed.
+void pytorch_default_init(const NetworkSpec& net, uint64_t seed, float* params);
+
+// The network's own scheme (NetworkSpec::init).
+void init_params(const NetworkSpec& net, uint64_t seed, float* params);
 
 // Floating-point operations (multiply and add counted separately) of the convolutions and
 // dense layers for one batch: forward, and backward (data + weights; the first conv/dense layer

@@ -268,7 +268,7 @@ Prepared prepare(const RunOptions& o) {
       p.nothing_left = (o.steps > 0 && s.options.steps <= 0) || p.epoch >= o.epochs;
     }
   } else {
-    glorot_uniform_init(s.net, o.seed, p.params.data());
+    init_params(s.net, o.seed, p.params.data());
   }
 
   if (o.external_workers > 0) {
