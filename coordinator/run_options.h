@@ -43,6 +43,24 @@ struct RunOptions {
   int eval_batch = 250;
   int loader_threads = 1;
 
+  // The recipe's pieces (issue 11, airbench94). Each gets a flag; a model's recipe supplies
+  // the value of every such flag not given on the command line (the older nets' recipes are
+  // these defaults, so their math does not change).
+  std::string precision = "f32";   // f32 | bf16: the worker's activations (master weights f32)
+  double label_smoothing = 0;      // PyTorch's CrossEntropyLoss(label_smoothing)
+  std::string loss = "mean";       // mean | sum: the gradient of the mean or the summed loss
+  int bn_group = 0;                // samples per batch-norm group; 0: the network's own
+  bool normalize = false;          // (x - CIFAR mean) / CIFAR std instead of x in [0, 1]
+  int tta = 0;                     // test-time augmentation level of the final test round
+  double validation_split = 0.1;   // share of the training records held out (0: none)
+  bool drop_last = false;          // drop each epoch's last partial global batch
+  double weight_decay = 0;         // SGD's, in the recipe's units (see common/optimizer.h)
+  bool nesterov = false;
+  double bias_lr_scale = 1;        // lr multiplier of batch-norm shifts
+  std::string lr_schedule = "constant";  // constant | triangular (airbench's)
+  int whiten_bias_epochs = 0;      // >0: the whitening bias is frozen after this many epochs
+  int lookahead_every = 0;         // >0: lookahead EMA of the state every N steps (airbench's)
+
   // Files and network.
   std::string data;               // CIFAR-10 directory
   std::string report;             // JSON report path
