@@ -123,3 +123,52 @@ TEST_CASE("plan_epoch gives each worker its share of each step", "[data]") {
   std::sort(all.begin(), all.end());
   CHECK(all == range(0, 1000));
 }
+
+TEST_CASE("drop_last drops only the partial last batch", "[data]") {
+  const auto order = range(0, 10);
+  const auto kept = ts::global_batches(order, 4);
+  REQUIRE(kept.size() == 3);
+  CHECK(kept.back() == std::vector<int32_t>{8, 9});
+  const auto dropped = ts::global_batches(order, 4, true);
+  REQUIRE(dropped.size() == 2);
+  CHECK(dropped[0] == kept[0]);
+  CHECK(dropped[1] == kept[1]);
+  CHECK(ts::global_batches(range(0, 8), 4, true).size() == 2);  // no partial batch: nothing dropped
+  // airbench94: 50,000 records in batches of 1024 -> 48 full steps per epoch.
+  CHECK(ts::plan_epoch(1, 0, 0, 50000, true, 1024, true).steps() == 48);
+  CHECK(ts::plan_epoch(1, 0, 0, 50000, true, 1024, false).steps() == 49);
+}
+
+TEST_CASE("shares in whole granules keep every group on one worker", "[data]") {
+  // 8 groups of 4 among 3 workers: 3, 3, 2 groups.
+  CHECK(ts::worker_share(32, 3, 0, 4).begin == 0);
+  CHECK(ts::worker_share(32, 3, 0, 4).count == 12);
+  CHECK(ts::worker_share(32, 3, 1, 4).begin == 12);
+  CHECK(ts::worker_share(32, 3, 1, 4).count == 12);
+  CHECK(ts::worker_share(32, 3, 2, 4).begin == 24);
+  CHECK(ts::worker_share(32, 3, 2, 4).count == 8);
+  // More workers than groups: the last ones get nothing, nobody gets a part of a group.
+  CHECK(ts::worker_share(8, 3, 2, 4).count == 0);
+  CHECK(ts::worker_share(8, 3, 1, 4).count == 4);
+  // Granule 1 is today's split exactly.
+  for (int n : {0, 1, 7, 128, 1000})
+    for (int w = 1; w <= 5; ++w)
+      for (int r = 0; r < w; ++r) {
+        CHECK(ts::worker_share(n, w, r, 1).begin == ts::worker_share(n, w, r).begin);
+        CHECK(ts::worker_share(n, w, r, 1).count == ts::worker_share(n, w, r).count);
+      }
+  CHECK_THROWS_AS(ts::worker_share(30, 2, 0, 4), std::invalid_argument);  // not whole groups
+  const auto plan = ts::plan_epoch(3, 0, 0, 256, true, 128, true, 64);
+  const auto cat = [&](int workers) {
+    std::vector<int32_t> all;
+    for (int r = 0; r < workers; ++r) {
+      const auto s = plan.share(1, r, workers);
+      CHECK(s.size() % 64 == 0);
+      all.insert(all.end(), s.begin(), s.end());
+    }
+    return all;
+  };
+  CHECK(cat(1) == plan.batches[1]);
+  CHECK(cat(2) == plan.batches[1]);
+  CHECK(cat(3) == plan.batches[1]);
+}
