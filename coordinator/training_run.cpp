@@ -5,8 +5,7 @@
 
 #include "epoch_plan.h"
 #include "float_packing.h"
-#include "lookahead.h"
-#include "running_stats.h"
+#include "state_update.h"
 #include "stop_signals.h"
 #include "timing.h"
 
@@ -110,14 +109,9 @@ void TrainingRun::run_step(const EpochPlan& plan, int s, EpochRecord& rec) {
   };
   const std::string bad_sum = guard_.first_nonfinite(sum.data());
   if (!bad_sum.empty()) diverged("the gradient sum: " + bad_sum);
-  // The schedule's t is the steps done before this update; the lookahead's s those after it.
-  const double lr_factor = lr_schedule_factor(optimizer_->config().lr_schedule, step_, total_steps_);
-  optimizer_->step(params_.data(), sum.data(), lr_factor);
-  update_running_stats(setup_.net, sum.data(), int64_t(batch) / granule, params_.data());
-  if (const int every = optimizer_->config().lookahead_every)
-    lookahead_update(params_.data(), optimizer_->mutable_slot("lookahead")->data(), params_.size(),
-                     step_ + 1, total_steps_, every);
-  rec.lr_factor = lr_factor;
+  // The optimizer at the schedule's rate, the running statistics, the lookahead.
+  rec.lr_factor = update_state(setup_.net, *optimizer_, params_.data(), sum.data(),
+                               int64_t(batch) / granule, step_, total_steps_);
   // After all of it: a running statistic or the EMA that is not finite is a divergence too.
   const std::string bad_state = guard_.check_state(params_, *optimizer_);
   if (!bad_state.empty()) {
