@@ -35,10 +35,15 @@ TrainingRun::TrainingRun(const RunSetup& setup, Membership& members, WorkerTrans
   // Every epoch's plan has as many steps as the first's. Under --steps, options.steps counts
   // from this run's start (prepare() made a resumed run's the steps left).
   const RunOptions& o = setup.options;
-  const int epoch_steps = plan_epoch(o.seed, 0, setup.split.train_begin, setup.split.train_end,
-                                     o.shuffle, setup.global_batch).steps();
+  const int epoch_steps = plan_for(0).steps();
   total_steps_ = int64_t(o.epochs) * epoch_steps;
   if (o.steps > 0) total_steps_ = std::min(total_steps_, start_step + o.steps);
+}
+
+EpochPlan TrainingRun::plan_for(int64_t epoch) const {
+  const RunOptions& o = setup_.options;
+  return plan_epoch(o.seed, epoch, setup_.split.train_begin, setup_.split.train_end, o.shuffle,
+                    setup_.global_batch);
 }
 
 void EpochRecord::close(const std::vector<StepTiming>& records, size_t first, double wall_s,
@@ -155,8 +160,7 @@ void TrainingRun::run_epoch(ProgressDisplay& progress) {
   const RunOptions& o = setup_.options;
   const int first = int(step_in_epoch_);
   {
-    EpochPlan planned = plan_epoch(o.seed, epoch_, setup_.split.train_begin,
-                                   setup_.split.train_end, o.shuffle, setup_.global_batch);
+    EpochPlan planned = plan_for(epoch_);
     int last = planned.steps();
     if (o.steps > 0) last = int(std::min<int64_t>(last, first + (o.steps - steps_this_run_)));
     collective_.deal_epoch(std::move(planned), epoch_, first, last, step_);

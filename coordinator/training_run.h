@@ -117,6 +117,8 @@ class TrainingRun {
   PhaseSums worker_totals(int r) const;
 
  private:
+  // The plan of epoch `epoch` (0-based): every epoch's, and the total steps' count.
+  EpochPlan plan_for(int64_t epoch) const;
   void run_epoch(ProgressDisplay& progress);
   // One global step: gather -> reduce -> update -> broadcast. `s` is its index in `plan`.
   // Throws RunDiverged, the state left as it was before the step, when the gradient sum or
