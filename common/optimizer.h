@@ -19,8 +19,8 @@
 //   L_g = lr * lr_scale_g * sched(t)        wd_g = weight_decay / (lr * lr_scale_g)
 // so L_g * wd_g = weight_decay * sched(t) is the same in every group (airbench's choice; the
 // schedule scales only the learning rate, as PyTorch's LambdaLR does). weight_decay is that
-// product ("wd_total"), the share of each weight decayed per step at sched 1; recipe_sgd
-// turns the recipe's units into it. With weight decay, g' replaces g in the other SGD forms too.
+// product at sched 1 ("wd_total"; without momentum, the share of each weight decayed per
+// step); recipe_sgd turns the recipe's units into it. With weight decay, g' replaces g in the other SGD forms too.
 // Never touched: frozen weights (ParamSpec::frozen), buffers (ParamSpec::is_buffer: the
 // running statistics) and parameters set untrainable (set_trainable: PyTorch's
 // requires_grad=False, skipped entirely, their slots kept as they are).
