@@ -175,6 +175,15 @@ OptimizerSnapshot import_optimizer_state(const threadsplit::OptimizerState& stat
   snap.config.beta2 = state.beta2();
   snap.config.epsilon = state.epsilon();
   snap.config.momentum = state.momentum();
+  // The slots name the forms the file does not record as settings: PyTorch's Nesterov buffer
+  // and the lookahead EMA (their hyper-parameters are the resuming run's, see restore).
+  for (const auto& t : state.slots()) {
+    const std::string& name = t.name();
+    const size_t slash = name.rfind('/');
+    const std::string slot = slash == std::string::npos ? "" : name.substr(slash + 1);
+    if (slot == "momentum_buffer") snap.config.nesterov = true;
+    if (slot == "lookahead") snap.config.lookahead_every = 1;
+  }
   try {
     snap.config.validate();
   } catch (const std::invalid_argument& e) {

@@ -78,7 +78,9 @@ uint32_t checkpoint_crc32(const std::string& bytes);
 void export_optimizer_state(const OptimizerSnapshot& snapshot, const NetworkSpec& net,
                             threadsplit::OptimizerState* out);
 
-// The inverse of export_optimizer_state. Throws std::invalid_argument when the config is
+// The inverse of export_optimizer_state. The slot names tell what the settings do not: a
+// "momentum_buffer" slot sets config.nesterov, a "lookahead" slot config.lookahead_every (to 1:
+// the interval is the resuming run's). Throws std::invalid_argument when the config is
 // invalid or a slot tensor is missing, unexpected, of another shape or size.
 OptimizerSnapshot import_optimizer_state(const threadsplit::OptimizerState& state,
                                          const NetworkSpec& net);

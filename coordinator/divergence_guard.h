@@ -3,6 +3,8 @@
 //   floats can overflow) -> keep the state -> optimizer step -> the parameters and every
 //   optimizer slot (Adam's v overflows on a finite gradient of 1e20 while the parameters
 //   stay put) -> on a non-finite value, put the kept state back.
+// The parameters include the batch-norm running statistics and the slots the lookahead EMA,
+// both updated from the sum before the check (common/state_update.h): they are covered too.
 // So the state a diverged run checkpoints is the last good one, never the poisoned one.
 // Cost per step: one pass over the sum, one copy and one pass over the parameters and the
 // slots (docs/reliability.md has the figures for tf_tutorial_cnn).

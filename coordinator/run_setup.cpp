@@ -177,7 +177,7 @@ Prepared prepare(const RunOptions& o) {
   if (o.external_workers == 0) p.worker_bin = find_worker_binary(o.worker_bin);
 
   p.params.resize(s.net.num_params);
-  p.optimizer = make_optimizer(s.optimizer, s.net.num_params);
+  p.optimizer = make_optimizer(s.optimizer, s.net);  // its groups, frozen weights and buffers
   s.run_id = random_hex(6);
   s.lineage = s.run_id;
   // This run's settings as the report and the checkpoints record them; --resume compares.

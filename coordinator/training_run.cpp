@@ -5,6 +5,7 @@
 
 #include "epoch_plan.h"
 #include "float_packing.h"
+#include "state_update.h"
 #include "stop_signals.h"
 #include "timing.h"
 
@@ -31,6 +32,18 @@ TrainingRun::TrainingRun(const RunSetup& setup, Membership& members, WorkerTrans
       step_in_epoch_(start_step_in_epoch),
       arrived_s_(size_t(setup.world_size), 0.0) {
   collective_.set_max_grad_norm(setup.options.max_grad_norm);
+  // Every epoch's plan has as many steps as the first's. Under --steps, options.steps counts
+  // from this run's start (prepare() made a resumed run's the steps left).
+  const RunOptions& o = setup.options;
+  const int epoch_steps = plan_for(0).steps();
+  total_steps_ = int64_t(o.epochs) * epoch_steps;
+  if (o.steps > 0) total_steps_ = std::min(total_steps_, start_step + o.steps);
+}
+
+EpochPlan TrainingRun::plan_for(int64_t epoch) const {
+  const RunOptions& o = setup_.options;
+  return plan_epoch(o.seed, epoch, setup_.split.train_begin, setup_.split.train_end, o.shuffle,
+                    setup_.global_batch);
 }
 
 void EpochRecord::close(const std::vector<StepTiming>& records, size_t first, double wall_s,
@@ -55,6 +68,12 @@ PhaseSums TrainingRun::worker_totals(int r) const {
 
 void TrainingRun::run_step(const EpochPlan& plan, int s, EpochRecord& rec) {
   const size_t batch = plan.batches[size_t(s)].size();
+  // The running statistics average whole batch-norm groups (common/network.h).
+  const int granule = setup_.net.sample_granule();
+  if (batch % size_t(granule) != 0)
+    throw RunAborted("step " + std::to_string(step_) + " has " + std::to_string(batch) +
+                     " samples, not a whole number of batch-norm groups of " + std::to_string(granule) +
+                     ": choose a batch that is a multiple of the group and drop the last partial one");
   // Before the step's clock starts; not once a stop was asked for (the run ends after this
   // step, and a replacement would only delay its final checkpoint).
   if (respawner_ && respawner_->due() && !(stop_check_ && stop_check_())) bring_back_lost();
@@ -95,7 +114,10 @@ void TrainingRun::run_step(const EpochPlan& plan, int s, EpochRecord& rec) {
   };
   const std::string bad_sum = guard_.first_nonfinite(sum.data());
   if (!bad_sum.empty()) diverged("the gradient sum: " + bad_sum);
-  optimizer_->step(params_.data(), sum.data());
+  // The optimizer at the schedule's rate, the running statistics, the lookahead.
+  rec.lr_factor = update_state(setup_.net, *optimizer_, params_.data(), sum.data(),
+                               int64_t(batch) / granule, step_, total_steps_);
+  // After all of it: a running statistic or the EMA that is not finite is a divergence too.
   const std::string bad_state = guard_.check_state(params_, *optimizer_);
   if (!bad_state.empty()) {
     guard_.restore(&params_, optimizer_.get());
@@ -138,8 +160,7 @@ void TrainingRun::run_epoch(ProgressDisplay& progress) {
   const RunOptions& o = setup_.options;
   const int first = int(step_in_epoch_);
   {
-    EpochPlan planned = plan_epoch(o.seed, epoch_, setup_.split.train_begin,
-                                   setup_.split.train_end, o.shuffle, setup_.global_batch);
+    EpochPlan planned = plan_for(epoch_);
     int last = planned.steps();
     if (o.steps > 0) last = int(std::min<int64_t>(last, first + (o.steps - steps_this_run_)));
     collective_.deal_epoch(std::move(planned), epoch_, first, last, step_);
@@ -152,6 +173,8 @@ void TrainingRun::run_epoch(ProgressDisplay& progress) {
     throw RunAborted("no step left to train at position " + std::to_string(first) + " of epoch " +
                      std::to_string(epoch_ + 1) + " (" + std::to_string(plan.steps()) + " steps)");
 
+  // airbench trains the whitening bias in the first --whiten-bias-epochs epochs only.
+  set_whitening_bias_for_epoch(*optimizer_, setup_.net, epoch_, o.whiten_bias_epochs);
   EpochRecord rec;
   rec.epoch = epoch_ + 1;
   rec.planned_steps = plan.steps();
@@ -201,6 +224,8 @@ std::string TrainingRun::epoch_line(const EpochRecord& rec) const {
   int n = std::snprintf(line, sizeof line, "epoch %lld/%d: %.1f s, %.0f img/s, loss %.4f acc %.4f",
                         (long long)rec.epoch, o.epochs, rec.seconds, rec.images_per_s,
                         rec.train_loss, rec.train_accuracy);
+  if (optimizer_->config().lr_schedule != "constant")
+    n += std::snprintf(line + n, sizeof line - size_t(n), ", lr x%.3f", rec.lr_factor);
   if (rec.validation)
     n += std::snprintf(line + n, sizeof line - size_t(n), ", val loss %.4f acc %.4f",
                        rec.validation->loss, rec.validation->accuracy);

@@ -1,7 +1,9 @@
 // The schedule of a run, once every worker has joined:
 //   per epoch: plan it (common/epoch_plan.h) and deal every worker its indices for every step;
 //   per step:  gather every worker's result -> reduce (sum in rank order) -> optimizer step
-//              on the one authoritative parameter copy -> broadcast the parameters;
+//              on the one authoritative parameter copy (the schedule's learning rate), the
+//              batch-norm running statistics from the sum, the lookahead EMA every
+//              --lookahead-every steps -> broadcast the parameters;
 //   evaluate the validation records after every --eval-every epochs, the test set at the end;
 //   keep a record of every epoch and every step.
 // Who is alive and what a loss means: coordinator/membership.h. Dealing, gathering, stale
@@ -52,6 +54,7 @@ struct EpochRecord {
   double loss_sum = 0;                // of every sample trained
   int64_t correct = 0;
   std::vector<double> step_losses;    // mean training loss of each step, in order
+  double lr_factor = 1;               // the schedule's factor at the epoch's last step
   std::optional<EvalOutcome> validation;
   // Derived from the epoch's step records when it closes.
   double gradient_wait_s = 0;         // coordinator waiting for the slowest gradient
@@ -100,6 +103,9 @@ class TrainingRun {
   const Optimizer& optimizer() const { return *optimizer_; }
   int64_t step() const { return step_; }
   int64_t steps_this_run() const { return steps_this_run_; }
+  // The run's total steps from step 0 (--epochs x steps per epoch, or fewer under --steps):
+  // the T of the learning-rate schedule and the lookahead.
+  int64_t total_steps() const { return total_steps_; }
   int64_t epochs_done() const { return epoch_; }
   int64_t step_in_epoch() const { return step_in_epoch_; }
   const std::vector<EpochRecord>& epochs() const { return epochs_; }
@@ -111,6 +117,8 @@ class TrainingRun {
   PhaseSums worker_totals(int r) const;
 
  private:
+  // The plan of epoch `epoch` (0-based): every epoch's, and the total steps' count.
+  EpochPlan plan_for(int64_t epoch) const;
   void run_epoch(ProgressDisplay& progress);
   // One global step: gather -> reduce -> update -> broadcast. `s` is its index in `plan`.
   // Throws RunDiverged, the state left as it was before the step, when the gradient sum or
@@ -133,6 +141,7 @@ class TrainingRun {
   int64_t epoch_ = 0;           // epochs done
   int64_t step_in_epoch_ = 0;   // steps done in the current epoch
   int64_t steps_this_run_ = 0;
+  int64_t total_steps_ = 0;
   double train_seconds_ = 0;
   std::vector<EpochRecord> epochs_;
   std::vector<double> arrived_s_;           // by rank, this step's
