@@ -110,7 +110,7 @@ void BatchLoader::fill(const LoadRequest& request, LoadedBatch& batch) const {
   batch.labels.resize(size_t(n));
   const Augment augment = request.set == Set::kTrain ? options_.augment : Augment::kNone;
   assemble_batch(data_, request.set, request.indices.data(), n, augment, options_.seed,
-                 request.epoch, batch.images.data(), batch.labels.data());
+                 request.epoch, batch.images.data(), batch.labels.data(), options_.normalize);
 }
 
 double BatchLoader::wait_seconds() const {

@@ -33,13 +33,14 @@ struct LoadedBatch {
   int64_t epoch = 0;
   int64_t tag = 0;
   std::vector<int32_t> indices;  // n records
-  std::vector<float> images;     // [n, 3, 32, 32] in [0, 1]
+  std::vector<float> images;     // [n, 3, 32, 32] in [0, 1], or normalized
   std::vector<int32_t> labels;   // [n]
 };
 
 struct LoaderOptions {
   Augment augment = Augment::kNone;  // applied to Set::kTrain requests only
   uint64_t seed = 0;                 // the run seed: augmentation is keyed by it
+  bool normalize = false;            // images normalized per channel (augment.h)
   int capacity = 2;                  // batches prepared ahead; at least `threads`
   int threads = 1;                   // loader threads; order is kept whatever the count
 };

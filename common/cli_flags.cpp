@@ -211,6 +211,20 @@ CLI::Validator real_in(double lo, double hi, bool hi_open) {
       bracketed(">= " + str(lo) + (hi_open ? ", < " : ", <= ") + str(hi)));
 }
 
+CLI::Validator real_at_least(double lo, double hi) {
+  const bool bounded = hi != kNoLimit;
+  return CLI::Validator(
+      [lo, hi, bounded](std::string& s) -> std::string {
+        double x = 0;
+        if (!read_real(s, x)) return "expects a number, got '" + s + "'";
+        if (!(x >= lo)) return "must be at least " + str(lo) + ", got " + s;
+        if (bounded && !(x <= hi)) return "must be at most " + str(hi) + ", got " + s;
+        s = exact(x);
+        return std::string();
+      },
+      bracketed(">= " + str(lo) + (bounded ? ", <= " + str(hi) : std::string())));
+}
+
 CLI::Validator one_of(std::vector<std::string> words) {
   std::string list;
   for (size_t i = 0; i < words.size(); ++i)

@@ -39,6 +39,8 @@ CLI::Validator in_range(int64_t lo, int64_t hi);
 CLI::Validator positive(double hi = kNoLimit);
 // A finite number in [lo, hi] or, with hi_open, [lo, hi): "must be in [0, 1), got 1".
 CLI::Validator real_in(double lo, double hi, bool hi_open = false);
+// A finite number >= lo and <= hi: "must be at least LO, got V", "must be at most HI, got V".
+CLI::Validator real_at_least(double lo, double hi = kNoLimit);
 // One of a few words: "must be auto, on or off, got 'maybe'".
 CLI::Validator one_of(std::vector<std::string> words);
 

@@ -212,6 +212,14 @@ std::string check_welcome(const threadsplit::Welcome& w) {
   }
   if (w.max_local_batch() < 1 || w.loader_threads() < 1)
     return "the coordinator's Welcome has no batch size or loader threads";
+  if (!w.precision().empty() && w.precision() != "f32" && w.precision() != "bf16")
+    return "the coordinator's Welcome asks for precision '" + w.precision() + "' (this worker has f32 and bf16)";
+  if (!(w.label_smoothing() >= 0 && w.label_smoothing() < 1))
+    return "the coordinator's Welcome has label smoothing " + std::to_string(w.label_smoothing()) +
+           ", outside [0, 1)";
+  if (w.bn_group() < 0 || w.bn_group() == 1 || w.bn_group() > w.max_local_batch())
+    return "the coordinator's Welcome has a batch-norm group of " + std::to_string(w.bn_group()) +
+           " (0, or 2.." + std::to_string(w.max_local_batch()) + ")";
   return "";
 }
 
@@ -233,6 +241,9 @@ std::string check_eval(const threadsplit::EvalRequest& r, const WorkerWireLimits
     return "the coordinator asked to evaluate an unknown split '" + r.split() + "'";
   if (r.run_id() != limits.run_id || r.batch() < 1)
     return "the coordinator sent an evaluation request that does not fit this run";
+  if (r.tta_level() < 0 || r.tta_level() > 2)
+    return "the coordinator asked for test-time augmentation level " + std::to_string(r.tta_level()) +
+           " (this worker has 0, 1 and 2)";
   return "";
 }
 

@@ -139,7 +139,7 @@ std::vector<WorkerMessage>& Collective::gather_step(int64_t step, int s, std::ve
       if (redeal_due_) continue;
     }
     for (int r : members_.live_ranks())
-      expect[size_t(r)] = worker_share(batch, members_.live_count(), members_.live_index(r)).count;
+      expect[size_t(r)] = worker_share(batch, members_.live_count(), members_.live_index(r), plan_.granule).count;
     if (gather(GatherKind::kStep, step, expect, what, deadline_.seconds(), arrived_s)) return results_;
     redeal_due_ = true;
   }
@@ -147,7 +147,8 @@ std::vector<WorkerMessage>& Collective::gather_step(int64_t step, int s, std::ve
 
 const std::vector<WorkerMessage>* Collective::eval_round(const std::string& split,
                                                         const std::vector<int32_t>& indices,
-                                                        int batch, double deadline_s) {
+                                                        int batch, double deadline_s,
+                                                        int tta_level) {
   const int64_t round = eval_round_++;
   const std::string what = "during " + split + " evaluation";
   const std::vector<int> live = members_.live_ranks();
@@ -163,6 +164,7 @@ const std::vector<WorkerMessage>* Collective::eval_round(const std::string& spli
     q->set_split(split);
     q->mutable_indices()->Add(share.begin(), share.end());
     q->set_batch(batch);
+    q->set_tta_level(tta_level);
     if (!transport_.send(r, std::move(m))) {
       members_.lose(r, "can no longer be reached");
       return nullptr;

@@ -46,10 +46,11 @@ class Collective {
 
   // Sends one evaluation round over `indices` (split among the live ranks) and gathers its
   // results, by rank (valid until the next gather). Null when a rank was lost: the caller
-  // starts a new round.
+  // starts a new round. `tta_level`: the workers' test-time augmentation (EvalRequest).
   const std::vector<threadsplit::WorkerMessage>* eval_round(const std::string& split,
                                                             const std::vector<int32_t>& indices,
-                                                            int batch, double deadline_s);
+                                                            int batch, double deadline_s,
+                                                            int tta_level = 0);
 
   // --max-grad-norm: a rank's share-gradient of a larger L2 norm is refused as an outlier
   // (the rank is lost, policy applies). 0: no bound.

@@ -26,6 +26,7 @@
 #include "run_checkpoints.h"
 #include "run_options.h"
 #include "run_report.h"
+#include "epoch_plan.h"
 #include "run_setup.h"
 #include "server_security.h"
 #include "step_timing.h"
@@ -108,8 +109,9 @@ Admission admission_for(const Prepared& p) {
   const RunSetup& s = p.setup;
   const RunOptions& o = s.options;
   const int max_local_batch =
-      std::max(o.on_worker_failure == "continue" ? s.global_batch
-                                                 : (s.global_batch + s.world_size - 1) / s.world_size,
+      std::max(o.on_worker_failure == "continue"
+                   ? s.global_batch
+                   : worker_share(s.global_batch, s.world_size, 0, s.granule).count,  // rank 0's is the largest
                o.eval_batch);
   Admission a;
   a.token = s.token;
@@ -139,6 +141,11 @@ Admission admission_for(const Prepared& p) {
     w.set_loader_threads(setup.options.loader_threads);
     w.set_step(p.step);
     w.set_silence_timeout_s(setup.options.step_timeout_s + 60);
+    w.set_precision(setup.options.precision);
+    w.set_label_smoothing(setup.options.label_smoothing);
+    w.set_loss_sum(setup.options.loss == "sum");
+    w.set_bn_group(setup.granule > 1 ? setup.granule : 0);
+    w.set_normalize(setup.options.normalize);
     return w;
   };
   return a;
@@ -283,7 +290,7 @@ Outcome train(Prepared& p, TrainingRun& run, Server& sv, Membership& members) {
   run.set_stop_check(stop_signal);
   try {
     run.train(progress);
-    if (o.eval_every > 0 && !stop_signal()) out.test = run.evaluate("test", progress);
+    if (o.eval_every > 0 && !stop_signal()) out.test = run.evaluate("test", progress, o.tta);
   } catch (const RunDiverged& e) {
     // Not a worker's fault: no policy applied; the state is the last good step's.
     progress.clear();

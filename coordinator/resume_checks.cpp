@@ -9,6 +9,8 @@ namespace {
 struct MathField {
   const char* field;
   const char* flag;
+  // JSON of the value a checkpoint written before the field existed ran with (nullptr: none).
+  const char* absent_means = nullptr;
 };
 
 // The settings under which the same parameters and position give other steps.
@@ -25,6 +27,19 @@ constexpr MathField kMathFields[] = {
     {"beta1", "beta1"},
     {"beta2", "beta2"},
     {"epsilon", "epsilon"},
+    {"precision", "--precision", "\"f32\""},
+    {"label_smoothing", "--label-smoothing", "0.0"},
+    {"loss", "--loss", "\"mean\""},
+    {"bn_group", "--bn-group", "0"},
+    {"normalize", "--normalize", "false"},
+    {"drop_last", "--drop-last", "false"},
+    {"weight_decay", "--weight-decay", "0.0"},
+    {"nesterov", "--nesterov", "false"},
+    {"bias_lr_scale", "--bias-lr-scale", "1.0"},
+    {"lr_schedule", "--lr-schedule", "\"constant\""},
+    {"schedule_steps", "--epochs or --steps (the schedule's length)", "0"},
+    {"whiten_bias_epochs", "--whiten-bias-epochs", "0"},
+    {"lookahead_every", "--lookahead-every", "0"},
 };
 
 std::optional<nlohmann::json> parse_object(const std::string& text) {
@@ -52,6 +67,13 @@ std::optional<std::vector<SettingChange>> math_changes(const std::string& saved_
     const auto s = saved->find(f.field), g = given->find(f.field);
     const nlohmann::json* sv = s == saved->end() ? nullptr : &*s;
     const nlohmann::json* gv = g == given->end() ? nullptr : &*g;
+    // A configuration older than the setting ran with its default.
+    nlohmann::json absent_default;
+    if (f.absent_means && (!sv || !gv)) {
+      absent_default = nlohmann::json::parse(f.absent_means);
+      if (!sv) sv = &absent_default;
+      if (!gv) gv = &absent_default;
+    }
     if (!sv && !gv) continue;
     if (sv && gv && *sv == *gv) continue;
     out.push_back({f.field, f.flag, value_text(sv), value_text(gv)});

@@ -1,6 +1,8 @@
 #include "run_options.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <stdexcept>
 
@@ -34,6 +36,9 @@ CLI::Validator steps_or_epochs() {
       std::string());
 }
 
+// airbench94's augmentation (common/augment.h): its alternating flip and 2-pixel translation.
+constexpr const char* kAirbenchAugment = "flip-alt,translate2";
+
 }  // namespace
 
 std::unique_ptr<CLI::App> run_options_app(RunOptions& o, const std::string& program) {
@@ -66,8 +71,10 @@ std::unique_ptr<CLI::App> run_options_app(RunOptions& o, const std::string& prog
       ->type_name("N")->transform(at_least(0))->capture_default_str();
 
   cli::group(a, "Training");
-  a.add_option("--epochs", o.epochs, "passes over the training records")
-      ->type_name("N")->transform(at_least(1))->capture_default_str();
+  a.add_option("--epochs", o.epochs_exact,
+               "passes over the training records; a fraction ends the last one early (9.9: the "
+               "tenth epoch stops after ceil(0.9 x its steps))")
+      ->type_name("X")->transform(cli::real_at_least(1, 1e6))->default_str(std::to_string(o.epochs));
   a.add_option("--batch", o.batch, "global batch")
       ->type_name("B")->transform(at_least(1, 50000))->capture_default_str();
   a.add_option("--batch-per-worker", o.batch_per_worker,
@@ -81,7 +88,10 @@ std::unique_ptr<CLI::App> run_options_app(RunOptions& o, const std::string& prog
   a.add_option("--seed", o.seed, "initialization, shuffles, augmentation")
       ->type_name("N")->transform(at_least(0, kInt64Max))->capture_default_str();
   a.add_option("--augment", o.augment, "training images: as stored, mirrored at random, or also cropped at random")->type_name("none|flip|flip,crop")->capture_default_str();
-  a.add_option("--model", o.model, "the network (common/network.h)")->type_name("seed_cnn|tf_tutorial_cnn")->capture_default_str();
+  a.add_option("--model", o.model,
+               "the network (common/network.h); its recipe (docs/airbench94.md) supplies every "
+               "training flag not given")
+      ->type_name("seed_cnn|tf_tutorial_cnn|airbench94")->capture_default_str();
   a.add_flag_callback("--no-shuffle", [&o] { o.shuffle = false; },
                       "visit the training records in file order");
   a.add_option("--steps", o.steps, "stop after N global steps (with --init: N more than the "
@@ -94,6 +104,52 @@ std::unique_ptr<CLI::App> run_options_app(RunOptions& o, const std::string& prog
       ->type_name("N")->transform(at_least(1))->capture_default_str();
   a.add_option("--loader-threads", o.loader_threads, "loader threads per worker")
       ->type_name("N")->transform(at_least(1, 64))->capture_default_str();
+
+  cli::group(a, "The recipe (airbench94's defaults in docs/airbench94.md; the others' are these)");
+  a.add_option("--precision", o.precision,
+               "the workers' convolutions and activations: f32, or bf16 where the CPU has "
+               "avx512_bf16 or AMX (master weights, batch-norm statistics, loss, optimizer f32)")
+      ->type_name("f32|bf16")->check(cli::one_of({"f32", "bf16"}))->capture_default_str();
+  a.add_option("--label-smoothing", o.label_smoothing, "PyTorch's CrossEntropyLoss(label_smoothing)")
+      ->type_name("X")->transform(cli::real_in(0, 1, true))->capture_default_str();
+  a.add_option("--loss", o.loss, "the gradient of the batch's mean loss, or of the summed loss")
+      ->type_name("mean|sum")->check(cli::one_of({"mean", "sum"}))->capture_default_str();
+  a.add_option("--bn-group", o.bn_group,
+               "samples per batch-norm statistics group (shares are dealt in whole groups, so the "
+               "math is the same for every split); 0: the network's own")
+      ->type_name("G")->transform(at_least(0, 50000))->capture_default_str();
+  a.add_flag("--normalize,!--no-normalize", o.normalize,
+             "images as (x - CIFAR-10 mean) / std per channel instead of x in [0, 1]");
+  a.add_option("--tta", o.tta,
+               "test-time augmentation of the final test round: 0 none, 1 mirror, 2 mirror and "
+               "1-pixel translations (airbench's weights)")
+      ->type_name("0|1|2")->transform(cli::in_range(0, 2))->capture_default_str();
+  a.add_option("--validation-split", o.validation_split,
+               "share of the training records held out for validation (Keras' validation_split: "
+               "the last ones); 0: train on all 50,000, epoch lines show test accuracy")
+      ->type_name("X")->transform(cli::real_in(0, 1, true))->capture_default_str();
+  a.add_flag("--drop-last,!--keep-last", o.drop_last,
+             "drop each epoch's last partial global batch (every step the same batch)");
+  a.add_option("--weight-decay", o.weight_decay,
+               "SGD: PyTorch's weight_decay (L2 added to the gradient) of weights and biases; "
+               "batch-norm shifts get X / --bias-lr-scale, the same decay per step")
+      ->type_name("X")->transform(cli::real_in(0, 1e6))->capture_default_str();
+  a.add_flag("--nesterov,!--no-nesterov", o.nesterov, "SGD: Nesterov momentum (PyTorch's form)");
+  a.add_option("--bias-lr-scale", o.bias_lr_scale, "SGD: the learning rate of batch-norm shifts, x X")
+      ->type_name("X")->transform(positive(1e6))->capture_default_str();
+  a.add_option("--lr-schedule", o.lr_schedule,
+               "the learning rate per step: constant, or triangular (x0.2 rising to x1 at 23% of "
+               "the steps, then down to x0.07 at the last: airbench's)")
+      ->type_name("constant|triangular")->check(cli::one_of({"constant", "triangular"}))
+      ->capture_default_str();
+  a.add_option("--whiten-bias-epochs", o.whiten_bias_epochs,
+               "train the bias of the frozen whitening convolution for the first N epochs only; "
+               "0: always")
+      ->type_name("N")->transform(at_least(0))->capture_default_str();
+  a.add_option("--lookahead-every", o.lookahead_every,
+               "every N steps, move the state to an exponential average of itself (airbench's "
+               "lookahead, decay 0.95^5 x (step/steps)^3); 0: off")
+      ->type_name("N")->transform(at_least(0))->capture_default_str();
 
   cli::group(a, "Files");
   a.add_option("--data", o.data, "CIFAR-10 binary version (cifar-10-batches-bin); required")
@@ -190,7 +246,68 @@ RunOptions parse_run_options(int argc, char** argv, int first) {
   RunOptions o;
   const auto app = run_options_app(o, "threadsplit");
   o.help = !cli::parse(*app, argc, argv, first);
+  for (const CLI::Option* opt : app->get_options())
+    if (opt->count() > 0)
+      for (const std::string& name : opt->get_lnames()) o.given.push_back("--" + name);
+  if (o.epochs_exact > 0) {
+    // Whole numbers stay whole epochs; a fraction begins one more epoch and ends it early.
+    o.epochs = int(std::ceil(o.epochs_exact));
+    if (double(o.epochs) == o.epochs_exact) o.epochs_exact = 0;
+  }
+  apply_model_recipe(o);
   return o;
+}
+
+RecipeSgd airbench_sgd(double lr_per_1024, double decay_per_1024, double momentum, int batch) {
+  const SgdHyper h = recipe_sgd(lr_per_1024, decay_per_1024, momentum, batch);
+  return {h.learning_rate, h.weight_decay / h.learning_rate};  // PyTorch's weight_decay: per lr
+}
+
+OptimizerConfig optimizer_config(const RunOptions& o) {
+  OptimizerConfig c;
+  c.kind = o.optimizer;
+  c.learning_rate = o.lr;
+  c.momentum = o.momentum;
+  c.nesterov = o.nesterov;
+  // --weight-decay is PyTorch's coefficient; the optimizer takes the decay per step lr x wd.
+  c.weight_decay = o.lr * o.weight_decay;
+  c.bias_lr_scale = o.bias_lr_scale;
+  c.lr_schedule = o.lr_schedule;
+  c.lookahead_every = o.lookahead_every;
+  return c;
+}
+
+void apply_model_recipe(RunOptions& o) {
+  if (o.model != "airbench94") return;
+  auto given = [&o](const char* flag) {
+    return std::find(o.given.begin(), o.given.end(), flag) != o.given.end();
+  };
+  auto set = [&](const char* flag, auto& field, auto value) {
+    if (!given(flag)) field = value;
+  };
+  set("--batch", o.batch, 1024);
+  if (!given("--epochs")) {
+    o.epochs = 10;
+    o.epochs_exact = 9.9;
+  }
+  set("--optimizer", o.optimizer, std::string("sgd"));
+  set("--momentum", o.momentum, 0.85);
+  // lr 11.5 and decay 0.0153 per 1024 examples, at this run's batch and momentum.
+  const RecipeSgd sgd = airbench_sgd(11.5, 0.0153, o.momentum, o.batch);
+  set("--lr", o.lr, sgd.lr);
+  set("--weight-decay", o.weight_decay, sgd.weight_decay);
+  set("--nesterov", o.nesterov, true);
+  set("--bias-lr-scale", o.bias_lr_scale, 64.0);
+  set("--lr-schedule", o.lr_schedule, std::string("triangular"));
+  set("--label-smoothing", o.label_smoothing, 0.2);
+  set("--loss", o.loss, std::string("sum"));
+  set("--normalize", o.normalize, true);
+  set("--augment", o.augment, std::string(kAirbenchAugment));
+  set("--validation-split", o.validation_split, 0.0);
+  set("--drop-last", o.drop_last, true);
+  set("--whiten-bias-epochs", o.whiten_bias_epochs, 3);
+  set("--lookahead-every", o.lookahead_every, 5);
+  set("--tta", o.tta, 2);
 }
 
 std::string usage_text(const char* program) {
@@ -230,10 +347,7 @@ void validate_options(const RunOptions& o) {
   } catch (const std::invalid_argument& e) {
     throw UsageError(std::string("--augment: ") + e.what());
   }
-  OptimizerConfig optimizer;
-  optimizer.kind = o.optimizer;
-  optimizer.learning_rate = o.lr;
-  optimizer.momentum = o.momentum;
+  const OptimizerConfig optimizer = optimizer_config(o);
   try {
     optimizer.validate();
   } catch (const std::invalid_argument& e) {
@@ -241,6 +355,27 @@ void validate_options(const RunOptions& o) {
   }
   if (o.optimizer == "adam" && o.momentum != 0)
     throw UsageError("--momentum applies to --optimizer sgd only (Adam has its own moments)");
+  if (o.optimizer != "sgd") {
+    if (o.weight_decay != 0) throw UsageError("--weight-decay applies to --optimizer sgd only");
+    if (o.nesterov) throw UsageError("--nesterov applies to --optimizer sgd only");
+    if (o.bias_lr_scale != 1) throw UsageError("--bias-lr-scale applies to --optimizer sgd only");
+  }
+  {
+    const NetworkSpec net = build_network(o.model);
+    const bool has_bn = net.sample_granule() > 1;
+    if (o.bn_group > 0) {
+      if (!has_bn)
+        throw UsageError("--bn-group: " + o.model + " has no batch norm (airbench94 has)");
+      if (o.bn_group < 2)
+        throw UsageError("--bn-group must be at least 2 (a group's unbiased variance needs two "
+                         "samples), got " + std::to_string(o.bn_group));
+    }
+    const bool has_whitening =
+        !net.layers.empty() && net.layers[0].frozen && net.layers[0].bias_param >= 0;
+    if (o.whiten_bias_epochs > 0 && !has_whitening)
+      throw UsageError("--whiten-bias-epochs: " + o.model + " has no whitening layer (a frozen "
+                       "first convolution with a bias, as airbench94's)");
+  }
   if (!o.checkpoint_every.empty() && o.checkpoint_dir.empty())
     throw UsageError("--checkpoint-every needs --checkpoint-dir DIR");
   if (o.resume && o.checkpoint_dir.empty()) throw UsageError("--resume needs --checkpoint-dir DIR");

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "optimizer.h"
 #include "usage_error.h"
 
 namespace CLI {
@@ -28,7 +29,9 @@ struct RunOptions {
   int external_workers = 0;       // hand-started workers to wait for (none spawned then)
 
   // Training.
-  int epochs = 3;
+  int epochs = 3;                 // whole epochs begun (--epochs rounded up)
+  double epochs_exact = 0;        // --epochs with a fraction (airbench94: 9.9): the last epoch
+                                  // stops after ceil(fraction x its steps); 0: whole epochs
   int batch = 128;                // global batch
   int batch_per_worker = 0;       // >0: fixed per-worker batch, global = P x this
   double lr = 1e-3;
@@ -96,8 +99,33 @@ struct RunOptions {
   int autotune_rounds = 4;        // most trials per split
   double autotune_time_s = 120;   // no new round of trials after this
 
+  // Flags given on the command line (their long names, "--lr"), so a model's recipe supplies
+  // only the others (apply_model_recipe).
+  std::vector<std::string> given;
+
   bool help = false;
 };
+
+// A model's recipe: the values its training uses for the flags the command line did not give
+// (airbench94's: batch 1024, 9.9 epochs, Nesterov SGD with its lr, decay and schedule, label
+// smoothing, normalization, its augmentation, no validation split, test-time augmentation...).
+// seed_cnn and tf_tutorial_cnn have none: RunOptions' defaults are theirs. Called by
+// parse_run_options; a caller that builds RunOptions itself calls it once after setting model.
+void apply_model_recipe(RunOptions& o);
+
+// airbench94's hyper-parameters in PyTorch's SGD units. The recipe gives lr 11.5 and weight
+// decay 0.0153 "per 1024 examples" for a summed loss; with kilostep = 1024 (1 + 1/(1 - momentum)):
+// lr = 11.5 / kilostep per step, and the per-step decay lr x weight_decay = 0.0153 x batch /
+// kilostep, so PyTorch's weight_decay = 0.0153 x batch / 11.5 (batch-norm shifts, at
+// lr x bias_lr_scale, get weight_decay / bias_lr_scale: the same decay per step).
+struct RecipeSgd {
+  double lr = 0, weight_decay = 0;
+};
+RecipeSgd airbench_sgd(double lr_per_1024, double decay_per_1024, double momentum, int batch);
+
+// The optimizer these flags describe (--optimizer, --lr, --momentum, --nesterov,
+// --weight-decay, --bias-lr-scale, --lr-schedule, --lookahead-every).
+OptimizerConfig optimizer_config(const RunOptions& o);
 
 // The flag table, bound to o (which must outlive it). `program` names it in --help's usage lines.
 std::unique_ptr<CLI::App> run_options_app(RunOptions& o, const std::string& program);

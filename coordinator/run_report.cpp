@@ -55,6 +55,22 @@ ordered_json config(const RunSetup& s) {
   c["beta1"] = s.optimizer.beta1;
   c["beta2"] = s.optimizer.beta2;
   c["epsilon"] = s.optimizer.epsilon;
+  c["precision"] = o.precision;
+  c["label_smoothing"] = o.label_smoothing;
+  c["loss"] = o.loss;
+  c["bn_group"] = s.granule > 1 ? s.granule : 0;
+  c["normalize"] = o.normalize;
+  c["drop_last"] = o.drop_last;
+  c["weight_decay"] = o.weight_decay;
+  c["nesterov"] = o.nesterov;
+  c["bias_lr_scale"] = o.bias_lr_scale;
+  c["lr_schedule"] = o.lr_schedule;
+  // The schedule's length in steps changes every step's lr; constant: it does not matter.
+  c["schedule_steps"] = o.lr_schedule == "constant" && o.lookahead_every == 0 ? int64_t(0) : s.schedule_steps;
+  c["whiten_bias_epochs"] = o.whiten_bias_epochs;
+  c["lookahead_every"] = o.lookahead_every;
+  c["tta"] = o.tta;
+  c["epochs_exact"] = o.epochs_exact;
   c["seed"] = o.seed;
   c["augment"] = o.augment;
   c["shuffle"] = o.shuffle;
@@ -82,6 +98,7 @@ void add_phases(ordered_json& j, const PhaseSums& p) {
 ordered_json eval(const EvalOutcome& e) {
   ordered_json j;
   j["split"] = e.split;
+  j["tta"] = e.tta;
   j["samples"] = e.samples;
   j["loss"] = e.loss;
   j["accuracy"] = e.accuracy;

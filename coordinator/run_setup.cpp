@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <stdexcept>
@@ -13,7 +14,9 @@
 #include "checkpoint.h"
 #include "resume_checks.h"
 #include "run_report.h"
+#include "timing.h"
 #include "user_error.h"
+#include "whitening.h"
 
 namespace ts {
 
@@ -140,8 +143,26 @@ void check_same_math(const std::string& start_from, const TrainingState& st, con
 }
 
 int steps_per_epoch(const RunSetup& s) {
+  if (s.steps_per_epoch > 0) return s.steps_per_epoch;
   return plan_epoch(s.options.seed, 0, s.split.train_begin, s.split.train_end, s.options.shuffle,
-                    s.global_batch).steps();
+                    s.global_batch, s.options.drop_last, s.granule).steps();
+}
+
+// airbench94's first convolution is not trained but computed from the training images
+// (common/whitening.h): a frozen 2x2 convolution with 12 x 2 filters over 3 channels.
+void init_whitening(const RunSetup& s, std::vector<float>& params) {
+  if (s.net.layers.empty()) return;
+  const LayerSpec& l = s.net.layers[0];
+  if (l.kind != LayerKind::kConv || !l.frozen || l.kernel != 2 || l.in.c != 3 || l.out.c != 24) return;
+  constexpr int kWhiteningImages = 5000;  // airbench's
+  const Stopwatch sw;
+  const Cifar10 data = Cifar10::open(s.data_dir);
+  const int n = std::min(kWhiteningImages, s.split.train_size());
+  const std::vector<float> w = whitening_filters_from(data, n, s.options.normalize);
+  const ParamSpec& p = s.net.params[size_t(l.weight_param)];
+  std::copy(w.begin(), w.end(), params.begin() + std::ptrdiff_t(p.offset));
+  std::printf("threadsplit: %s: whitening filters from the first %d training images (%.2f s)\n",
+              l.name.c_str(), n, sw.elapsed());
 }
 
 }  // namespace
@@ -152,18 +173,48 @@ Prepared prepare(const RunOptions& o) {
   s.options = o;
   // --model, --augment and the optimizer flags were checked by validate_options.
   s.net = build_network(o.model);
-  s.optimizer.kind = o.optimizer;
-  s.optimizer.learning_rate = o.lr;
-  s.optimizer.momentum = o.momentum;
+  if (o.bn_group > 0) set_bn_group(s.net, o.bn_group);  // validate_options checked it applies
+  s.granule = s.net.sample_granule();
+  s.optimizer = optimizer_config(o);
   resolve_split(s);
   s.global_batch = o.batch_per_worker > 0 ? o.batch_per_worker * s.world_size : o.batch;
   if (s.global_batch < s.world_size)
     throw UserError("the global batch (" + std::to_string(s.global_batch) + ") is smaller than the " +
                     std::to_string(s.world_size) + " workers: every worker needs a sample per step");
-  s.split = keras_validation_split(0.1);
+  s.split = keras_validation_split(o.validation_split);
   if (s.global_batch > s.split.train_size())
     throw UserError("the global batch (" + std::to_string(s.global_batch) + ") is larger than the " +
                     std::to_string(s.split.train_size()) + " training records");
+  if (s.granule > 1) {
+    // Batch norm over fixed groups: every step's batch is a whole number of groups, dealt in
+    // whole groups (network.h), or the statistics would depend on the split.
+    const std::string g = std::to_string(s.granule);
+    if (s.global_batch % s.granule != 0)
+      throw UserError("the global batch (" + std::to_string(s.global_batch) + ") is not a multiple of " +
+                      o.model + "'s batch-norm group of " + g + ": choose a batch that is, or another --bn-group");
+    const int tail = s.split.train_size() % s.global_batch;
+    if (!o.drop_last && tail % s.granule != 0)
+      throw UserError("each epoch's last batch would hold " + std::to_string(tail) + " records, not a "
+                      "multiple of the batch-norm group of " + g + ": add --drop-last, or choose a "
+                      "batch that divides the " + std::to_string(s.split.train_size()) + " training records");
+  }
+  if (o.precision == "bf16" && !__builtin_cpu_supports("avx512bf16"))
+    throw UserError("--precision bf16 needs a CPU with avx512_bf16 (or AMX); this one has neither: "
+                    "use --precision f32");
+  s.steps_per_epoch = steps_per_epoch(s);
+  if (s.steps_per_epoch == 0)
+    throw UserError("--drop-last leaves no step in an epoch: the global batch (" +
+                    std::to_string(s.global_batch) + ") exceeds the training records");
+  if (o.epochs_exact > 0) {
+    const int64_t total = int64_t(std::ceil(o.epochs_exact * s.steps_per_epoch));
+    s.last_epoch_steps = int(std::max<int64_t>(1, total - int64_t(o.epochs - 1) * s.steps_per_epoch));
+    s.last_epoch_steps = std::min(s.last_epoch_steps, s.steps_per_epoch);
+  }
+  const int64_t epochs_end = int64_t(o.epochs - 1) * s.steps_per_epoch +
+                             (s.last_epoch_steps > 0 ? s.last_epoch_steps : s.steps_per_epoch);
+  // The schedule ends where training does: at --epochs, or at --steps (counted from step 0
+  // fresh and under --resume; from the starting checkpoint's step under --init, below).
+  s.schedule_steps = o.steps > 0 ? std::min(epochs_end, o.steps) : epochs_end;
   {
     const Cifar10 data = Cifar10::open(o.data);  // DataError says what is wrong with it
     s.data_dir = absolute_path(data.dir());
@@ -265,10 +316,13 @@ Prepared prepare(const RunOptions& o) {
     if (o.resume) {
       // --steps counts from step 0, as in the run that was interrupted.
       if (o.steps > 0) s.options.steps = o.steps - st.step;
-      p.nothing_left = (o.steps > 0 && s.options.steps <= 0) || p.epoch >= o.epochs;
+      p.nothing_left = (o.steps > 0 && s.options.steps <= 0) || p.epoch >= o.epochs ||
+                       (s.last_epoch_steps > 0 && p.epoch == o.epochs - 1 &&
+                        p.step_in_epoch >= s.last_epoch_steps);
     }
   } else {
     init_params(s.net, o.seed, p.params.data());
+    init_whitening(s, p.params);
   }
 
   if (o.external_workers > 0) {
@@ -280,6 +334,7 @@ Prepared prepare(const RunOptions& o) {
   } else {
     s.token = random_hex(16);
   }
+  if (o.steps > 0 && !o.resume) s.schedule_steps = std::min(epochs_end, p.step + o.steps);
   s.config_json = config_json(s);
   return p;
 }

@@ -29,6 +29,10 @@ struct RunSetup {
   bool oversubscribed = false;
   std::string split_reason;           // how P and T were chosen
   int global_batch = 128;
+  int granule = 1;                    // shares are dealt in whole multiples (NetworkSpec::sample_granule)
+  int steps_per_epoch = 0;
+  int last_epoch_steps = 0;           // --epochs with a fraction: the last epoch's steps; 0: all
+  int64_t schedule_steps = 0;         // the global step at which training ends (lr schedule, lookahead)
   OptimizerConfig optimizer;
   DataSplit split;
   std::string data_dir;               // absolute

@@ -35,15 +35,22 @@ TrainingRun::TrainingRun(const RunSetup& setup, Membership& members, WorkerTrans
   // Every epoch's plan has as many steps as the first's. Under --steps, options.steps counts
   // from this run's start (prepare() made a resumed run's the steps left).
   const RunOptions& o = setup.options;
-  const int epoch_steps = plan_for(0).steps();
-  total_steps_ = int64_t(o.epochs) * epoch_steps;
-  if (o.steps > 0) total_steps_ = std::min(total_steps_, start_step + o.steps);
+  // prepare() computes it (RunSetup::schedule_steps); a setup made by hand gets the same rule.
+  total_steps_ = setup.schedule_steps;
+  if (total_steps_ == 0) {
+    total_steps_ = int64_t(o.epochs - 1) * plan_for(0).steps() + plan_for(o.epochs - 1).steps();
+    if (o.steps > 0) total_steps_ = std::min(total_steps_, start_step + o.steps);
+  }
 }
 
 EpochPlan TrainingRun::plan_for(int64_t epoch) const {
   const RunOptions& o = setup_.options;
-  return plan_epoch(o.seed, epoch, setup_.split.train_begin, setup_.split.train_end, o.shuffle,
-                    setup_.global_batch);
+  EpochPlan p = plan_epoch(o.seed, epoch, setup_.split.train_begin, setup_.split.train_end,
+                           o.shuffle, setup_.global_batch, o.drop_last, setup_.granule);
+  // A fractional --epochs ends the last epoch early: that epoch is this many steps long.
+  if (setup_.last_epoch_steps > 0 && epoch == o.epochs - 1)
+    p.batches.resize(std::min(p.batches.size(), size_t(setup_.last_epoch_steps)));
+  return p;
 }
 
 void EpochRecord::close(const std::vector<StepTiming>& records, size_t first, double wall_s,
@@ -227,8 +234,9 @@ std::string TrainingRun::epoch_line(const EpochRecord& rec) const {
   if (optimizer_->config().lr_schedule != "constant")
     n += std::snprintf(line + n, sizeof line - size_t(n), ", lr x%.3f", rec.lr_factor);
   if (rec.validation)
-    n += std::snprintf(line + n, sizeof line - size_t(n), ", val loss %.4f acc %.4f",
-                       rec.validation->loss, rec.validation->accuracy);
+    n += std::snprintf(line + n, sizeof line - size_t(n), ", %s loss %.4f acc %.4f",
+                       rec.validation->split == "test" ? "test" : "val", rec.validation->loss,
+                       rec.validation->accuracy);
   n += std::snprintf(line + n, sizeof line - size_t(n),
                      " | data %.0f%% fwd %.0f%% bwd %.0f%% exchange %.1f%% (update %.1f%%) "
                      "sync wait %.1f%%",
@@ -254,7 +262,9 @@ void TrainingRun::train(ProgressDisplay& progress) {
         throw StopRequested(sig);
       }
     if (o.eval_every > 0 && (rec.epoch % o.eval_every == 0 || finished))
-      rec.validation = evaluate("validation", progress);
+      // No records held out (--validation-split 0): the epoch lines show test accuracy, as
+      // airbench's do (without test-time augmentation; the final test round has it).
+      rec.validation = evaluate(setup_.split.val_size() > 0 ? "validation" : "test", progress);
     progress.line(epoch_line(rec));
     // A signal during the validation round: the epoch is whole; stop before the next deal.
     if (stop_check_ && !finished)
@@ -262,7 +272,7 @@ void TrainingRun::train(ProgressDisplay& progress) {
   }
 }
 
-EvalOutcome TrainingRun::evaluate(const std::string& split, ProgressDisplay& progress) {
+EvalOutcome TrainingRun::evaluate(const std::string& split, ProgressDisplay& progress, int tta) {
   std::vector<int32_t> all;
   if (split == "validation") {
     for (int i = setup_.split.val_begin; i < setup_.split.val_end; ++i) all.push_back(i);
@@ -271,13 +281,14 @@ EvalOutcome TrainingRun::evaluate(const std::string& split, ProgressDisplay& pro
   }
   EvalOutcome out;
   out.split = split;
+  out.tta = tta;
   if (all.empty()) return out;
   progress.status("evaluating " + split + " (" + std::to_string(all.size()) + " records) ...");
   const Stopwatch wall;
   // A worker lost under --on-worker-failure continue restarts the round among the others.
   const std::vector<WorkerMessage>* results = nullptr;
   while (!(results = collective_.eval_round(split, all, setup_.options.eval_batch,
-                                            setup_.options.step_timeout_s))) {
+                                            setup_.options.step_timeout_s, tta))) {
   }
   double loss_sum = 0;
   int64_t correct = 0;

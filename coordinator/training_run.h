@@ -37,6 +37,7 @@ namespace ts {
 
 struct EvalOutcome {
   std::string split;
+  int tta = 0;                        // test-time augmentation level (EvalRequest.tta_level)
   int64_t samples = 0;
   double loss = 0, accuracy = 0;
   double seconds = 0;
@@ -55,7 +56,7 @@ struct EpochRecord {
   int64_t correct = 0;
   std::vector<double> step_losses;    // mean training loss of each step, in order
   double lr_factor = 1;               // the schedule's factor at the epoch's last step
-  std::optional<EvalOutcome> validation;
+  std::optional<EvalOutcome> validation;  // validation records, or the test set when none are held out
   // Derived from the epoch's step records when it closes.
   double gradient_wait_s = 0;         // coordinator waiting for the slowest gradient
   double update_s = 0;                // coordinator: sum + optimizer + packing parameters
@@ -80,8 +81,9 @@ class TrainingRun {
   // the run diverged: params() and optimizer() are then the last good state), or
   // StopRequested.
   void train(ProgressDisplay& progress);
-  // One evaluation round over a split ("validation" or "test"), shared among the workers.
-  EvalOutcome evaluate(const std::string& split, ProgressDisplay& progress);
+  // One evaluation round over a split ("validation" or "test"), shared among the workers,
+  // with test-time augmentation `tta` (0: none).
+  EvalOutcome evaluate(const std::string& split, ProgressDisplay& progress, int tta = 0);
   // Tells every worker to stop and collects their Goodbyes (bounded wait).
   void shutdown(bool failed, const std::string& reason);
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "augment.h"
+#include "tta.h"
 #include "batch_loader.h"
 #include "binding.h"
 #include "cifar10.h"
@@ -153,6 +154,7 @@ void WorkerSession::set_up() {
   install_params(welcome_.params());
   LoaderOptions lo;
   lo.augment = parse_augment(welcome_.augment());
+  lo.normalize = welcome_.normalize();
   lo.seed = welcome_.seed();
   lo.threads = welcome_.loader_threads();
   lo.capacity = std::max(2, lo.threads + 1);
@@ -270,29 +272,52 @@ void WorkerSession::install_params(const std::string& packed) {
 }
 
 void WorkerSession::run_eval(const threadsplit::EvalRequest& req) {
-  // The check let only "validation" (the training records) and "test" through.
+  // The check let only "validation" (the training records) and "test" through, and a
+  // test-time augmentation level of 0..2.
   const Set set = req.split() == "test" ? Set::kTest : Set::kTrain;
   const int chunk = std::min(req.batch(), welcome_.max_local_batch());
+  const std::vector<TtaView> views = tta_views(req.tta_level());
+  const int k = net_.num_classes;
   const Stopwatch total;
   double data_s = 0, loss_sum = 0;
   int64_t correct = 0;
   std::vector<float> images(static_cast<size_t>(chunk) * kCifarImageBytes);
+  std::vector<float> view_images(views.size() > 1 ? images.size() : 0);
+  std::vector<float> logits(static_cast<size_t>(chunk) * size_t(k));
   std::vector<int32_t> labels(static_cast<size_t>(chunk));
   for (int b = 0; b < req.indices_size(); b += chunk) {
     const int n = std::min(chunk, req.indices_size() - b);
     const Stopwatch data;
     try {
       assemble_batch(*data_, set, req.indices().data() + b, n, Augment::kNone, welcome_.seed(), 0,
-                     images.data(), labels.data());
+                     images.data(), labels.data(), welcome_.normalize());
     } catch (const std::out_of_range& e) {
       throw WorkerExit{1, std::string("evaluation request: ") + e.what()};
     } catch (const DataError& e) {  // a label rewritten since open
       throw WorkerExit{2, e.what()};
     }
     data_s += data.elapsed();
-    const StepStats s = model_->evaluate(images.data(), labels.data(), n);
-    loss_sum += s.loss_sum;
-    correct += s.correct;
+    if (views.size() == 1) {
+      const StepStats s = model_->evaluate(images.data(), labels.data(), n);
+      loss_sum += s.loss_sum;
+      correct += s.correct;
+      continue;
+    }
+    // Test-time augmentation: the views' logits, weighted and summed, decide.
+    std::fill(logits.begin(), logits.end(), 0.f);
+    for (const TtaView& v : views) {
+      const float* in = images.data();
+      if (v.flip || v.dy != 0 || v.dx != 0) {
+        apply_tta_view(images.data(), n, v, view_images.data());
+        in = view_images.data();
+      }
+      model_->evaluate(in, labels.data(), n);
+      const std::vector<float> l = model_->last_logits();
+      for (size_t i = 0; i < size_t(n) * size_t(k); ++i) logits[i] += v.weight * l[i];
+    }
+    const LogitScore sc = score_logits(logits.data(), labels.data(), n, k);
+    loss_sum += sc.loss_sum;
+    correct += sc.correct;
   }
   WorkerMessage out;
   threadsplit::EvalResult* r = out.mutable_eval();

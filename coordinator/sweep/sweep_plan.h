@@ -12,6 +12,7 @@
 namespace ts {
 
 struct SweepOptions {
+  // A model may carry a precision: "airbench94@bf16" runs --model airbench94 --precision bf16.
   std::vector<std::string> models = {"seed_cnn", "tf_tutorial_cnn"};
   std::vector<std::string> batch_modes = {"global", "per_worker"};
   std::vector<int> loader_threads = {1};

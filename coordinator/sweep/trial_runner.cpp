@@ -55,7 +55,9 @@ double children_cpu_seconds() {
 }  // namespace
 
 std::vector<std::string> point_args(const SweepPoint& p) {
-  std::vector<std::string> a = {"--model", p.model,
+  // "airbench94@bf16": the model at a precision (--precision), a sweep axis of its own.
+  const size_t at = p.model.find('@');
+  std::vector<std::string> a = {"--model", p.model.substr(0, at),
                                 "--procs", std::to_string(p.procs),
                                 "--threads", std::to_string(p.threads),
                                 "--loader-threads", std::to_string(p.loader_threads),
@@ -63,6 +65,10 @@ std::vector<std::string> point_args(const SweepPoint& p) {
                                 "--warmup-steps", std::to_string(p.warmup_steps),
                                 "--eval-every", "0",
                                 "--progress", "off"};
+  if (at != std::string::npos) {
+    a.push_back("--precision");
+    a.push_back(p.model.substr(at + 1));
+  }
   if (p.batch_mode == "per_worker") {
     a.push_back("--batch-per-worker");
     a.push_back(std::to_string(p.batch_per_worker));

@@ -74,3 +74,20 @@ TEST_CASE("a position beyond the epoch plan is refused, one inside it is not", "
                                                   Contains("epoch of 175 steps at global batch 256"));
   CHECK_FALSE(position_problem(175, 175, 256).empty());
 }
+
+TEST_CASE("a setting newer than the saved configuration counts as its default", "[resume]") {
+  // A checkpoint written before --label-smoothing existed ran without it: resuming with the
+  // default is no change, with another value is one.
+  auto c = math_changes(kSaved, with("epochs", R"(3,"label_smoothing":0.0,"nesterov":false)"));
+  REQUIRE(c);
+  CHECK(c->empty());
+  c = math_changes(kSaved, with("epochs", R"(3,"label_smoothing":0.2)"));
+  REQUIRE(c);
+  REQUIRE(c->size() == 1);
+  CHECK_THAT(describe_changes(*c), Contains("--label-smoothing: 0.0 saved, 0.2 given"));
+  c = math_changes(with("epochs", R"(3,"lr_schedule":"triangular","schedule_steps":476)"),
+                   with("epochs", R"(3,"lr_schedule":"triangular","schedule_steps":480)"));
+  REQUIRE(c);
+  REQUIRE(c->size() == 1);
+  CHECK((*c)[0].field == "schedule_steps");
+}

@@ -138,7 +138,7 @@ TEST_CASE("number flags are refused out of range, naming the flag and the value"
       {{"--threads", "4097"}, "--threads must be at most 4096, got 4097"},
       {{"--threads", "2.5"}, "--threads expects a whole number, got '2.5'"},
       {{"--external-workers", "-1"}, "--external-workers must be at least 0, got -1"},
-      {{"--epochs", "3x"}, "--epochs expects a whole number, got '3x'"},
+      {{"--epochs", "3x"}, "--epochs expects a number, got '3x'"},  // a fraction is allowed (9.9)
       {{"--batch", "0"}, "--batch must be at least 1, got 0"},
       {{"--batch", "50001"}, "--batch must be at most 50000, got 50001"},
       {{"--batch-per-worker", "-1"}, "--batch-per-worker must be at least 0, got -1"},
@@ -250,4 +250,74 @@ TEST_CASE("make-synthetic-data takes DIR and a checked --seed", "[options]") {
       CHECK_THAT(help, Catch::Contains("(default " + opt->get_default_str() + ")"));
   }
   CHECK_THAT(help, Catch::Contains("  DIR "));
+}
+
+TEST_CASE("airbench94's recipe fills every flag not given, and only those", "[options]") {
+  const ts::RunOptions o = parse({"--model", "airbench94", "--data", "/d"});
+  CHECK(o.batch == 1024);
+  CHECK(o.epochs == 10);
+  CHECK(o.epochs_exact == Approx(9.9));
+  CHECK(o.optimizer == "sgd");
+  CHECK(o.momentum == Approx(0.85));
+  CHECK(o.nesterov);
+  // kilostep = 1024 x (1 + 1 / 0.15) = 7850.67: lr = 11.5 / kilostep; decay per step
+  // 0.0153 x 1024 / kilostep = 0.0019957, over lr: PyTorch's weight_decay 1.36243.
+  CHECK(o.lr == Approx(11.5 / 7850.6666667).epsilon(1e-9));
+  CHECK(o.weight_decay == Approx(0.0153 * 1024 / 11.5).epsilon(1e-9));
+  CHECK(o.bias_lr_scale == 64);
+  CHECK(o.lr_schedule == "triangular");
+  CHECK(o.label_smoothing == Approx(0.2));
+  CHECK(o.loss == "sum");
+  CHECK(o.normalize);
+  CHECK(o.validation_split == 0);
+  CHECK(o.drop_last);
+  CHECK(o.whiten_bias_epochs == 3);
+  CHECK(o.lookahead_every == 5);
+  CHECK(o.tta == 2);
+  CHECK_NOTHROW(ts::validate_options(o));
+
+  // What is given wins; what depends on it follows it (the decay scales with the batch).
+  const ts::RunOptions g = parse({"--model", "airbench94", "--data", "/d", "--batch", "512",
+                                  "--epochs", "2", "--no-normalize", "--tta", "0", "--keep-last",
+                                  "--lr", "0.01"});
+  CHECK(g.batch == 512);
+  CHECK(g.epochs == 2);
+  CHECK(g.epochs_exact == 0);
+  CHECK_FALSE(g.normalize);
+  CHECK(g.tta == 0);
+  CHECK_FALSE(g.drop_last);
+  CHECK(g.lr == 0.01);
+  CHECK(g.weight_decay == Approx(0.0153 * 512 / 11.5).epsilon(1e-9));
+  CHECK(g.nesterov);
+
+  // The older nets keep today's defaults.
+  const ts::RunOptions seed = parse({"--data", "/d"});
+  CHECK(seed.batch == 128);
+  CHECK(seed.optimizer == "adam");
+  CHECK_FALSE(seed.normalize);
+  CHECK(seed.validation_split == Approx(0.1));
+  CHECK(seed.epochs_exact == 0);
+}
+
+TEST_CASE("airbench_sgd turns the recipe's per-1024 units into PyTorch's", "[options]") {
+  const ts::RecipeSgd r = ts::airbench_sgd(11.5, 0.0153, 0.85, 1024);
+  CHECK(r.lr == Approx(0.00146484).epsilon(1e-5));
+  CHECK(r.lr * r.weight_decay == Approx(0.00199567).epsilon(1e-5));  // decay per step
+  const ts::RecipeSgd half = ts::airbench_sgd(11.5, 0.0153, 0.85, 512);
+  CHECK(half.lr == r.lr);                                   // summed loss: lr is per example
+  CHECK(half.weight_decay == Approx(r.weight_decay / 2));   // decay per example
+}
+
+TEST_CASE("the recipe's flags are checked against the optimizer and the network", "[options]") {
+  CHECK_THAT(refusal({"--data", "/d", "--weight-decay", "0.1"}), Catch::Contains("--weight-decay applies to --optimizer sgd"));
+  CHECK_THAT(refusal({"--data", "/d", "--optimizer", "sgd", "--nesterov"}), Catch::Contains("--nesterov needs --optimizer sgd with --momentum above 0"));
+  CHECK_THAT(refusal({"--data", "/d", "--bn-group", "32"}), Catch::Contains("seed_cnn has no batch norm"));
+  CHECK_THAT(refusal({"--data", "/d", "--model", "airbench94", "--bn-group", "1"}), Catch::Contains("at least 2"));
+  CHECK_THAT(refusal({"--data", "/d", "--whiten-bias-epochs", "2"}), Catch::Contains("no whitening layer"));
+  CHECK_THAT(refusal({"--data", "/d", "--precision", "f16"}), Catch::Contains("--precision"));
+  CHECK_THAT(refusal({"--data", "/d", "--tta", "3"}), Catch::Contains("--tta"));
+  CHECK_THAT(refusal({"--data", "/d", "--epochs", "0.5"}), Catch::Contains("--epochs must be at least 1"));
+  const ts::RunOptions f = parse({"--data", "/d", "--epochs", "2.5"});
+  CHECK(f.epochs == 3);
+  CHECK(f.epochs_exact == 2.5);
 }

@@ -4,6 +4,8 @@
 #include <set>
 
 #include "sweep_plan.h"
+#include "trial_runner.h"
+#include <algorithm>
 
 TEST_CASE("the splits of a core budget are every P dividing it", "[sweep]") {
   using V = std::vector<std::pair<int, int>>;
@@ -102,4 +104,22 @@ TEST_CASE("step counts are given for every model or per model, and bad requests 
   bad.batch_modes = {"sideways"};
   CHECK_THROWS_AS(ts::plan_points(bad, 2), std::invalid_argument);
   CHECK_THROWS_AS(ts::plan_points(ts::SweepOptions{}, 0), std::invalid_argument);
+}
+
+TEST_CASE("a sweep model with a precision runs that model at that precision", "[sweep]") {
+  ts::SweepPoint p;
+  p.model = "airbench94@bf16";
+  p.global_batch = 128;
+  p.batch_mode = "global";
+  const auto a = ts::point_args(p);
+  const auto value_of = [&](const std::string& flag) {
+    for (size_t i = 0; i + 1 < a.size(); ++i)
+      if (a[i] == flag) return a[i + 1];
+    return std::string("(absent)");
+  };
+  CHECK(value_of("--model") == "airbench94");
+  CHECK(value_of("--precision") == "bf16");
+  p.model = "seed_cnn";
+  const auto plain = ts::point_args(p);
+  CHECK(std::find(plain.begin(), plain.end(), "--precision") == plain.end());
 }
