@@ -310,8 +310,10 @@ void glorot_uniform_init(const NetworkSpec& net, uint64_t seed, float* params) {
   for (size_t i = 0; i < net.params.size(); ++i) {
     const ParamSpec& p = net.params[i];
     float* dst = params + p.offset;
-    if (p.is_bias) {
-      for (size_t j = 0; j < p.size; ++j) dst[j] = 0.f;
+    if (p.is_bias || p.is_buffer()) {
+      // Running statistics start as PyTorch's: mean 0, variance 1 (they have no fan).
+      const float fill = p.role == ParamSpec::Role::kRunningVar ? 1.f : 0.f;
+      for (size_t j = 0; j < p.size; ++j) dst[j] = fill;
       continue;
     }
     const double limit = std::sqrt(6.0 / double(p.fan_in + p.fan_out));

@@ -134,6 +134,17 @@ void WorkerSession::join() {
 // The network, data, model, starting parameters and loader the Welcome names.
 void WorkerSession::set_up() {
   net_ = build_network(welcome_.model());  // known: the Welcome's check built it once
+  if (welcome_.bn_group() > 0) {
+    try {
+      set_bn_group(net_, welcome_.bn_group());
+    } catch (const std::invalid_argument& e) {
+      throw WorkerExit{1, std::string("the coordinator's Welcome: ") + e.what()};
+    }
+  }
+  if (welcome_.precision() == "bf16") {
+    throw WorkerExit{1, "the coordinator asked for --precision bf16, which this worker's engine "
+                        "does not have yet: run with --precision f32"};
+  }
   if (!data_) open_data(welcome_.data_dir());
   // The coordinator's path on another host, or a copy it could not compare at the door.
   if (!welcome_.data_fingerprint().empty() && welcome_.data_fingerprint() != data_->fingerprint())
@@ -143,7 +154,9 @@ void WorkerSession::set_up() {
                             "give this worker an identical copy (copy the coordinator's directory "
                             "or fetch it again with scripts/get_cifar10.sh) and point --data at it"};
   grad_.resize(net_.num_params);
-  model_ = std::make_unique<Model>(net_, welcome_.max_local_batch());
+  ModelOptions mo;
+  mo.label_smoothing = welcome_.label_smoothing();
+  model_ = std::make_unique<Model>(net_, welcome_.max_local_batch(), mo);
   limits_.run_id = welcome_.run_id();
   limits_.num_params = net_.num_params;
   limits_.max_local_batch = welcome_.max_local_batch();
@@ -229,10 +242,11 @@ const LoadedBatch& WorkerSession::next_batch(int n, double* wait_s) {
 }
 
 // Forward and backward into grad_: the gradient of this share's part of the global batch's
-// mean loss.
+// mean loss, or of its summed loss (Welcome.loss_sum: airbench's).
 StepStats WorkerSession::train_step(const LoadedBatch& batch, int global_batch) {
-  return model_->train_step(batch.images.data(), batch.labels.data(), batch.n,
-                            1.f / float(global_batch), grad_.data());
+  const float loss_scale = welcome_.loss_sum() ? 1.f : 1.f / float(global_batch);
+  return model_->train_step(batch.images.data(), batch.labels.data(), batch.n, loss_scale,
+                            grad_.data());
 }
 
 // The step's StepResult, with the gradient when it computed one and the previous step's

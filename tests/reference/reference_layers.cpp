@@ -205,7 +205,7 @@ void dense_backward(double* dinput, double* dweight, double* dbias, const double
 // softmax cross-entropy: logits [N,K], labels [N] -> losses [N], probs [N,K]
 
 void softmax_cross_entropy_forward(double* losses, double* probs, const double* logits,
-                                   const int32_t* labels, int N, int K) {
+                                   const int32_t* labels, int N, int K, double smoothing) {
   for (int n = 0; n < N; ++n) {
     const double* z = logits + int64_t(n) * K;
     const double zmax = *std::max_element(z, z + K);  // shift so exp cannot overflow
@@ -213,17 +213,101 @@ void softmax_cross_entropy_forward(double* losses, double* probs, const double* 
     for (int k = 0; k < K; ++k) sum += std::exp(z[k] - zmax);
     const double log_sum_exp = zmax + std::log(sum);
     for (int k = 0; k < K; ++k) probs[int64_t(n) * K + k] = std::exp(z[k] - log_sum_exp);
-    losses[n] = log_sum_exp - z[labels[n]];
+    double loss = 0;
+    for (int k = 0; k < K; ++k) {
+      const double target = (k == labels[n] ? 1.0 - smoothing : 0.0) + smoothing / K;
+      loss += target * (log_sum_exp - z[k]);
+    }
+    losses[n] = loss;
   }
 }
 
 void softmax_cross_entropy_backward(double* dlogits, const double* probs, const int32_t* labels,
-                                    int N, int K, double loss_scale) {
+                                    int N, int K, double loss_scale, double smoothing) {
   for (int n = 0; n < N; ++n)
     for (int k = 0; k < K; ++k) {
-      const double target = k == labels[n] ? 1.0 : 0.0;
+      const double target = (k == labels[n] ? 1.0 - smoothing : 0.0) + smoothing / K;
       dlogits[int64_t(n) * K + k] += loss_scale * (probs[int64_t(n) * K + k] - target);
     }
+}
+
+void batchnorm_train_forward(double* out, double* xhat, double* group_mean, double* group_var,
+                             const double* in, const double* shift, int N, int C, int HW, int G,
+                             double eps) {
+  const double m = double(G) * HW;
+  for (int g = 0; g < N / G; ++g)
+    for (int c = 0; c < C; ++c) {
+      double sum = 0;
+      for (int n = g * G; n < (g + 1) * G; ++n)
+        for (int i = 0; i < HW; ++i) sum += in[(int64_t(n) * C + c) * HW + i];
+      const double mean = sum / m;
+      double ss = 0;
+      for (int n = g * G; n < (g + 1) * G; ++n)
+        for (int i = 0; i < HW; ++i) {
+          const double d = in[(int64_t(n) * C + c) * HW + i] - mean;
+          ss += d * d;
+        }
+      const double var = ss / m;
+      group_mean[g * C + c] = mean;
+      group_var[g * C + c] = var;
+      const double rstd = 1.0 / std::sqrt(var + eps);
+      for (int n = g * G; n < (g + 1) * G; ++n)
+        for (int i = 0; i < HW; ++i) {
+          const int64_t at = (int64_t(n) * C + c) * HW + i;
+          xhat[at] = (in[at] - mean) * rstd;
+          out[at] = xhat[at] + shift[c];
+        }
+    }
+}
+
+void batchnorm_train_backward(double* dinput, double* dshift, const double* dout, const double* xhat,
+                              const double* group_var, int N, int C, int HW, int G, double eps) {
+  const double m = double(G) * HW;
+  for (int g = 0; g < N / G; ++g)
+    for (int c = 0; c < C; ++c) {
+      double sd = 0, sdx = 0;
+      for (int n = g * G; n < (g + 1) * G; ++n)
+        for (int i = 0; i < HW; ++i) {
+          const int64_t at = (int64_t(n) * C + c) * HW + i;
+          sd += dout[at];
+          sdx += dout[at] * xhat[at];
+        }
+      dshift[c] += sd;
+      if (!dinput) continue;
+      const double rstd = 1.0 / std::sqrt(group_var[g * C + c] + eps);
+      for (int n = g * G; n < (g + 1) * G; ++n)
+        for (int i = 0; i < HW; ++i) {
+          const int64_t at = (int64_t(n) * C + c) * HW + i;
+          dinput[at] += (dout[at] - sd / m - xhat[at] * sdx / m) * rstd;
+        }
+    }
+}
+
+void batchnorm_eval_forward(double* out, const double* in, const double* shift,
+                            const double* running_mean, const double* running_var, int N, int C,
+                            int HW, double eps) {
+  for (int n = 0; n < N; ++n)
+    for (int c = 0; c < C; ++c) {
+      const double rstd = 1.0 / std::sqrt(running_var[c] + eps);
+      for (int i = 0; i < HW; ++i) {
+        const int64_t at = (int64_t(n) * C + c) * HW + i;
+        out[at] = (in[at] - running_mean[c]) * rstd + shift[c];
+      }
+    }
+}
+
+void gelu_forward(double* out, const double* in, int64_t count) {
+  for (int64_t i = 0; i < count; ++i) out[i] = in[i] * 0.5 * (1.0 + std::erf(in[i] / std::sqrt(2.0)));
+}
+
+void gelu_backward(double* dinput, const double* dout, const double* in, int64_t count) {
+  const double inv_sqrt_2pi = 1.0 / std::sqrt(2.0 * M_PI);
+  for (int64_t i = 0; i < count; ++i) {
+    const double x = in[i];
+    const double cdf = 0.5 * (1.0 + std::erf(x / std::sqrt(2.0)));
+    const double pdf = inv_sqrt_2pi * std::exp(-0.5 * x * x);
+    dinput[i] += dout[i] * (cdf + x * pdf);
+  }
 }
 
 }  // namespace ref

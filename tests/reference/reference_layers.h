@@ -63,12 +63,33 @@ void dense_backward(double* dinput, double* dweight, double* dbias, const double
                     const double* in, const double* weight, int N, int I, int O);
 
 // softmax cross-entropy: logits [N,K], labels [N] -> losses [N] (one per sample, not averaged),
-// probs [N,K]. labels must lie in [0, K).
+// probs [N,K]. labels must lie in [0, K). With label smoothing s the target is
+// (1 - s) onehot + s / K: loss = -sum_k target_k log p_k (PyTorch's).
 void softmax_cross_entropy_forward(double* losses, double* probs, const double* logits,
-                                   const int32_t* labels, int N, int K);
+                                   const int32_t* labels, int N, int K, double smoothing = 0);
 // Gradient of loss_scale * sum(losses): probs [N,K], labels [N] -> dlogits [N,K]
 void softmax_cross_entropy_backward(double* dlogits, const double* probs, const int32_t* labels,
-                                    int N, int K, double loss_scale);
+                                    int N, int K, double loss_scale, double smoothing = 0);
+
+// Batch norm in training mode over groups of G consecutive samples (network.h), scale 1:
+//   out = (in - mean_g) / sqrt(var_g + eps) + shift, mean_g / var_g (biased) over the group's
+//   samples and H x W, per channel. in [N,C,HW] -> out, xhat [N,C,HW], group_mean and
+//   group_var [N/G, C]. N must be a multiple of G.
+void batchnorm_train_forward(double* out, double* xhat, double* group_mean, double* group_var,
+                             const double* in, const double* shift, int N, int C, int HW, int G,
+                             double eps);
+// Through the group statistics: with m = G HW, per group and channel,
+//   dinput = (dout - mean(dout) - xhat mean(dout xhat)) / sqrt(var + eps); dshift = sum dout.
+void batchnorm_train_backward(double* dinput, double* dshift, const double* dout, const double* xhat,
+                              const double* group_var, int N, int C, int HW, int G, double eps);
+// Evaluation: out = (in - running_mean) / sqrt(running_var + eps) + shift.
+void batchnorm_eval_forward(double* out, const double* in, const double* shift,
+                            const double* running_mean, const double* running_var, int N, int C,
+                            int HW, double eps);
+
+// GELU, exact: out = in Phi(in); dinput = dout (Phi(in) + in phi(in)).
+void gelu_forward(double* out, const double* in, int64_t count);
+void gelu_backward(double* dinput, const double* dout, const double* in, int64_t count);
 
 }  // namespace ref
 }  // namespace ts

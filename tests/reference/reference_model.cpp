@@ -14,6 +14,8 @@ struct ForwardState {
   std::vector<std::vector<double>> acts;
   std::vector<std::vector<int64_t>> argmax;  // per layer, maxpool only
   std::vector<std::vector<double>> denom;    // per layer, LRN only
+  std::vector<std::vector<double>> xhat;     // per layer, batch norm (training) only
+  std::vector<std::vector<double>> gmean, gvar;  // per layer, batch norm: [groups, C]
   std::vector<double> probs;                 // softmax of the logits [n, num_classes]
 };
 
@@ -39,13 +41,16 @@ void check_inputs(const NetworkSpec& net, size_t params, size_t images,
 
 ForwardState run_forward(const NetworkSpec& net, const std::vector<double>& params,
                          const std::vector<double>& images, const std::vector<int32_t>& labels,
-                         int n, ReferenceResult& result) {
+                         int n, ReferenceResult& result, bool training, double smoothing) {
   check_inputs(net, params.size(), images.size(), labels, n);
   const size_t L = net.layers.size();
   ForwardState st;
   st.acts.resize(L + 1);
   st.argmax.resize(L);
   st.denom.resize(L);
+  st.xhat.resize(L);
+  st.gmean.resize(L);
+  st.gvar.resize(L);
   st.acts[0] = images;
   for (size_t li = 0; li < L; ++li) {
     const LayerSpec& l = net.layers[li];
@@ -56,6 +61,8 @@ ForwardState run_forward(const NetworkSpec& net, const std::vector<double>& para
                                           : nullptr;
     const double* b = l.bias_param >= 0 ? params.data() + net.params[l.bias_param].offset
                                         : nullptr;
+    const std::vector<double> no_bias(size_t(l.out.c), 0.0);  // a layer without a bias
+    if (!b && (l.kind == LayerKind::kConv || l.kind == LayerKind::kDense)) b = no_bias.data();
     switch (l.kind) {
       case LayerKind::kConv:
         ref::conv2d_forward(out.data(), in, w, b, n, l.in.c, l.in.h, l.in.w, l.out.c, l.kernel,
@@ -77,6 +84,31 @@ ForwardState run_forward(const NetworkSpec& net, const std::vector<double>& para
       case LayerKind::kDense:  // a [C,H,W] input is already flat in C,H,W order
         ref::dense_forward(out.data(), in, w, b, n, int(l.in.size()), l.out_channels);
         break;
+      case LayerKind::kBatchNorm: {
+        const int HW = l.in.h * l.in.w;
+        if (training) {
+          if (l.bn_group < 1 || n % l.bn_group != 0)
+            throw std::invalid_argument("reference step on network '" + net.name + "': a batch of " +
+                                        std::to_string(n) + " is not whole groups of " +
+                                        std::to_string(l.bn_group));
+          st.xhat[li].resize(out.size());
+          st.gmean[li].resize(size_t(n / l.bn_group) * l.in.c);
+          st.gvar[li].resize(st.gmean[li].size());
+          ref::batchnorm_train_forward(out.data(), st.xhat[li].data(), st.gmean[li].data(),
+                                       st.gvar[li].data(), in, b, n, l.in.c, HW, l.bn_group, l.bn_eps);
+        } else {
+          const double* rm = params.data() + net.params[size_t(l.bias_param) + 1].offset;
+          const double* rv = params.data() + net.params[size_t(l.bias_param) + 2].offset;
+          ref::batchnorm_eval_forward(out.data(), in, b, rm, rv, n, l.in.c, HW, l.bn_eps);
+        }
+        break;
+      }
+      case LayerKind::kGelu:
+        ref::gelu_forward(out.data(), in, int64_t(out.size()));
+        break;
+      case LayerKind::kScale:
+        for (size_t i = 0; i < out.size(); ++i) out[i] = in[i] * double(l.scale);
+        break;
     }
     if (l.relu) ref::relu_forward(out.data(), out.data(), int64_t(out.size()));
   }
@@ -86,7 +118,7 @@ ForwardState run_forward(const NetworkSpec& net, const std::vector<double>& para
   result.losses.assign(size_t(n), 0.0);
   st.probs.assign(size_t(n) * K, 0.0);
   ref::softmax_cross_entropy_forward(result.losses.data(), st.probs.data(), result.logits.data(),
-                                     labels.data(), n, K);
+                                     labels.data(), n, K, smoothing);
   result.loss_sum = 0;
   result.correct = 0;
   for (int i = 0; i < n; ++i) {
@@ -106,23 +138,24 @@ ReferenceResult reference_forward(const NetworkSpec& net, const std::vector<doub
                                   const std::vector<double>& images,
                                   const std::vector<int32_t>& labels, int n) {
   ReferenceResult result;
-  run_forward(net, params_flat, images, labels, n, result);
+  run_forward(net, params_flat, images, labels, n, result, /*training=*/false, 0.0);
   return result;
 }
 
 ReferenceResult reference_train_step(const NetworkSpec& net, const std::vector<double>& params_flat,
                                      const std::vector<double>& images,
                                      const std::vector<int32_t>& labels, int n,
-                                     double loss_scale) {
+                                     double loss_scale, double label_smoothing) {
   ReferenceResult result;
-  const ForwardState st = run_forward(net, params_flat, images, labels, n, result);
+  const ForwardState st =
+      run_forward(net, params_flat, images, labels, n, result, /*training=*/true, label_smoothing);
   const size_t L = net.layers.size();
   result.grad.assign(net.num_params, 0.0);
 
   // dact holds d(loss)/d(acts[li + 1]) while layer li runs backward.
   std::vector<double> dact(result.logits.size(), 0.0);
   ref::softmax_cross_entropy_backward(dact.data(), st.probs.data(), labels.data(), n,
-                                      net.num_classes, loss_scale);
+                                      net.num_classes, loss_scale, label_smoothing);
   for (size_t li = L; li-- > 0;) {
     const LayerSpec& l = net.layers[li];
     const std::vector<double>& out = st.acts[li + 1];
@@ -142,6 +175,13 @@ ReferenceResult reference_train_step(const NetworkSpec& net, const std::vector<d
                                      : nullptr;
     double* db = l.bias_param >= 0 ? result.grad.data() + net.params[l.bias_param].offset
                                    : nullptr;
+    // No bias: its gradient goes nowhere. A frozen weight: its gradient is 0 (network.h).
+    std::vector<double> scratch_db(size_t(l.out.c), 0.0), scratch_dw;
+    if (!db && (l.kind == LayerKind::kConv || l.kind == LayerKind::kDense)) db = scratch_db.data();
+    if (l.frozen && dw) {
+      scratch_dw.assign(net.params[size_t(l.weight_param)].size, 0.0);
+      dw = scratch_dw.data();
+    }
     switch (l.kind) {
       case LayerKind::kConv:
         ref::conv2d_backward(dinput, dw, db, dact.data(), in, w, n, l.in.c, l.in.h, l.in.w,
@@ -164,6 +204,29 @@ ReferenceResult reference_train_step(const NetworkSpec& net, const std::vector<d
         ref::dense_backward(dinput, dw, db, dact.data(), in, w, n, int(l.in.size()),
                             l.out_channels);
         break;
+      case LayerKind::kBatchNorm: {
+        const int HW = l.in.h * l.in.w;
+        ref::batchnorm_train_backward(dinput, db, dact.data(), st.xhat[li].data(), st.gvar[li].data(),
+                                      n, l.in.c, HW, l.bn_group, l.bn_eps);
+        // The running-statistic slots: sums over the groups of the group means and unbiased
+        // variances (network.h), not scaled by the loss scale.
+        double* gm = result.grad.data() + net.params[size_t(l.bias_param) + 1].offset;
+        double* gv = result.grad.data() + net.params[size_t(l.bias_param) + 2].offset;
+        const double m = double(l.bn_group) * HW;
+        for (int g = 0; g < n / l.bn_group; ++g)
+          for (int c = 0; c < l.in.c; ++c) {
+            gm[c] += st.gmean[li][size_t(g) * l.in.c + c];
+            gv[c] += st.gvar[li][size_t(g) * l.in.c + c] * m / (m - 1);
+          }
+        break;
+      }
+      case LayerKind::kGelu:
+        if (dinput) ref::gelu_backward(dinput, dact.data(), in, int64_t(din.size()));
+        break;
+      case LayerKind::kScale:
+        if (dinput)
+          for (size_t i = 0; i < din.size(); ++i) dinput[i] += dact[i] * double(l.scale);
+        break;
     }
     dact.swap(din);
   }
@@ -173,10 +236,10 @@ ReferenceResult reference_train_step(const NetworkSpec& net, const std::vector<d
 ReferenceResult reference_train_step(const NetworkSpec& net, const std::vector<float>& params_flat,
                                      const std::vector<float>& images,
                                      const std::vector<int32_t>& labels, int n,
-                                     double loss_scale) {
+                                     double loss_scale, double label_smoothing) {
   return reference_train_step(net, std::vector<double>(params_flat.begin(), params_flat.end()),
                               std::vector<double>(images.begin(), images.end()), labels, n,
-                              loss_scale);
+                              loss_scale, label_smoothing);
 }
 
 }  // namespace ts

@@ -20,18 +20,23 @@ struct ReferenceResult {
 
 // One step on a batch: params_flat [net.num_params], images [n, C, H, W] (net.input),
 // labels [n] in [0, num_classes). grad is the gradient of loss_scale * sum of the per-sample
-// losses (loss_scale = 1/n gives the mean loss). Throws std::invalid_argument on sizes or
-// labels that do not fit the network.
+// losses (loss_scale = 1/n gives the mean loss), with label smoothing as PyTorch's
+// CrossEntropyLoss(label_smoothing). Batch norm runs in training mode (group statistics), and
+// grad holds at its running-statistic slots the sums over the groups of the group means and
+// unbiased variances (network.h), as the engine writes them. A frozen weight's gradient is 0.
+// Throws std::invalid_argument on sizes or labels that do not fit the network.
 ReferenceResult reference_train_step(const NetworkSpec& net, const std::vector<double>& params_flat,
                                      const std::vector<double>& images,
-                                     const std::vector<int32_t>& labels, int n, double loss_scale);
+                                     const std::vector<int32_t>& labels, int n, double loss_scale,
+                                     double label_smoothing = 0);
 
 // The same from float buffers (the engine's), converted to double first.
 ReferenceResult reference_train_step(const NetworkSpec& net, const std::vector<float>& params_flat,
                                      const std::vector<float>& images,
-                                     const std::vector<int32_t>& labels, int n, double loss_scale);
+                                     const std::vector<int32_t>& labels, int n, double loss_scale,
+                                     double label_smoothing = 0);
 
-// Forward only: logits, losses, loss_sum, correct; grad is left empty.
+// Forward only (evaluation mode: batch norm with the running statistics): logits, losses, loss_sum, correct; grad is left empty.
 ReferenceResult reference_forward(const NetworkSpec& net, const std::vector<double>& params_flat,
                                   const std::vector<double>& images,
                                   const std::vector<int32_t>& labels, int n);

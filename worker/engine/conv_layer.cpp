@@ -1,5 +1,7 @@
-// Convolution + bias with optional fused ReLU.
-// conv {N,C,H,W} (x) {O,C,K,K} + {O} -> {N,O,H',W'}, stride s, padding (pb, pe).
+// Convolution (+ bias) with optional fused ReLU.
+// conv {N,C,H,W} (x) {O,C,K,K} + {O} -> {N,O,H',W'}, stride s, padding (pb, pe). Without a
+// bias (LayerSpec::bias false) the descriptors get an empty bias; a frozen weight gets a zero
+// gradient (and, with a bias, only the bias gradient is of use).
 #include <stdexcept>
 
 #include "net_builder.h"
@@ -10,7 +12,9 @@ namespace {
 class ConvLayer : public Layer {
  public:
   ConvLayer(const NetworkSpec& net, const LayerSpec& spec)
-      : spec_(spec), w_(net.params[spec.weight_param]), bias_(net.params[spec.bias_param]) {}
+      : spec_(spec), w_(net.params[size_t(spec.weight_param)]), has_bias_(spec.bias_param >= 0) {
+    if (has_bias_) bias_ = net.params[size_t(spec.bias_param)];
+  }
 
   memory build_forward(NetBuilder& b, const memory& src) override {
     const auto& s = spec_;
@@ -21,7 +25,7 @@ class ConvLayer : public Layer {
     pad_l_ = {s.pad_begin, s.pad_begin};
     pad_r_ = {s.pad_end, s.pad_end};
     w_user_ = md(w_dims, tag::oihw);
-    b_user_ = md({s.out.c}, tag::x);
+    b_user_ = has_bias_ ? md({s.out.c}, tag::x) : memory::desc();
 
     const dnnl::primitive_attr attr = fused_relu_attr(s.relu);
     // Winograd where oneDNN implements it for this shape (3x3, stride 1, channels in blocks of
@@ -43,11 +47,10 @@ class ConvLayer : public Layer {
 
     src_ = b.convert(src, fwd_pd_.src_desc(), b.fwd, s.name + " src reorder");
     memory w = b.param_in(w_, w_user_, fwd_pd_.weights_desc(), s.name + " weight reorder");
-    memory bias = b.param_memory(bias_, b_user_);
     dst_ = memory(fwd_pd_.dst_desc(), b.eng);
-    b.add(b.fwd, dnnl::convolution_forward(fwd_pd_),
-          {{DNNL_ARG_SRC, src_}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST, dst_}},
-          s.name + " fwd", fwd_pd_);
+    std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src_}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, dst_}};
+    if (has_bias_) args[DNNL_ARG_BIAS] = b.param_memory(bias_, b_user_);
+    b.add(b.fwd, dnnl::convolution_forward(fwd_pd_), std::move(args), s.name + " fwd", fwd_pd_);
     weights_ = w;
     return dst_;
   }
@@ -68,17 +71,22 @@ class ConvLayer : public Layer {
                                                   any_md(dst_dims), strides_, pad_l_, pad_r_);
       return dnnl::convolution_backward_weights::primitive_desc(dw, b.eng, fwd_pd_, true);
     };
-    auto bw_pd = make_bw(alg_);
-    if (!bw_pd) bw_pd = make_bw(dnnl::algorithm::convolution_direct);
-    memory bw_src = b.convert(src_, bw_pd.src_desc(), b.bwd, s.name + " bwd-w src reorder");
-    memory bw_diff_dst = b.convert(diff_dst, bw_pd.diff_dst_desc(), b.bwd, s.name + " bwd-w diff reorder");
-    memory dweights = b.grad_out(w_, w_user_, bw_pd.diff_weights_desc(), s.name + " dW reorder");
-    memory dbias = b.grad_out(bias_, b_user_, bw_pd.diff_bias_desc(), s.name + " db reorder");
-    b.add(b.bwd, dnnl::convolution_backward_weights(bw_pd),
-          {{DNNL_ARG_SRC, bw_src}, {DNNL_ARG_DIFF_DST, bw_diff_dst},
-           {DNNL_ARG_DIFF_WEIGHTS, dweights}, {DNNL_ARG_DIFF_BIAS, dbias}},
-          s.name + " bwd weights", bw_pd);
-    b.flush_grad_reorders();
+    if (s.frozen) b.zero_grad(w_, s.name + " frozen dW");
+    if (!s.frozen || has_bias_) {
+      auto bw_pd = make_bw(alg_);
+      if (!bw_pd) bw_pd = make_bw(dnnl::algorithm::convolution_direct);
+      memory bw_src = b.convert(src_, bw_pd.src_desc(), b.bwd, s.name + " bwd-w src reorder");
+      memory bw_diff_dst = b.convert(diff_dst, bw_pd.diff_dst_desc(), b.bwd, s.name + " bwd-w diff reorder");
+      // A frozen weight's gradient goes to scratch: the bias gradient comes with it.
+      memory dweights = s.frozen ? memory(bw_pd.diff_weights_desc(), b.eng)
+                                 : b.grad_out(w_, w_user_, bw_pd.diff_weights_desc(), s.name + " dW reorder");
+      std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, bw_src}, {DNNL_ARG_DIFF_DST, bw_diff_dst},
+                                              {DNNL_ARG_DIFF_WEIGHTS, dweights}};
+      if (has_bias_)
+        args[DNNL_ARG_DIFF_BIAS] = b.grad_out(bias_, b_user_, bw_pd.diff_bias_desc(), s.name + " db reorder");
+      b.add(b.bwd, dnnl::convolution_backward_weights(bw_pd), std::move(args), s.name + " bwd weights", bw_pd);
+      b.flush_grad_reorders();
+    }
     if (!need_diff_src) return memory();
 
     auto make_bd = [&](dnnl::algorithm alg) {
@@ -100,6 +108,7 @@ class ConvLayer : public Layer {
  private:
   LayerSpec spec_;
   ParamSpec w_, bias_;
+  bool has_bias_ = true;
   memory::dims strides_, pad_l_, pad_r_;
   memory::desc w_user_, b_user_;
   dnnl::algorithm alg_ = dnnl::algorithm::convolution_direct;

@@ -9,7 +9,9 @@ namespace {
 class DenseLayer : public Layer {
  public:
   DenseLayer(const NetworkSpec& net, const LayerSpec& spec)
-      : spec_(spec), w_(net.params[spec.weight_param]), bias_(net.params[spec.bias_param]) {}
+      : spec_(spec), w_(net.params[size_t(spec.weight_param)]), has_bias_(spec.bias_param >= 0) {
+    if (has_bias_) bias_ = net.params[size_t(spec.bias_param)];
+  }
 
   memory build_forward(NetBuilder& b, const memory& src) override {
     const auto& s = spec_;
@@ -26,7 +28,7 @@ class DenseLayer : public Layer {
     src_dims_ = {b.n, int(s.in.size())};
     w_dims_ = {s.out.c, int(s.in.size())};
     w_user_ = md(w_dims_, tag::oi);
-    b_user_ = md({s.out.c}, tag::x);
+    b_user_ = has_bias_ ? md({s.out.c}, tag::x) : memory::desc();  // empty: no bias
     const memory::dims dst_dims = {b.n, s.out.c};
 
     dnnl::inner_product_forward::desc d(dnnl::prop_kind::forward_training, any_md(src_dims_),
@@ -35,11 +37,10 @@ class DenseLayer : public Layer {
     fwd_pd_ = dnnl::inner_product_forward::primitive_desc(d, attr, b.eng);
     src_ = b.convert(flat_src, fwd_pd_.src_desc(), b.fwd, s.name + " src reorder");
     weights_ = b.param_in(w_, w_user_, fwd_pd_.weights_desc(), s.name + " weight reorder");
-    memory bias = b.param_memory(bias_, b_user_);
     dst_ = memory(fwd_pd_.dst_desc(), b.eng);
-    b.add(b.fwd, dnnl::inner_product_forward(fwd_pd_),
-          {{DNNL_ARG_SRC, src_}, {DNNL_ARG_WEIGHTS, weights_}, {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST, dst_}},
-          s.name + " fwd", fwd_pd_);
+    std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src_}, {DNNL_ARG_WEIGHTS, weights_}, {DNNL_ARG_DST, dst_}};
+    if (has_bias_) args[DNNL_ARG_BIAS] = b.param_memory(bias_, b_user_);
+    b.add(b.fwd, dnnl::inner_product_forward(fwd_pd_), std::move(args), s.name + " fwd", fwd_pd_);
     return dst_;
   }
 
@@ -55,12 +56,14 @@ class DenseLayer : public Layer {
     dnnl::inner_product_backward_weights::primitive_desc bw_pd(dw, b.eng, fwd_pd_);
     memory bw_src = b.convert(src_, bw_pd.src_desc(), b.bwd, s.name + " bwd-w src reorder");
     memory bw_diff = b.convert(diff_dst, bw_pd.diff_dst_desc(), b.bwd, s.name + " bwd-w diff reorder");
-    memory dweights = b.grad_out(w_, w_user_, bw_pd.diff_weights_desc(), s.name + " dW reorder");
-    memory dbias = b.grad_out(bias_, b_user_, bw_pd.diff_bias_desc(), s.name + " db reorder");
-    b.add(b.bwd, dnnl::inner_product_backward_weights(bw_pd),
-          {{DNNL_ARG_SRC, bw_src}, {DNNL_ARG_DIFF_DST, bw_diff},
-           {DNNL_ARG_DIFF_WEIGHTS, dweights}, {DNNL_ARG_DIFF_BIAS, dbias}},
-          s.name + " bwd weights", bw_pd);
+    if (s.frozen) b.zero_grad(w_, s.name + " frozen dW");
+    memory dweights = s.frozen ? memory(bw_pd.diff_weights_desc(), b.eng)
+                               : b.grad_out(w_, w_user_, bw_pd.diff_weights_desc(), s.name + " dW reorder");
+    std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, bw_src}, {DNNL_ARG_DIFF_DST, bw_diff},
+                                            {DNNL_ARG_DIFF_WEIGHTS, dweights}};
+    if (has_bias_)
+      args[DNNL_ARG_DIFF_BIAS] = b.grad_out(bias_, b_user_, bw_pd.diff_bias_desc(), s.name + " db reorder");
+    b.add(b.bwd, dnnl::inner_product_backward_weights(bw_pd), std::move(args), s.name + " bwd weights", bw_pd);
     b.flush_grad_reorders();
     if (!need_diff_src) return memory();
 
@@ -81,6 +84,7 @@ class DenseLayer : public Layer {
  private:
   LayerSpec spec_;
   ParamSpec w_, bias_;
+  bool has_bias_ = true;
   memory::dims src_dims_, w_dims_;
   bool spatial_input_ = false;
   memory::desc w_user_, b_user_;

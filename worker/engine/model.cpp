@@ -27,6 +27,7 @@ struct Model::Impl {
   std::vector<float> params;  // user layouts, never reallocated: memories point into it
   uint64_t version = 0;
   std::map<int, std::unique_ptr<BatchNet>> nets;
+  std::map<int, std::unique_ptr<BatchNet>> eval_nets;  // networks with batch norm only
   std::vector<float> last_logits;
 };
 
@@ -39,6 +40,9 @@ std::unique_ptr<Layer> make_layer(const NetworkSpec& net, const LayerSpec& l) {
     case LayerKind::kGlobalAvgPool: return make_pool_layer(net, l);
     case LayerKind::kLrn: return make_lrn_layer(net, l);
     case LayerKind::kDense: return make_dense_layer(net, l);
+    case LayerKind::kBatchNorm: return make_batchnorm_layer(net, l);
+    case LayerKind::kGelu: return make_gelu_layer(net, l);
+    case LayerKind::kScale: return make_scale_layer(net, l);
   }
   throw std::logic_error("unknown layer kind");
 }
@@ -71,16 +75,19 @@ float* Model::params_to_overwrite() {
   return impl_->params.data();
 }
 
-Model::BatchNet& Model::net_for(int n) {
+Model::BatchNet& Model::net_for(int n, bool training) {
   if (n <= 0 || n > max_batch_)
     throw std::invalid_argument("batch of " + std::to_string(n) + " samples; this model takes 1.." +
                                 std::to_string(max_batch_));
-  auto& slot = impl_->nets[n];
+  // Only batch norm computes differently in evaluation; other networks share one replica.
+  const bool separate_eval = !training && net_.sample_granule() > 1;
+  auto& slot = separate_eval ? impl_->eval_nets[n] : impl_->nets[n];
   if (slot) return *slot;
   auto bn = std::make_unique<BatchNet>();
   NetBuilder& b = bn->b;
   b.eng = impl_->eng;
   b.n = n;
+  b.training = !separate_eval;
   b.winograd = options_.winograd;
   b.params = impl_->params.data();
   const auto& in = net_.input;
@@ -102,8 +109,9 @@ Model::BatchNet& Model::net_for(int n) {
   size_t first_with_params = 0;
   while (first_with_params < net_.layers.size() && net_.layers[first_with_params].weight_param < 0)
     ++first_with_params;
-  for (size_t i = bn->layers.size(); i-- > 0;)
-    diff = bn->layers[i]->build_backward(b, diff, i > first_with_params);
+  if (b.training)
+    for (size_t i = bn->layers.size(); i-- > 0;)
+      diff = bn->layers[i]->build_backward(b, diff, i > first_with_params);
   slot = std::move(bn);
   return *slot;
 }
@@ -128,7 +136,8 @@ StepStats Model::forward_and_loss(BatchNet& bn, const float* images, const int32
       throw std::invalid_argument("label " + std::to_string(labels[i]) + " out of range");
   auto* logits = static_cast<const float*>(bn.logits.get_data_handle());
   auto* dlogits = with_gradient ? static_cast<float*>(bn.diff_logits.get_data_handle()) : nullptr;
-  const XentResult xr = softmax_xent(logits, labels, n, k, loss_scale, dlogits);
+  const XentResult xr =
+      softmax_xent(logits, labels, n, k, loss_scale, dlogits, with_gradient ? options_.label_smoothing : 0.0);
   impl_->last_logits.assign(logits, logits + size_t(n) * k);
   st.loss_sum = xr.loss_sum;
   st.correct = xr.correct;
@@ -149,7 +158,7 @@ StepStats Model::train_step(const float* images, const int32_t* labels, int n, f
 }
 
 StepStats Model::evaluate(const float* images, const int32_t* labels, int n) {
-  return forward_and_loss(net_for(n), images, labels, n, 0.f, false);
+  return forward_and_loss(net_for(n, false), images, labels, n, 0.f, false);
 }
 
 std::vector<float> Model::last_logits() const { return impl_->last_logits; }

@@ -26,6 +26,9 @@ struct ModelOptions {
   // rounding of the same order as direct (tests compare both to the reference). Off: direct
   // convolution everywhere.
   bool winograd = true;
+  // PyTorch's CrossEntropyLoss(label_smoothing): softmax_xent.h. Training loss and gradient
+  // only; evaluation reports the plain cross-entropy.
+  double label_smoothing = 0;
 };
 
 class Model {
@@ -54,7 +57,8 @@ class Model {
   StepStats train_step(const float* images, const int32_t* labels, int n, float loss_scale,
                        float* grad);
 
-  // Forward and loss only.
+  // Forward and loss only, in evaluation mode (batch norm with the running statistics: a
+  // network with batch norm keeps a separate forward-only replica per batch size for this).
   StepStats evaluate(const float* images, const int32_t* labels, int n);
 
   // Logits of the last forward pass (n x num_classes, row-major), for tests.
@@ -66,7 +70,7 @@ class Model {
  private:
   struct Impl;
   struct BatchNet;
-  BatchNet& net_for(int n);
+  BatchNet& net_for(int n, bool training = true);
   StepStats forward_and_loss(BatchNet& bn, const float* images, const int32_t* labels, int n,
                              float loss_scale, bool with_gradient);
   NetworkSpec net_;

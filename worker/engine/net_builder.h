@@ -3,6 +3,7 @@
 // parameter reorders run only when parameters change, gradient memories whose data handle
 // points into the caller's flat buffer.
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -36,6 +37,8 @@ struct BoundMemory {
 struct NetBuilder {
   dnnl::engine eng;
   int n = 0;                             // batch size
+  bool training = true;                  // false: an evaluation replica (forward only; batch
+                                         // norm uses the running statistics)
   bool winograd = true;                  // let 3x3 stride-1 convolutions use Winograd
   const float* params = nullptr;         // the model's flat parameter copy (user layouts)
   std::vector<Op> load;                  // parameter reorders, run after set_params
@@ -76,6 +79,16 @@ struct NetBuilder {
     memory staged(chosen, eng);
     pending_grad_reorders.push_back({staged, user, what});
     return staged;
+  }
+
+  // The gradient of a frozen parameter: zeros, written into the caller's buffer every step
+  // (every float of the gradient is written: network.h).
+  void zero_grad(const ParamSpec& p, const std::string& what) {
+    memory user(memory::desc({memory::dim(p.size)}, dt::f32, tag::x), eng, nullptr);
+    grad_outputs.push_back({user, p.offset});
+    const size_t count = p.size;
+    add_kernel(bwd, [user, count] { std::fill_n(static_cast<float*>(user.get_data_handle()), count, 0.f); },
+               what, "threadsplit:zero");
   }
 
   // Gradient reorders are appended after the primitive that writes them (call after add).
@@ -132,6 +145,9 @@ std::unique_ptr<Layer> make_conv_layer(const NetworkSpec& net, const LayerSpec& 
 std::unique_ptr<Layer> make_pool_layer(const NetworkSpec& net, const LayerSpec& spec);
 std::unique_ptr<Layer> make_lrn_layer(const NetworkSpec& net, const LayerSpec& spec);
 std::unique_ptr<Layer> make_dense_layer(const NetworkSpec& net, const LayerSpec& spec);
+std::unique_ptr<Layer> make_batchnorm_layer(const NetworkSpec& net, const LayerSpec& spec);
+std::unique_ptr<Layer> make_gelu_layer(const NetworkSpec& net, const LayerSpec& spec);
+std::unique_ptr<Layer> make_scale_layer(const NetworkSpec& net, const LayerSpec& spec);
 
 // Shared helpers.
 inline memory::desc md(const memory::dims& dims, tag t) { return memory::desc(dims, dt::f32, t); }
