@@ -11,7 +11,7 @@
 #include "network.h"
 
 int main(int argc, char** argv) {
-  if (argc != 4) {
+  if (argc != 4 && argc != 5) {
     std::fprintf(stderr, "usage: ckpt_compare MODEL A.ckpt B.ckpt\n");
     return 2;
   }
@@ -21,6 +21,16 @@ int main(int argc, char** argv) {
     double max_diff = 0;
     for (size_t i = 0; i < a.params.size(); ++i)
       max_diff = std::fmax(max_diff, std::fabs(double(a.params[i]) - double(b.params[i])));
+    // --per-tensor (4th argument): where the parameters differ, tensor by tensor.
+    if (argc > 4 && std::string(argv[4]) == "--per-tensor")
+      for (const ts::ParamSpec& p : net.params) {
+        double d = 0, m = 0;
+        for (size_t i = p.offset; i < p.offset + p.size; ++i) {
+          d = std::fmax(d, std::fabs(double(a.params[i]) - double(b.params[i])));
+          m = std::fmax(m, std::fabs(double(a.params[i])));
+        }
+        std::printf("  %-32s max |p| %-10.4g max |diff| %.3g\n", p.name.c_str(), m, d);
+      }
     // Optimizer moments too, where both carry them: a resumed run continues from them.
     bool same_slots = true;
     if (a.optimizer && b.optimizer) {

@@ -189,3 +189,66 @@ TEST_CASE("assemble_batch rejects a record index outside the set", "[data]") {
                                      images.data(), labels.data()),
                   std::out_of_range);
 }
+
+namespace {
+// PyTorch's F.pad(..., 'reflect') by 2, spelled out on one plane: index -1 reads 1, 32 reads 30.
+int reflect_index(int i) { return i < 0 ? -i : i > 31 ? 62 - i : i; }
+}  // namespace
+
+TEST_CASE("airbench's augmentation: a reflect-padded translation of at most 2, flips alternating by epoch",
+          "[data]") {
+  CHECK(ts::parse_augment("flip-alt,translate2") == Augment::kFlipAltTranslate2);
+  CHECK(ts::parse_augment(ts::augment_name(Augment::kFlipAltTranslate2)) == Augment::kFlipAltTranslate2);
+  std::set<int> offsets;
+  int flips_epoch0 = 0;
+  for (int32_t i = 0; i < 400; ++i) {
+    const AugmentDraw d0 = ts::draw_augment(Augment::kFlipAltTranslate2, 9, 0, Set::kTrain, i);
+    const AugmentDraw d1 = ts::draw_augment(Augment::kFlipAltTranslate2, 9, 1, Set::kTrain, i);
+    const AugmentDraw d2 = ts::draw_augment(Augment::kFlipAltTranslate2, 9, 2, Set::kTrain, i);
+    CHECK(d0.reflect);
+    CHECK(d1.flip != d0.flip);  // every record seen both ways in two epochs
+    CHECK(d2.flip == d0.flip);
+    CHECK(std::abs(d0.dy) <= 2);
+    CHECK(std::abs(d0.dx) <= 2);
+    offsets.insert(d0.dy * 10 + d0.dx);
+    flips_epoch0 += d0.flip;
+  }
+  CHECK(offsets.size() == 25);  // every offset of the 5 x 5 windows occurs
+  CHECK(flips_epoch0 > 150);
+  CHECK(flips_epoch0 < 250);
+  // The pixels: the window of the reflect-padded image, then mirrored.
+  const uint8_t* img = data().image(Set::kTrain, 7);
+  for (const AugmentDraw d : {AugmentDraw{false, 2, -2, true}, AugmentDraw{true, -2, 1, true},
+                              AugmentDraw{true, 0, 0, true}}) {
+    std::vector<float> out(3072);
+    ts::assemble_image(img, d, out.data());
+    for (int c = 0; c < 3; ++c)
+      for (int y = 0; y < 32; ++y)
+        for (int x = 0; x < 32; ++x) {
+          const int xs = d.flip ? 31 - x : x;
+          const float want = img[(c * 32 + reflect_index(y + d.dy)) * 32 + reflect_index(xs + d.dx)] / 255.f;
+          REQUIRE(out[size_t((c * 32 + y) * 32 + x)] == want);
+        }
+  }
+}
+
+TEST_CASE("normalization: (pixel / 255 - mean) / std per channel, zero padding normalized too", "[data]") {
+  const uint8_t* img = data().image(Set::kTrain, 3);
+  std::vector<float> plain(3072), norm(3072);
+  ts::assemble_image(img, AugmentDraw{}, plain.data());
+  ts::assemble_image(img, AugmentDraw{}, norm.data(), true);
+  for (int c = 0; c < 3; ++c)
+    for (int i = 0; i < 1024; ++i) {
+      const size_t at = size_t(c * 1024 + i);
+      REQUIRE(norm[at] == Approx((plain[at] - ts::kCifarMean[c]) / ts::kCifarStd[c]).epsilon(1e-6));
+    }
+  CHECK(ts::kCifarMean[0] == 0.4914f);
+  CHECK(ts::kCifarStd[2] == 0.2616f);
+  // A zero-padded crop: the pad pixel is x = 0, normalized.
+  std::vector<float> crop(3072);
+  ts::assemble_image(img, AugmentDraw{false, -4, 0, false}, crop.data(), true);
+  CHECK(crop[0] == Approx(-ts::kCifarMean[0] / ts::kCifarStd[0]));
+  // Without normalize nothing changed: today's augmentations stay bit for bit.
+  const std::vector<int32_t> idx = {0, 5, 9};
+  CHECK(assemble(idx, Augment::kFlipCrop, 4, 2) == assemble(idx, Augment::kFlipCrop, 4, 2));
+}
