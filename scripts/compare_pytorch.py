@@ -179,7 +179,9 @@ def run_threadsplit(args, cores, p, t, workdir, rep, precision="f32"):
     being sent), the same window PyTorch is timed over."""
     extra = ["--warmup-steps", str(args.warmup)] if args.warmup > 0 else []
     if args.model == "airbench94":
-        extra += ["--precision", precision, "--bn-group", str(args.bn_group)]
+        extra += ["--precision", precision]
+        if args.bn_group != ref.AIRBENCH_BN_GROUP:  # threadsplit's default is the same 64
+            extra += ["--bn-group", str(args.bn_group)]
     full, _ = threadsplit_run(args, cores, p, t, args.warmup + args.steps, workdir,
                               "%dx%d_%s_%d" % (p, t, precision, rep), extra)
     tot = full["totals"]
