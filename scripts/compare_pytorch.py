@@ -10,6 +10,12 @@ prints images/s of each and the ratio.
 
     /usr/bin/python3 scripts/compare_pytorch.py --data DIR [--model seed_cnn] [--splits 1x2,2x1]
         [--allocators default,no-trim] [--warmup 20] [--steps 100] [--repeats 3] [--out r.json]
+        [--precision f32|bf16|both] [--only torch] [--bn-group 64] [--torch-layout channels_last|nchw]
+
+airbench94 (default batch 512): ghost batch norm over --bn-group samples, airbench's Nesterov
+SGD and summed label-smoothed loss on both sides; --precision bf16 is torch.autocast(cpu,
+bfloat16) around forward and loss in PyTorch and --precision bf16 in threadsplit. --only torch
+runs the PyTorch half alone (no threadsplit binary needed).
 
 Numerics: loads a threadsplit checkpoint into PyTorch and compares one training step on the
 next batch (threadsplit resumed with --no-shuffle --augment none for exactly one step): the
@@ -110,15 +116,16 @@ def clean_env():
 # ---------------------------------------------------------------------------------------------
 # Speed
 
-def run_torch(args, cores, p, t, allocator, workdir, rep):
-    result = os.path.join(workdir, "torch_%dx%d_%s_%d.json" % (p, t, allocator, rep))
+def run_torch(args, cores, p, t, allocator, workdir, rep, precision="f32"):
+    result = os.path.join(workdir, "torch_%dx%d_%s_%s_%d.json" % (p, t, allocator, precision, rep))
     port = free_port()
     procs = []
     for rank in range(p):
         spec = dict(model=args.model, procs=p, threads=t, rank=rank,
                     cores=cores[rank * t:(rank + 1) * t], batch=args.batch, warmup=args.warmup,
                     steps=args.steps, seed=args.seed, data=args.data, master_port=port,
-                    result=result, lr=args.lr)
+                    result=result, lr=args.lr, precision=precision, bn_group=args.bn_group,
+                    channels_last=args.torch_layout == "channels_last")
         env = clean_env()
         env["OMP_NUM_THREADS"] = str(t)
         env.update(ALLOCATORS[allocator])
@@ -148,8 +155,12 @@ def threadsplit_run(args, cores, p, t, steps, workdir, tag, extra=()):
     cmd = [args.threadsplit, "--procs", str(p), "--threads", str(t),
            "--cores", ",".join(map(str, cores[:p * t])), "--steps", str(steps),
            "--batch", str(args.batch), "--model", args.model, "--data", args.data,
-           "--seed", str(args.seed), "--lr", repr(args.lr), "--eval-every", "0",
-           "--augment", "none", "--progress", "off", "--report", report] + list(extra)
+           "--seed", str(args.seed)]
+    # airbench94 keeps threadsplit's recipe learning rate unless --lr was given.
+    if args.model != "airbench94" or args.lr_given is not None:
+        cmd += ["--lr", repr(args.lr)]
+    cmd += ["--eval-every", "0", "--augment", "none", "--progress", "off",
+            "--report", report] + list(extra)
     try:
         pr = subprocess.run(cmd, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             timeout=args.timeout)
@@ -162,13 +173,17 @@ def threadsplit_run(args, cores, p, t, steps, workdir, tag, extra=()):
         return json.load(f), out
 
 
-def run_threadsplit(args, cores, p, t, workdir, rep):
+def run_threadsplit(args, cores, p, t, workdir, rep, precision="f32"):
     """One run of W+N steps with --warmup-steps W: the report's `timed` object covers the N
     steps after the warm-up (from the first timed step's start to the last one's parameters
     being sent), the same window PyTorch is timed over."""
     extra = ["--warmup-steps", str(args.warmup)] if args.warmup > 0 else []
+    if args.model == "airbench94":
+        extra += ["--precision", precision]
+        if args.bn_group != ref.AIRBENCH_BN_GROUP:  # threadsplit's default is the same 64
+            extra += ["--bn-group", str(args.bn_group)]
     full, _ = threadsplit_run(args, cores, p, t, args.warmup + args.steps, workdir,
-                              "%dx%d_%d" % (p, t, rep), extra)
+                              "%dx%d_%s_%d" % (p, t, precision, rep), extra)
     tot = full["totals"]
     res = {"images_per_s_incl_warmup": tot["images_per_s"], "all_seconds": tot["train_seconds"],
            "binding": [w.get("cores") for w in full.get("workers", [])]}
@@ -201,32 +216,38 @@ def speed_mode(args):
                           % (p, t, p * t, ncores, ",".join(map(str, cores))))
         if args.batch < p:
             raise Failure("--batch %d is smaller than P=%d" % (args.batch, p))
+        if args.model == "airbench94" and args.batch % (p * args.bn_group):
+            raise Failure("--batch %d does not deal %d workers whole batch-norm groups of %d: "
+                          "make it a multiple of %d" % (args.batch, p, args.bn_group, p * args.bn_group))
     allocators = args.allocators.split(",")
     for a in allocators:
         if a not in ALLOCATORS:
             raise Failure("unknown allocator setting %r (known: %s)" % (a, ", ".join(ALLOCATORS)))
     import torch
+    precisions = ["f32", "bf16"] if args.precision == "both" else [args.precision]
     print("compare_pytorch: model %s, global batch %d, %d warm-up + %d timed steps, %d repeats, "
-          "cores %s; PyTorch %s (%s), threadsplit %s"
-          % (args.model, args.batch, args.warmup, args.steps, args.repeats,
-             ",".join(map(str, cores)), torch.__version__, sys.executable, args.threadsplit))
+          "precision %s, cores %s; PyTorch %s (%s, layout %s), threadsplit %s"
+          % (args.model, args.batch, args.warmup, args.steps, args.repeats, ",".join(precisions),
+             ",".join(map(str, cores)), torch.__version__, sys.executable, args.torch_layout,
+             "not run (--only torch)" if args.only == "torch" else args.threadsplit))
     print("compare_pytorch: load average now %s (other work on the machine makes numbers noisy)"
           % " ".join(open("/proc/loadavg").read().split()[:3]))
-    runs = {}  # (split, framework, allocator) -> list of per-run dicts
+    runs = {}  # (split, framework, allocator, precision) -> list of per-run dicts
     workdir = tempfile.mkdtemp(prefix="ts_compare_")
     try:
         for rep in range(args.repeats):
             for si, (p, t) in enumerate(splits):
-                jobs = [("threadsplit", "built-in")] + [("pytorch", a) for a in allocators]
+                jobs = [] if args.only == "torch" else [("threadsplit", "built-in", q) for q in precisions]
+                jobs += [("pytorch", a, q) for q in precisions for a in allocators]
                 shift = (rep + si) % len(jobs)  # rotate the order so no job always goes first
-                for fw, alloc in jobs[shift:] + jobs[:shift]:
+                for fw, alloc, prec in jobs[shift:] + jobs[:shift]:
                     if fw == "threadsplit":
-                        r = run_threadsplit(args, cores, p, t, workdir, rep)
+                        r = run_threadsplit(args, cores, p, t, workdir, rep, prec)
                     else:
-                        r = run_torch(args, cores, p, t, alloc, workdir, rep)
-                    runs.setdefault(("%dx%d" % (p, t), fw, alloc), []).append(r)
-                    print("  run %d/%d  %dx%d  %-11s %-9s %8.0f images/s  (%.0f incl. warm-up)"
-                          % (rep + 1, args.repeats, p, t, fw, alloc, r["images_per_s"],
+                        r = run_torch(args, cores, p, t, alloc, workdir, rep, prec)
+                    runs.setdefault(("%dx%d" % (p, t), fw, alloc, prec), []).append(r)
+                    print("  run %d/%d  %dx%d  %-11s %-9s %-4s %8.0f images/s  (%.0f incl. warm-up)"
+                          % (rep + 1, args.repeats, p, t, fw, alloc, prec, r["images_per_s"],
                              r["images_per_s_incl_warmup"]), flush=True)
     finally:
         if not args.keep:
@@ -235,64 +256,71 @@ def speed_mode(args):
             print("compare_pytorch: run files kept in %s" % workdir)
 
     rows = []
-    for (split, fw, alloc), rs in runs.items():
-        rows.append({"split": split, "framework": fw, "allocator": alloc,
+    for (split, fw, alloc, prec), rs in runs.items():
+        rows.append({"split": split, "framework": fw, "allocator": alloc, "precision": prec,
                      "images_per_s": summary([r["images_per_s"] for r in rs]),
                      "images_per_s_incl_warmup": summary([r["images_per_s_incl_warmup"] for r in rs]),
                      "runs": rs})
     ratios = []
-    for p, t in splits:
+    for (p, t), prec in [(sp, q) for sp in splits for q in precisions]:
         split = "%dx%d" % (p, t)
-        ts = runs.get((split, "threadsplit", "built-in"))
+        ts = runs.get((split, "threadsplit", "built-in", prec))
         for a in allocators:
-            pt = runs.get((split, "pytorch", a))
+            pt = runs.get((split, "pytorch", a, prec))
             if ts and pt:
-                ratios.append({"split": split, "pytorch_allocator": a,
+                ratios.append({"split": split, "pytorch_allocator": a, "precision": prec,
                                "ratio": summary([r["images_per_s"] for r in ts])["median"]
                                / summary([r["images_per_s"] for r in pt])["median"]})
 
-    def best(fw, alloc=None):
-        cands = [r for r in rows if r["framework"] == fw and (alloc is None or r["allocator"] == alloc)]
+    def best(fw, prec, alloc=None):
+        cands = [r for r in rows if r["framework"] == fw and r["precision"] == prec
+                 and (alloc is None or r["allocator"] == alloc)]
         return max(cands, key=lambda r: r["images_per_s"]["median"]) if cands else None
 
-    bt = best("threadsplit")
     best_vs = []
-    for a in [None] + allocators:
-        bp = best("pytorch", a)
-        if bt and bp:
-            best_vs.append({"threadsplit": bt["split"], "pytorch": bp["split"] + " " + bp["allocator"],
-                            "pytorch_allocator": a or "any",
-                            "ratio": bt["images_per_s"]["median"] / bp["images_per_s"]["median"]})
+    for prec in precisions:
+        bt = best("threadsplit", prec)
+        for a in [None] + allocators:
+            bp = best("pytorch", prec, a)
+            if bt and bp:
+                best_vs.append({"threadsplit": bt["split"], "pytorch": bp["split"] + " " + bp["allocator"],
+                                "pytorch_allocator": a or "any", "precision": prec,
+                                "ratio": bt["images_per_s"]["median"] / bp["images_per_s"]["median"]})
 
     print()
     print("compare_pytorch: load average at the end %s (over the core count: numbers disturbed)"
           % " ".join(open("/proc/loadavg").read().split()[:3]))
     print("images/s, median (min-max) of %d runs; timed = %d steps after %d warm-up, global batch %d"
           % (args.repeats, args.steps, args.warmup, args.batch))
-    print("%-6s %-12s %-10s %24s %14s" % ("split", "framework", "allocator", "timed images/s",
-                                          "incl. warm-up"))
-    for r in sorted(rows, key=lambda r: (r["split"], r["framework"] != "threadsplit", r["allocator"])):
+    print("%-6s %-12s %-10s %-5s %24s %14s" % ("split", "framework", "allocator", "prec",
+                                               "timed images/s", "incl. warm-up"))
+    for r in sorted(rows, key=lambda r: (r["split"], r["precision"], r["framework"] != "threadsplit",
+                                         r["allocator"])):
         s = r["images_per_s"]
-        print("%-6s %-12s %-10s %8.0f (%6.0f-%6.0f) %14.0f" % (
-            r["split"], r["framework"], r["allocator"], s["median"], s["min"], s["max"],
+        print("%-6s %-12s %-10s %-5s %8.0f (%6.0f-%6.0f) %14.0f" % (
+            r["split"], r["framework"], r["allocator"], r["precision"], s["median"], s["min"], s["max"],
             r["images_per_s_incl_warmup"]["median"]))
     print()
     print("ratio threadsplit / PyTorch (medians of timed images/s):")
     for q in ratios:
-        print("  %-6s vs PyTorch %-9s %6.2fx" % (q["split"], q["pytorch_allocator"], q["ratio"]))
+        print("  %-6s %-4s vs PyTorch %-9s %6.2fx" % (q["split"], q["precision"], q["pytorch_allocator"],
+                                                     q["ratio"]))
     for q in best_vs:
-        print("  best vs best (PyTorch allocator: %-8s): threadsplit %s / PyTorch %s = %.2fx"
-              % (q["pytorch_allocator"], q["threadsplit"], q["pytorch"], q["ratio"]))
+        print("  best vs best %-4s (PyTorch allocator: %-8s): threadsplit %s / PyTorch %s = %.2fx"
+              % (q["precision"], q["pytorch_allocator"], q["threadsplit"], q["pytorch"], q["ratio"]))
     print()
     print("notes: threadsplit's timed figure is its report's `timed` window (--warmup-steps W: the "
           "N steps after the warm-up, start of the first to parameters sent after the last); "
           "PyTorch's is N*B over the wall time of "
           "the N steps on rank 0 (slowest rank), each step = batch from memmap, forward, backward "
-          "(DDP allreduce over gloo when P > 1), Keras-form Adam. threadsplit sets its own malloc "
+          "(DDP allreduce over gloo when P > 1), Keras-form Adam (airbench94: ghost batch norm, "
+          "airbench's Nesterov SGD, no lr schedule or lookahead; bf16 = autocast). threadsplit sets its own malloc "
           "options (mallopt), so it has one allocator row. Both use no augmentation.")
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"mode": "speed", "model": args.model, "batch": args.batch,
+                       "precisions": precisions, "torch_layout": args.torch_layout,
+                       "bn_group": args.bn_group, "only": args.only,
                        "warmup": args.warmup, "steps": args.steps, "repeats": args.repeats,
                        "cores": cores, "allocators": {a: ALLOCATORS[a] for a in allocators},
                        "torch": torch.__version__, "rows": rows, "ratios": ratios,
@@ -326,6 +354,9 @@ def numerics_mode(args):
     except ImportError as e:
         raise Failure("cannot read checkpoints (%s). Fix: %s" % (e, APT_HINT))
     model_name = ck["model"]
+    if model_name not in ("seed_cnn", "tf_tutorial_cnn"):
+        raise Failure("--numerics compares seed_cnn and tf_tutorial_cnn steps only; %s's checkpoint "
+                      "needs a numerics mode that knows its optimizer and batch norm" % model_name)
     cfg = json.loads(ck["config_json"]) if ck["config_json"] else {}
     batch = args.batch_given or int(cfg.get("batch", cfg.get("global_batch", 128)) or 128)
     opt = ck["optimizer"]
@@ -497,7 +528,17 @@ def main():
     ap.add_argument("--warmup", type=int, default=20, help="speed: untimed steps first (default 20)")
     ap.add_argument("--steps", type=int, default=100, help="speed: timed steps (default 100)")
     ap.add_argument("--repeats", type=int, default=3, help="speed: runs of each, interleaved (default 3)")
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr", type=float, default=None,
+                    help="learning rate (default 1e-3; airbench94: the recipe's, both sides)")
+    ap.add_argument("--precision", choices=("f32", "bf16", "both"), default="f32",
+                    help="speed, airbench94: f32, bf16 (PyTorch autocast, threadsplit --precision "
+                         "bf16) or both (default f32)")
+    ap.add_argument("--only", choices=("torch",), help="speed: run the PyTorch half only")
+    ap.add_argument("--bn-group", type=int, default=ref.AIRBENCH_BN_GROUP,
+                    help="airbench94: samples per batch-norm group (default %d)" % ref.AIRBENCH_BN_GROUP)
+    ap.add_argument("--torch-layout", choices=("nchw", "channels_last"), default="channels_last",
+                    help="airbench94, PyTorch's activation memory format (default channels_last: "
+                         "measured ~10%% faster than nchw in f32 and bf16 at batch 512, 1x2)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--numerics", metavar="CKPT", help="numerics mode on this threadsplit checkpoint")
     ap.add_argument("--split", help="numerics: threadsplit's PxT for the one step (default 1 x all cores)")
@@ -509,7 +550,10 @@ def main():
     args = ap.parse_args()
     args.batch_given = args.batch
     if args.batch is None:
-        args.batch = 128
+        args.batch = 512 if args.model == "airbench94" else 128
+    args.lr_given = args.lr
+    if args.lr is None:
+        args.lr = 1e-3
     try:
         if not args.data:
             raise Failure("--data DIR is required (CIFAR-10 binary version, cifar-10-batches-bin)")
@@ -518,7 +562,14 @@ def main():
                           "scripts/get_cifar10.sh fetches it)" % args.data)
         ref.Cifar10Train(args.data)  # checks the files now, not inside a worker
         args.data = os.path.abspath(args.data)
-        if not os.access(args.threadsplit, os.X_OK):
+        if args.model != "airbench94" and args.precision != "f32":
+            raise Failure("--precision %s is for airbench94 only; %s runs in f32"
+                          % (args.precision, args.model))
+        if args.bn_group < 1:
+            raise Failure("--bn-group must be at least 1")
+        if args.only and args.numerics:
+            raise Failure("--only torch is for speed runs; --numerics needs threadsplit")
+        if args.only != "torch" and not os.access(args.threadsplit, os.X_OK):
             raise Failure("%s is not an executable: build threadsplit first (scripts/setup.sh) or "
                           "give --threadsplit" % args.threadsplit)
         for name in ("batch", "warmup", "steps", "repeats"):
