@@ -370,6 +370,10 @@ void validate_options(const RunOptions& o) {
         throw UsageError("--bn-group must be at least 2 (a group's unbiased variance needs two "
                          "samples), got " + std::to_string(o.bn_group));
     }
+    for (const LayerSpec& l : net.layers)
+      if (o.precision == "bf16" && l.kind == LayerKind::kLrn)
+        throw UsageError("--precision bf16: " + o.model + "'s local response normalization runs in f32 "
+                         "only; use --precision f32 (airbench94, seed_cnn: either)");
     const bool has_whitening =
         !net.layers.empty() && net.layers[0].frozen && net.layers[0].bias_param >= 0;
     if (o.whiten_bias_epochs > 0 && !has_whitening)

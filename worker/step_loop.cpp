@@ -141,10 +141,7 @@ void WorkerSession::set_up() {
       throw WorkerExit{1, std::string("the coordinator's Welcome: ") + e.what()};
     }
   }
-  if (welcome_.precision() == "bf16") {
-    throw WorkerExit{1, "the coordinator asked for --precision bf16, which this worker's engine "
-                        "does not have yet: run with --precision f32"};
-  }
+
   if (!data_) open_data(welcome_.data_dir());
   // The coordinator's path on another host, or a copy it could not compare at the door.
   if (!welcome_.data_fingerprint().empty() && welcome_.data_fingerprint() != data_->fingerprint())
@@ -156,7 +153,12 @@ void WorkerSession::set_up() {
   grad_.resize(net_.num_params);
   ModelOptions mo;
   mo.label_smoothing = welcome_.label_smoothing();
-  model_ = std::make_unique<Model>(net_, welcome_.max_local_batch(), mo);
+  mo.precision = welcome_.precision().empty() ? "f32" : welcome_.precision();
+  try {
+    model_ = std::make_unique<Model>(net_, welcome_.max_local_batch(), mo);
+  } catch (const std::invalid_argument& e) {
+    throw WorkerExit{2, e.what()};
+  }
   limits_.run_id = welcome_.run_id();
   limits_.num_params = net_.num_params;
   limits_.max_local_batch = welcome_.max_local_batch();

@@ -32,7 +32,10 @@ class BatchNormLayer : public Layer {
   memory build_forward(NetBuilder& b, const memory& src_in) override {
     const auto& s = spec_;
     const memory::dims dims = {b.n, s.in.c, s.in.h, s.in.w};
-    // Keep the layer's input layout where the samples are outermost, else nChw16c / nchw.
+    // Keep the layer's input layout where the samples are outermost, else nChw16c / nchw;
+    // its data type is the activations' (statistics, shift: f32).
+    const dt a = b.act;
+    auto md = [a](const memory::dims& d, tag t) { return memory::desc(d, a, t); };
     tag t = s.in.c % 16 == 0 ? tag::nChw16c : tag::nchw;
     for (tag cand : {tag::nChw16c, tag::nChw8c, tag::nhwc, tag::nchw})
       if (src_in.get_desc() == md(dims, cand)) {
@@ -42,7 +45,7 @@ class BatchNormLayer : public Layer {
     src_ = b.convert(src_in, md(dims, t), b.fwd, s.name + " src reorder");
     dst_ = memory(md(dims, t), b.eng);
     tag_ = t;
-    const memory::desc c_md = md({s.in.c}, tag::x);
+    const memory::desc c_md = ts::md({s.in.c}, tag::x);
     memory shift = b.param_memory(shift_, c_md);
     if (!b.training) {
       // Evaluation: the running statistics, the whole batch at once.
@@ -67,8 +70,8 @@ class BatchNormLayer : public Layer {
     fwd_pd_ = dnnl::batch_normalization_forward::primitive_desc(d, b.eng);
     const size_t group_bytes = group_md_.get_size();
     const int C = s.in.c;
-    stats_mean_ = memory(md({groups_ * C}, tag::x), b.eng);
-    stats_var_ = memory(md({groups_ * C}, tag::x), b.eng);
+    stats_mean_ = memory(ts::md({groups_ * C}, tag::x), b.eng);
+    stats_var_ = memory(ts::md({groups_ * C}, tag::x), b.eng);
     const dnnl::batch_normalization_forward prim(fwd_pd_);
     for (int k = 0; k < groups_; ++k) {
       GroupViews v;

@@ -27,6 +27,9 @@ class ConvLayer : public Layer {
     w_user_ = md(w_dims, tag::oihw);
     b_user_ = has_bias_ ? md({s.out.c}, tag::x) : memory::desc();
 
+    // bf16 where the layer is big enough to gain: a convolution over 3 input channels (the
+    // first, cheap) stays f32, as its input is.
+    a_ = b.act == dt::bf16 && s.in.c >= 16 ? dt::bf16 : dt::f32;
     const dnnl::primitive_attr attr = fused_relu_attr(s.relu);
     // Winograd where oneDNN implements it for this shape (3x3, stride 1, channels in blocks of
     // 16), else direct; backward follows the forward's choice.
@@ -34,8 +37,8 @@ class ConvLayer : public Layer {
     const bool wino_shape = s.kernel == 3 && s.stride == 1 && s.in.c % 16 == 0 && s.out.c % 16 == 0;
     for (auto alg : {dnnl::algorithm::convolution_winograd, dnnl::algorithm::convolution_direct}) {
       if (alg == dnnl::algorithm::convolution_winograd && !(b.winograd && wino_shape)) continue;
-      dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_training, alg, any_md(src_dims),
-                                        any_md(w_dims), b_user_, any_md(dst_dims), strides_,
+      dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_training, alg, any_md(src_dims, a_),
+                                        any_md(w_dims, a_), b_user_, any_md(dst_dims, a_), strides_,
                                         pad_l_, pad_r_);
       fwd_pd_ = dnnl::convolution_forward::primitive_desc(d, attr, b.eng, /*allow_empty=*/true);
       if (fwd_pd_) {
@@ -67,8 +70,9 @@ class ConvLayer : public Layer {
     // Weights gradient: reads the forward's input and the (ReLU-masked) output gradient.
     // Backward in the forward's algorithm where oneDNN has it, else direct.
     auto make_bw = [&](dnnl::algorithm alg) {
-      dnnl::convolution_backward_weights::desc dw(alg, any_md(src_dims), any_md(w_dims), b_user_,
-                                                  any_md(dst_dims), strides_, pad_l_, pad_r_);
+      // The weight gradient in f32 whatever the activations are.
+      dnnl::convolution_backward_weights::desc dw(alg, any_md(src_dims, a_), any_md(w_dims), b_user_,
+                                                  any_md(dst_dims, a_), strides_, pad_l_, pad_r_);
       return dnnl::convolution_backward_weights::primitive_desc(dw, b.eng, fwd_pd_, true);
     };
     if (s.frozen) b.zero_grad(w_, s.name + " frozen dW");
@@ -90,8 +94,8 @@ class ConvLayer : public Layer {
     if (!need_diff_src) return memory();
 
     auto make_bd = [&](dnnl::algorithm alg) {
-      dnnl::convolution_backward_data::desc dd(alg, any_md(src_dims), any_md(w_dims),
-                                               any_md(dst_dims), strides_, pad_l_, pad_r_);
+      dnnl::convolution_backward_data::desc dd(alg, any_md(src_dims, a_), any_md(w_dims, a_),
+                                               any_md(dst_dims, a_), strides_, pad_l_, pad_r_);
       return dnnl::convolution_backward_data::primitive_desc(dd, b.eng, fwd_pd_, true);
     };
     auto bd_pd = make_bd(alg_);
@@ -109,6 +113,7 @@ class ConvLayer : public Layer {
   LayerSpec spec_;
   ParamSpec w_, bias_;
   bool has_bias_ = true;
+  dt a_ = dt::f32;  // this layer's activation and weight type
   memory::dims strides_, pad_l_, pad_r_;
   memory::desc w_user_, b_user_;
   dnnl::algorithm alg_ = dnnl::algorithm::convolution_direct;

@@ -18,11 +18,12 @@ class DenseLayer : public Layer {
     // A spatial input is flattened: reordered to plain NCHW, then viewed as {N, C*H*W}. That
     // is PyTorch's flatten, and a 2-D inner product gets oneDNN's brgemm kernels where a 4-D
     // one fell back to plain gemm (measured on tf_tutorial_cnn's fc3).
+    a_ = b.act;
     memory flat_src = src;
     if (src.get_desc().dims().size() == 4) {
-      memory plain = b.convert(src, md({b.n, s.in.c, s.in.h, s.in.w}, tag::nchw), b.fwd,
+      memory plain = b.convert(src, memory::desc({b.n, s.in.c, s.in.h, s.in.w}, a_, tag::nchw), b.fwd,
                                s.name + " flatten reorder");
-      flat_src = memory(md({b.n, int(s.in.size())}, tag::nc), b.eng, plain.get_data_handle());
+      flat_src = memory(memory::desc({b.n, int(s.in.size())}, a_, tag::nc), b.eng, plain.get_data_handle());
       spatial_input_ = true;
     }
     src_dims_ = {b.n, int(s.in.size())};
@@ -31,8 +32,8 @@ class DenseLayer : public Layer {
     b_user_ = has_bias_ ? md({s.out.c}, tag::x) : memory::desc();  // empty: no bias
     const memory::dims dst_dims = {b.n, s.out.c};
 
-    dnnl::inner_product_forward::desc d(dnnl::prop_kind::forward_training, any_md(src_dims_),
-                                        any_md(w_dims_), b_user_, any_md(dst_dims));
+    dnnl::inner_product_forward::desc d(dnnl::prop_kind::forward_training, any_md(src_dims_, a_),
+                                        any_md(w_dims_, a_), b_user_, any_md(dst_dims, a_));
     const dnnl::primitive_attr attr = fused_relu_attr(s.relu);
     fwd_pd_ = dnnl::inner_product_forward::primitive_desc(d, attr, b.eng);
     src_ = b.convert(flat_src, fwd_pd_.src_desc(), b.fwd, s.name + " src reorder");
@@ -51,8 +52,8 @@ class DenseLayer : public Layer {
                              : b.convert(diff_dst_in, dst_.get_desc(), b.bwd, s.name + " diff reorder");
     const memory::dims dst_dims = {b.n, s.out.c};
 
-    dnnl::inner_product_backward_weights::desc dw(any_md(src_dims_), any_md(w_dims_), b_user_,
-                                                  any_md(dst_dims));
+    dnnl::inner_product_backward_weights::desc dw(any_md(src_dims_, a_), any_md(w_dims_), b_user_,
+                                                  any_md(dst_dims, a_));
     dnnl::inner_product_backward_weights::primitive_desc bw_pd(dw, b.eng, fwd_pd_);
     memory bw_src = b.convert(src_, bw_pd.src_desc(), b.bwd, s.name + " bwd-w src reorder");
     memory bw_diff = b.convert(diff_dst, bw_pd.diff_dst_desc(), b.bwd, s.name + " bwd-w diff reorder");
@@ -67,7 +68,8 @@ class DenseLayer : public Layer {
     b.flush_grad_reorders();
     if (!need_diff_src) return memory();
 
-    dnnl::inner_product_backward_data::desc dd(any_md(src_dims_), any_md(w_dims_), any_md(dst_dims));
+    dnnl::inner_product_backward_data::desc dd(any_md(src_dims_, a_), any_md(w_dims_, a_),
+                                               any_md(dst_dims, a_));
     dnnl::inner_product_backward_data::primitive_desc bd_pd(dd, b.eng, fwd_pd_);
     memory w = b.convert(weights_, bd_pd.weights_desc(), b.load, s.name + " bwd-d weight reorder");
     memory bd_diff = b.convert(diff_dst, bd_pd.diff_dst_desc(), b.bwd, s.name + " bwd-d diff reorder");
@@ -77,14 +79,15 @@ class DenseLayer : public Layer {
           s.name + " bwd data", bd_pd);
     if (!spatial_input_) return diff_src;
     // Un-flatten: the plain {N, C*H*W} gradient is the NCHW gradient of the spatial input.
-    memory plain = b.convert(diff_src, md(src_dims_, tag::nc), b.bwd, s.name + " diff flatten reorder");
-    return memory(md({b.n, s.in.c, s.in.h, s.in.w}, tag::nchw), b.eng, plain.get_data_handle());
+    memory plain = b.convert(diff_src, memory::desc(src_dims_, a_, tag::nc), b.bwd, s.name + " diff flatten reorder");
+    return memory(memory::desc({b.n, s.in.c, s.in.h, s.in.w}, a_, tag::nchw), b.eng, plain.get_data_handle());
   }
 
  private:
   LayerSpec spec_;
   ParamSpec w_, bias_;
   bool has_bias_ = true;
+  dt a_ = dt::f32;
   memory::dims src_dims_, w_dims_;
   bool spatial_input_ = false;
   memory::desc w_user_, b_user_;

@@ -61,6 +61,11 @@ void run(const std::vector<Op>& ops, dnnl::stream& s) {
 Model::Model(const NetworkSpec& net, int max_batch, ModelOptions options)
     : net_(net), max_batch_(max_batch), options_(options), impl_(std::make_unique<Impl>()) {
   if (max_batch <= 0) throw std::invalid_argument("Model: max_batch must be positive");
+  if (options_.precision != "f32" && options_.precision != "bf16")
+    throw std::invalid_argument("Model: precision must be f32 or bf16, got '" + options_.precision + "'");
+  if (options_.precision == "bf16" && dnnl::get_effective_cpu_isa() < dnnl::cpu_isa::avx512_core_bf16)
+    throw std::invalid_argument("--precision bf16 needs a CPU with avx512_bf16 (or AMX), which "
+                                "oneDNN does not find on this one: use --precision f32");
   impl_->params.assign(net_.num_params, 0.f);
 }
 
@@ -88,6 +93,7 @@ Model::BatchNet& Model::net_for(int n, bool training) {
   b.eng = impl_->eng;
   b.n = n;
   b.training = !separate_eval;
+  b.act = options_.precision == "bf16" ? dt::bf16 : dt::f32;
   b.winograd = options_.winograd;
   b.params = impl_->params.data();
   const auto& in = net_.input;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "network.h"
@@ -29,6 +30,11 @@ struct ModelOptions {
   // PyTorch's CrossEntropyLoss(label_smoothing): softmax_xent.h. Training loss and gradient
   // only; evaluation reports the plain cross-entropy.
   double label_smoothing = 0;
+  // "f32", or "bf16": convolutions, dense layers, pooling, batch norm and GELU on bf16
+  // activations and weights (oneDNN's jit_bf16 kernels), weight gradients, batch-norm
+  // statistics and the loss in f32, the parameters kept in f32 by the caller. The Model
+  // refuses bf16 where the CPU has neither avx512_bf16 nor AMX.
+  std::string precision = "f32";
 };
 
 class Model {

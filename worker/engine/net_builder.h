@@ -37,6 +37,8 @@ struct BoundMemory {
 struct NetBuilder {
   dnnl::engine eng;
   int n = 0;                             // batch size
+  dt act = dt::f32;                      // activations and weights as the primitives see them:
+                                         // f32, or bf16 (gradients, statistics, loss stay f32)
   bool training = true;                  // false: an evaluation replica (forward only; batch
                                          // norm uses the running statistics)
   bool winograd = true;                  // let 3x3 stride-1 convolutions use Winograd
@@ -152,6 +154,7 @@ std::unique_ptr<Layer> make_scale_layer(const NetworkSpec& net, const LayerSpec&
 // Shared helpers.
 inline memory::desc md(const memory::dims& dims, tag t) { return memory::desc(dims, dt::f32, t); }
 inline memory::desc any_md(const memory::dims& dims) { return md(dims, tag::any); }
+inline memory::desc any_md(const memory::dims& dims, dt type) { return memory::desc(dims, type, tag::any); }
 
 // Attributes that fuse a ReLU after the primitive (or nothing when !relu).
 inline dnnl::primitive_attr fused_relu_attr(bool relu) {

@@ -22,7 +22,7 @@ class PoolLayer : public Layer {
     // Pooling works in whatever layout its input has: no reorder.
     src_md_ = src.get_desc();
     dnnl::pooling_forward::desc d(dnnl::prop_kind::forward_training, alg_, src_md_,
-                                  any_md(dst_dims), strides_, kernel_, pad_l_, pad_r_);
+                                  any_md(dst_dims, src_md_.data_type()), strides_, kernel_, pad_l_, pad_r_);
     fwd_pd_ = dnnl::pooling_forward::primitive_desc(d, b.eng);
     dst_ = memory(fwd_pd_.dst_desc(), b.eng);
     std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst_}};
