@@ -73,6 +73,7 @@ int main(int argc, char** argv) {
 
   ts::ModelOptions mo;
   mo.winograd = o.winograd;
+  mo.precision = o.precision;
   ts::Model model(net, o.batch, mo);
   std::vector<float> params(net.num_params), grad(net.num_params);
   ts::glorot_uniform_init(net, 42, params.data());

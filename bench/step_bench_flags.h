@@ -15,6 +15,7 @@ struct StepBenchOptions {
   int batch = 128, threads = 1, runs = 7, steps = 40, warmup = 10;
   std::string data, update = "adam";
   bool winograd = true;
+  std::string precision = "f32";  // f32 | bf16 (ModelOptions::precision)
   bool verbose = false;
   bool help = false;
 };
@@ -49,6 +50,8 @@ inline std::unique_ptr<CLI::App> step_bench_app(StepBenchOptions& o) {
   a.add_option("--update", o.update, "the optimizer step after backward: Adam, or none")
       ->type_name("adam|none")->check(cli::one_of({"adam", "none"}))->capture_default_str();
   a.add_flag_callback("--direct", [&o] { o.winograd = false; }, "direct convolution only (no Winograd)");
+  a.add_option("--precision", o.precision, "activations and weights: f32, or bf16 (avx512_bf16)")
+      ->type_name("f32|bf16")->check(cli::one_of({"f32", "bf16"}))->capture_default_str();
   a.add_flag("--verbose", o.verbose, "list the oneDNN implementation of every layer");
   cli::add_help(a, "Flags");
   return app;
