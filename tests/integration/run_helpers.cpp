@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <regex>
 #include <sstream>
@@ -163,6 +164,31 @@ void random_pause(double lo_s, double hi_s) {
   std::random_device rd;
   std::uniform_real_distribution<double> u(lo_s, hi_s);
   std::this_thread::sleep_for(std::chrono::duration<double>(u(rd)));
+}
+
+int steps_done(const std::string& out) {
+  static const std::regex bar(R"(epoch (\d+)/\d+ \[[^\]]*\] (\d+)/\d+)");
+  std::map<long, int> last_in_epoch;
+  for (auto it = std::sregex_iterator(out.begin(), out.end(), bar); it != std::sregex_iterator(); ++it) {
+    int& d = last_in_epoch[std::stol((*it)[1])];
+    d = std::max(d, std::stoi((*it)[2]));
+  }
+  int sum = 0;
+  for (const auto& [epoch, d] : last_in_epoch) sum += d;
+  return sum;
+}
+
+bool wait_for_random_step(const Process& coord, int lo, int hi, double timeout_s) {
+  std::random_device rd;
+  const int target = std::uniform_int_distribution<int>(lo, hi)(rd);
+  bool reached = false;
+  wait_until(
+      [&] {
+        reached = steps_done(coord.out()) >= target;
+        return reached || process_gone(coord.pid);
+      },
+      timeout_s);
+  return reached;
 }
 
 bool all_gone(const std::vector<pid_t>& pids) {

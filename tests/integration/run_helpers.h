@@ -60,6 +60,18 @@ std::vector<std::string> with(std::vector<std::string> a, const std::vector<std:
 // A random pause in [lo_s, hi_s], so a fault lands on a different step each run.
 void random_pause(double lo_s, double hi_s);
 
+// Training steps the coordinator has done so far, read off its progress bar (the run needs
+// "--progress on"): the bar draws "epoch E/N [...] d/T" at most 10 times a second and always
+// at an epoch's last step, so the sum over epochs of the largest d seen is a lower bound
+// that lags the run by at most a tenth of a second.
+int steps_done(const std::string& coordinator_stdout);
+
+// Waits until the run has done at least a random number of steps in [lo, hi] (so a fault
+// lands on a different step each run, but always while the run still has steps left: a
+// pause in seconds raced the run's end on a fast machine). False when the coordinator
+// exited or timeout_s passed first.
+bool wait_for_random_step(const Process& coord, int lo, int hi, double timeout_s = 120);
+
 // Every pid gone (or a zombie); SIGKILL to those still there (a failed test leaves none).
 bool all_gone(const std::vector<pid_t>& pids);
 void kill_all(const std::vector<pid_t>& pids);

@@ -88,7 +88,7 @@ TEST_CASE("continue policy: a worker killed at a random step is re-dealt around,
           "[integration][reliability]") {
   const std::string dir = ts_test::tmp_dir();
   const std::vector<std::string> common =
-      with(kSgd, {"--procs", "2", "--threads", "1", "--steps", "80"});
+      with(kSgd, {"--procs", "2", "--threads", "1", "--steps", "80", "--progress", "on"});
   ts_test::Process straight = ts_test::start(
       "continue_straight", ts_test::coordinator_args(with(common, {"--save", dir + "/continue_straight.ckpt"})));
   REQUIRE(ts_test::wait_exit(straight, 300) == 0);
@@ -100,7 +100,7 @@ TEST_CASE("continue policy: a worker killed at a random step is re-dealt around,
                                               "--on-worker-failure", "continue"})));
   const std::vector<pid_t> pids = wait_for_workers(coord, 2);
   REQUIRE(pids.size() == 2);
-  random_pause(0.1, 0.8);
+  REQUIRE(ts_test::wait_for_random_step(coord, 10, 40));
   kill(pids[1], SIGKILL);
   const int rc = ts_test::wait_exit(coord, 300);
   INFO(coord.out() << coord.err());
@@ -129,10 +129,10 @@ TEST_CASE("a stopped worker (SIGSTOP) is noticed within the grace period, killed
   ts_test::Process coord = ts_test::start(
       "sigstop", ts_test::coordinator_args({"--procs", "2", "--threads", "1", "--steps", "150",
                                             "--eval-every", "0", "--on-worker-failure", "continue",
-                                            "--failure-grace", "2"}));
+                                            "--failure-grace", "2", "--progress", "on"}));
   const std::vector<pid_t> pids = wait_for_workers(coord, 2);
   REQUIRE(pids.size() == 2);
-  random_pause(0.1, 0.8);
+  REQUIRE(ts_test::wait_for_random_step(coord, 10, 60));
   kill(pids[0], SIGSTOP);
   const auto stopped = std::chrono::steady_clock::now();
   const bool noticed = ts_test::wait_until(
@@ -154,9 +154,10 @@ TEST_CASE("a coordinator killed at a random step and resumed from its checkpoint
           "[integration][reliability]") {
   const std::string dir = fresh_dir("resume_dir");
   const std::vector<std::string> common = {"--procs", "2", "--threads", "1", "--seed", "9",
-                                           "--eval-every", "0", "--steps", "160"};
-  // 160 steps (about 2-3 s here) so that the kill below, 0-0.6 s after the first checkpoint,
-  // lands inside the run: with 60 steps the run sometimes finished first (exit 0, not 137).
+                                           "--eval-every", "0", "--steps", "160", "--progress", "on"};
+  // The kill below waits for the first checkpoint and then for a random step well before the
+  // end (read off the progress bar): a pause in seconds sometimes let the run finish first
+  // (exit 0, not 137).
   ts_test::Process straight = ts_test::start(
       "resume_dir_straight",
       ts_test::coordinator_args(with(common, {"--save", ts_test::tmp_dir() + "/resume_dir_straight.ckpt"})));
@@ -169,7 +170,7 @@ TEST_CASE("a coordinator killed at a random step and resumed from its checkpoint
   REQUIRE(pids.size() == 2);
   ts::CheckpointStore store(dir, 2);
   REQUIRE(ts_test::wait_until([&] { return !store.list().empty(); }, 60));
-  random_pause(0.0, 0.6);
+  REQUIRE(ts_test::wait_for_random_step(first, 8, 60));
   kill(first.pid, SIGKILL);
   CHECK(ts_test::wait_exit(first, 10) == 128 + SIGKILL);
   CHECK(ts_test::wait_until([&] { return ts_test::process_gone(pids[0]) && ts_test::process_gone(pids[1]); }, 10));
@@ -373,7 +374,7 @@ TEST_CASE("a hand-started worker that stops answering is lost after the slowest 
       "silent_coord",
       ts_test::coordinator_args({"--external-workers", "2", "--steps", "120", "--eval-every", "0",
                                  "--port-file", port_file, "--on-worker-failure", "continue",
-                                 "--failure-grace", "2"}),
+                                 "--failure-grace", "2", "--progress", "on"}),
       {"THREADSPLIT_TOKEN=" + token});
   REQUIRE(ts_test::wait_until([&] { return fs::exists(port_file); }, 60));
   const std::vector<std::string> worker = {THREADSPLIT_WORKER_BIN, "--coordinator",
@@ -381,7 +382,7 @@ TEST_CASE("a hand-started worker that stops answering is lost after the slowest 
   ts_test::Process w0 = ts_test::start("silent_w0", worker, {"THREADSPLIT_TOKEN=" + token, "OMP_NUM_THREADS=1"});
   ts_test::Process w1 = ts_test::start("silent_w1", worker, {"THREADSPLIT_TOKEN=" + token, "OMP_NUM_THREADS=1"});
   REQUIRE(ts_test::wait_until([&] { return coord.out().find("worker 1 pid") != std::string::npos; }, 60));
-  random_pause(0.2, 0.8);
+  REQUIRE(ts_test::wait_for_random_step(coord, 10, 50));
   kill(w1.pid, SIGSTOP);
   const auto stopped = std::chrono::steady_clock::now();
   const bool noticed = ts_test::wait_until(

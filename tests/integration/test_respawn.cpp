@@ -25,13 +25,12 @@ namespace {
 
 using ts_test::with;
 using ts_test::wait_for_workers;
-using ts_test::random_pause;
 using ts_test::kill_all;
 
 // SGD with momentum, as in the continue-policy test (test_reliability.cpp).
 const std::vector<std::string> kCommon = {"--seed", "5", "--optimizer", "sgd", "--lr", "0.01",
                                           "--momentum", "0.9", "--eval-every", "0",
-                                          "--procs", "2", "--threads", "1", "--progress", "off"};
+                                          "--procs", "2", "--threads", "1", "--progress", "on"};
 
 // The pids of "WORKER RESPAWNED: worker R (pid NEW, ...) replaces pid OLD" lines, in order.
 std::vector<std::pair<pid_t, pid_t>> respawned(const std::string& err) {
@@ -74,7 +73,7 @@ TEST_CASE("respawn: a worker killed at a random step is replaced on its cores, t
                                               "--on-worker-failure", "continue", "--respawn", "1"})));
   const std::vector<pid_t> pids = wait_for_workers(coord, 2);
   REQUIRE(pids.size() == 2);
-  random_pause(0.1, 0.8);
+  REQUIRE(ts_test::wait_for_random_step(coord, 10, 45));
   kill(pids[1], SIGKILL);
   const int rc = ts_test::wait_exit(coord, 300);
   INFO(coord.out() << coord.err());
@@ -139,13 +138,14 @@ TEST_CASE("respawn: a replacement killed again once --respawn is spent is droppe
                                               "--on-worker-failure", "continue", "--respawn", "1"})));
   const std::vector<pid_t> pids = wait_for_workers(coord, 2);
   REQUIRE(pids.size() == 2);
-  random_pause(0.1, 0.3);
+  REQUIRE(ts_test::wait_for_random_step(coord, 8, 25));
   kill(pids[1], SIGKILL);
   std::vector<std::pair<pid_t, pid_t>> re;
   ts_test::wait_until([&] { return !(re = respawned(coord.err())).empty(); }, 90);
   REQUIRE(re.size() == 1);
   const pid_t fresh = re[0].first;
-  random_pause(0.05, 0.2);
+  const int now = ts_test::steps_done(coord.out());
+  REQUIRE(ts_test::wait_for_random_step(coord, now + 3, now + 10));
   kill(fresh, SIGKILL);
   const int rc = ts_test::wait_exit(coord, 300);
   INFO(coord.out() << coord.err());
@@ -231,7 +231,7 @@ TEST_CASE("respawn: a replacement that exits before joining, or never joins with
       {std::string("RESPAWN_TEST_LATER=") + (hang ? "hang" : "exit")});
   const std::vector<pid_t> pids = wait_for_workers(coord, 2);
   REQUIRE(pids.size() == 2);
-  random_pause(0.1, 0.5);
+  REQUIRE(ts_test::wait_for_random_step(coord, 8, 30));
   kill(pids[1], SIGKILL);
   const int rc = ts_test::wait_exit(coord, 300);
   INFO(coord.out() << coord.err());
@@ -269,7 +269,7 @@ TEST_CASE("respawn: a stopped worker (SIGSTOP) is lost after the grace, killed, 
                                                "--respawn", "1", "--failure-grace", "2", "--report", report})));
   const std::vector<pid_t> pids = wait_for_workers(coord, 2);
   REQUIRE(pids.size() == 2);
-  random_pause(0.1, 0.8);
+  REQUIRE(ts_test::wait_for_random_step(coord, 10, 60));
   kill(pids[0], SIGSTOP);
   const int rc = ts_test::wait_exit(coord, 300);
   INFO(coord.out() << coord.err());

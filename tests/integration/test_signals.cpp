@@ -238,8 +238,9 @@ TEST_CASE("a run stopped by SIGTERM at a random step and resumed with --resume e
           "an unbroken run",
           "[integration][signals]") {
   const std::string dir = fresh_dir("sigterm_resume");
-  // 200 steps (several seconds here), so that the signal below lands inside the run.
-  const std::vector<std::string> common = with(kTwoWorkers, {"--seed", "11", "--steps", "200"});
+  // The signal below lands at a random step read off the progress bar, well before the end.
+  const std::vector<std::string> common = {"--procs", "2", "--threads", "1", "--eval-every", "0",
+                                           "--progress", "on", "--seed", "11", "--steps", "200"};
   ts_test::Process straight = ts_test::start(
       "sigterm_resume_straight", ts_test::coordinator_args(with(common, {"--save", dir + "/straight.ckpt"})));
   REQUIRE(ts_test::wait_exit(straight, 300) == 0);
@@ -248,7 +249,7 @@ TEST_CASE("a run stopped by SIGTERM at a random step and resumed with --resume e
   ts_test::Process first = ts_test::start("sigterm_resume_first", ts_test::coordinator_args(flags));
   const std::vector<pid_t> pids = wait_for_workers([&] { return first.out(); }, 2);
   REQUIRE(pids.size() == 2);
-  random_pause(0.1, 2.0);
+  REQUIRE(ts_test::wait_for_random_step(first, 10, 100));
   kill(first.pid, SIGTERM);
   const int rc1 = ts_test::wait_exit(first, 120);
   INFO(first.out() << first.err());
