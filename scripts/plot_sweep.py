@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Draws a sweep's results: one panel per model and batch mode, a bar per point whose height is
 the median images/s, stacked by where the time went (each phase's share of the wall time x the
-throughput), with the repeats' min..max as error bars.
+throughput). Error bars are each point's paired 95% interval against its panel's best split
+(the interval of the per-round ratio, drawn relative to the point's own median); the best
+split is the reference, marked "best", without a bar.
 
     scripts/plot_sweep.py sweep-results/sweep.json [sweep-results/sweep.png]
 
@@ -32,7 +34,10 @@ def check_csv_agrees(points, csv_path):
                  (int(row["procs"]), p["procs"]), (int(row["threads"]), p["threads"]),
                  (float(row["images_per_s_median"]), p["images_per_s"]["median"]),
                  (float(row["images_per_s_min"]), p["images_per_s"]["min"]),
-                 (float(row["images_per_s_max"]), p["images_per_s"]["max"])]
+                 (float(row["images_per_s_max"]), p["images_per_s"]["max"]),
+                 (float(row["ratio_vs_best"]), p["ratio_vs_best"]["geo_mean"]),
+                 (float(row["ratio_vs_best_lo"]), p["ratio_vs_best"]["lo"]),
+                 (float(row["ratio_vs_best_hi"]), p["ratio_vs_best"]["hi"])]
         pairs += [(float(row[k + "_share"]), p["shares"][k]) for k, _, _ in PHASES + CHECKED_ONLY]
         for a, b in pairs:
             if (isinstance(a, float) and abs(a - b) > 1e-9) or (not isinstance(a, float) and a != b):
@@ -73,25 +78,35 @@ def main():
         rest = [m - b for m, b in zip(med, bottom)]
         ax.bar(xs, [max(0.0, r) for r in rest], bottom=bottom, color="#e8e8e8", width=0.6,
                label="not in a phase")
-        err = [[m - p["images_per_s"]["min"] for m, p in zip(med, pts)],
-               [p["images_per_s"]["max"] - m for m, p in zip(med, pts)]]
-        ax.errorbar(xs, med, yerr=err, fmt="none", ecolor="black", capsize=4, lw=1)
-        for x, m in zip(xs, med):
-            ax.annotate(f"{m:.0f}", (x, m), textcoords="offset points", xytext=(0, 6),
-                        ha="center", fontsize=8)
+        best = max(range(len(pts)), key=lambda i: med[i])
+        lo_err, hi_err = [], []
+        for i, (m, p) in enumerate(zip(med, pts)):
+            v = p["ratio_vs_best"]
+            if i == best or v["rounds"] < 2 or v["geo_mean"] <= 0:
+                lo_err.append(0.0)
+                hi_err.append(0.0)
+            else:
+                lo_err.append(m * (1 - v["lo"] / v["geo_mean"]))
+                hi_err.append(m * (v["hi"] / v["geo_mean"] - 1))
+        ax.errorbar(xs, med, yerr=[lo_err, hi_err], fmt="none", ecolor="black", capsize=4, lw=1)
+        for i, (x, m) in enumerate(zip(xs, med)):
+            v = pts[i]["ratio_vs_best"]
+            text = f"{m:.0f}\nbest" if i == best else (f"{m:.0f}\nx{v['geo_mean']:.3f}" if v["rounds"] else f"{m:.0f}")
+            ax.annotate(text, (x, m + hi_err[i]), textcoords="offset points", xytext=(0, 4),
+                        ha="center", fontsize=7)
         ax.set_xticks(list(xs))
         ax.set_xticklabels([p["label"] + ("\n" + f"B={p['global_batch']}" if mode == "per_worker" else "")
                             for p in pts], fontsize=8)
         ax.set_title(f"{model}\n{'global batch ' + str(pts[0]['global_batch']) if mode == 'global' else 'per-worker batch ' + str(pts[0]['batch_per_worker'])}",
                      fontsize=9)
         ax.set_xlabel("processes x threads", fontsize=8)
-        ax.set_ylim(0, max(p["images_per_s"]["max"] for p in pts) * 1.18 or 1)
-    axes[0][0].set_ylabel("images/s (median; bars: min..max of repeats)", fontsize=8)
+        ax.set_ylim(0, max(max(p["images_per_s"]["max"] for p in pts), max(m + h for m, h in zip(med, hi_err))) * 1.25 or 1)
+    axes[0][0].set_ylabel("images/s (median; bars: paired 95% interval vs the best)", fontsize=8)
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=6, fontsize=8, frameon=False)
     m = sweep["machine"]
     fig.suptitle(f"threadsplit sweep: {m['cpu_model']}, cores {sweep['sweep']['cores']}, "
-                 f"{sweep['sweep']['repeats']} repeats" +
+                 f"{sweep['sweep'].get('rounds', sweep['sweep']['repeats'])} rounds" +
                  (" (SYNTHETIC data)" if sweep["sweep"].get("synthetic_data") else ""), fontsize=9)
     fig.tight_layout(rect=(0, 0.07, 1, 0.95))
     fig.savefig(out, dpi=90)

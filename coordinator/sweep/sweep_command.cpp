@@ -35,9 +35,11 @@ std::unique_ptr<CLI::App> sweep_app(SweepArgs& a) {
   using cli::at_least;
   auto app = cli::new_app(
       "threadsplit sweep", "usage: threadsplit sweep --data DIR [flags]\n",
-      "Measures every split P x T = N of the core budget N, for each model and batch mode, R "
-      "repeats in interleaved order, and writes OUT/sweep.csv, OUT/sweep.json and a summary: the "
-      "best split, its margin over the runner-up, and whether that beats the run-to-run spread. "
+      "Measures every split P x T = N of the core budget N, for each model and batch mode, in R "
+      "interleaved rounds (every point once a round), and writes OUT/sweep.csv, OUT/sweep.json "
+      "and a summary: the best split, its margin over the runner-up, and the paired verdict "
+      "(per round the ratio of the two; real when the 95% interval of that ratio lies above 1, "
+      "a tie when it lies within +-tolerance). "
       "SIGINT, SIGTERM or SIGHUP stop the trial in flight and then the sweep (exit 128 + signo).");
   CLI::App& f = *app;
   // Lists go through callbacks that throw std::invalid_argument naming the flag (sweep_plan.h).
@@ -71,8 +73,19 @@ std::unique_ptr<CLI::App> sweep_app(SweepArgs& a) {
       ->type_name("N|M=N,M=N")->default_str(steps);
   f.add_option("--warmup-steps", a.sweep.warmup_steps, "untimed steps first")
       ->type_name("N")->transform(at_least(0, 4096))->capture_default_str();
-  f.add_option("--repeats", a.sweep.repeats, "runs of every point")
+  f.add_option("--repeats", a.sweep.repeats, "rounds (runs of every point); with --until-clear, at least")
       ->type_name("R")->transform(at_least(1, 4096))->capture_default_str();
+  f.add_flag("--until-clear", a.sweep.until_clear,
+             "add rounds until every model's top two are decided (real, or a tie within "
+             "--tolerance), up to --max-rounds and --time-budget");
+  f.add_option("--max-rounds", a.sweep.max_rounds, "--until-clear's most rounds")
+      ->type_name("R")->transform(at_least(2, 4096))->capture_default_str();
+  f.add_option("--time-budget", a.sweep.time_budget_s,
+               "--until-clear starts no round that would end after S seconds of sweep")
+      ->type_name("S")->transform(cli::positive())->capture_default_str();
+  f.add_option("--tolerance", a.sweep.tolerance,
+               "two splits whose paired interval lies within +-X are a measured tie")
+      ->type_name("X")->transform(cli::real_in(0.001, 0.5))->capture_default_str();
   f.add_flag("--under", a.sweep.under, "also P x T = N/2 on the first N/2 cores");
   f.add_flag("--over", a.sweep.over, "also P x T = 2N (oversubscribed)");
   f.add_option_function<std::string>(
@@ -156,62 +169,108 @@ int sweep_main(int argc, char** argv) {
     return 2;
   }
 
-  const std::vector<Trial> order = interleave(int(points.size()), a.sweep.repeats);
-  std::printf("threadsplit sweep: %zu points x %d repeats = %zu runs on cores %s, interleaved; "
-              "results in %s\n", points.size(), a.sweep.repeats, order.size(),
+  const size_t planned = points.size() * size_t(a.sweep.repeats);
+  std::printf("threadsplit sweep: %zu points x %d rounds = %zu runs%s on cores %s, interleaved; "
+              "results in %s\n", points.size(), a.sweep.repeats, planned,
+              a.sweep.until_clear ? (", then rounds until every verdict is clear (at most " +
+                                     std::to_string(a.sweep.max_rounds) + " rounds, " +
+                                     std::to_string(int(a.sweep.time_budget_s)) + " s)").c_str()
+                                  : "",
               budget.to_string().c_str(), a.out.c_str());
   std::fflush(stdout);
   const std::string exe = self_executable();
   std::vector<std::vector<TrialFigures>> figures(points.size());
   std::string first_report_path;
-  for (const Trial& t : order) {
-    const SweepPoint& p = points[size_t(t.point)];
-    std::vector<int> cores(budget.cores().begin(), budget.cores().begin() + p.cores);
-    TrialRun run;
-    run.args = point_args(p);
-    for (const std::string& x : {std::string("--data"), a.data, std::string("--cores"),
-                                 CoreSet(cores).to_string(), std::string("--seed"),
-                                 std::to_string(a.seed)})
-      run.args.push_back(x);
-    if (!a.worker_bin.empty()) {
-      run.args.push_back("--worker-bin");
-      run.args.push_back(a.worker_bin);
-    }
-    const std::string stem = trials_dir + "/p" + std::to_string(p.index) + "_r" + std::to_string(t.repeat);
-    run.report_path = stem + ".json";
-    run.log_path = stem + ".log";
-    run.timeout_s = a.trial_timeout_s;
-    TrialFigures f = run_trial(exe, run);
-    // Another program's burst only ever slows a trial: run a contended one again (a bounded
-    // number of times) rather than let it drag a point's median.
-    for (int retry = 0; retry < a.busy_retries && f.ok && f.foreign_cpu_share > a.busy_share; ++retry) {
-      std::printf("[%3d/%zu] %s %s repeat %d: %.0f img/s while other programs took %.0f%% of the "
-                  "CPU; once more\n", t.order + 1, order.size(), p.model.c_str(), p.label().c_str(),
-                  t.repeat + 1, f.images_per_s, 100 * f.foreign_cpu_share);
+  std::string stopped;
+  int rounds = 0, runs = 0;
+  for (int round = 0;; ++round) {
+    const double round_start = now_seconds();
+    // Runs planned so far, for the [k/total] lines: rounds past --repeats come one at a time.
+    const size_t total = round >= a.sweep.repeats ? points.size() * size_t(round + 1) : planned;
+    for (const Trial& t : round_order(int(points.size()), round, runs)) {
+      const SweepPoint& p = points[size_t(t.point)];
+      std::vector<int> cores(budget.cores().begin(), budget.cores().begin() + p.cores);
+      TrialRun run;
+      run.args = point_args(p);
+      for (const std::string& x : {std::string("--data"), a.data, std::string("--cores"),
+                                  CoreSet(cores).to_string(), std::string("--seed"),
+                                  std::to_string(a.seed)})
+        run.args.push_back(x);
+      if (!a.worker_bin.empty()) {
+        run.args.push_back("--worker-bin");
+        run.args.push_back(a.worker_bin);
+      }
+      const std::string stem = trials_dir + "/p" + std::to_string(p.index) + "_r" + std::to_string(t.repeat);
+      run.report_path = stem + ".json";
+      run.log_path = stem + ".log";
+      run.timeout_s = a.trial_timeout_s;
+      TrialFigures f = run_trial(exe, run);
+      // Another program's burst only ever slows a trial: run a contended one again (a bounded
+      // number of times) rather than let it drag a point's median.
+      for (int retry = 0; retry < a.busy_retries && f.ok && f.foreign_cpu_share > a.busy_share; ++retry) {
+        std::printf("[%3d/%zu] %s %s repeat %d: %.0f img/s while other programs took %.0f%% of the "
+                    "CPU; once more\n", t.order + 1, total, p.model.c_str(), p.label().c_str(),
+                    t.repeat + 1, f.images_per_s, 100 * f.foreign_cpu_share);
+        std::fflush(stdout);
+        f = run_trial(exe, run);
+      }
+      if (const int sig = stop_signal()) {
+        std::fprintf(stderr, "threadsplit sweep: %s: stopped during run %d of %zu (%s %s repeat %d); "
+                    "%d run(s) done, their reports are in %s; no sweep.csv or sweep.json written\n",
+                    signal_name(sig).c_str(), t.order + 1, total, p.model.c_str(),
+                    p.label().c_str(), t.repeat + 1, runs, trials_dir.c_str());
+        return 128 + sig;
+      }
+      f.repeat = t.repeat;
+      f.order = t.order;
+      if (f.ok && first_report_path.empty()) first_report_path = run.report_path;
+      std::printf("[%3d/%zu] %-16s %-10s %-10s repeat %d: ", t.order + 1, total,
+                  p.model.c_str(), p.batch_mode.c_str(), p.label().c_str(), t.repeat + 1);
+      if (f.ok) std::printf("%.0f img/s\n", f.images_per_s);
+      else std::printf("FAILED: %s\n", f.error.c_str());
       std::fflush(stdout);
-      f = run_trial(exe, run);
+      figures[size_t(t.point)].push_back(std::move(f));
+      ++runs;
     }
-    if (const int sig = stop_signal()) {
-      std::fprintf(stderr, "threadsplit sweep: %s: stopped during run %d of %zu (%s %s repeat %d); "
-                   "%d run(s) done, their reports are in %s; no sweep.csv or sweep.json written\n",
-                   signal_name(sig).c_str(), t.order + 1, order.size(), p.model.c_str(),
-                   p.label().c_str(), t.repeat + 1, t.order, trials_dir.c_str());
-      return 128 + sig;
+    rounds = round + 1;
+    if (rounds < a.sweep.repeats) continue;
+    if (!a.sweep.until_clear) {
+      stopped = std::to_string(rounds) + " rounds, as asked";
+      break;
     }
-    f.repeat = t.repeat;
-    f.order = t.order;
-    if (f.ok && first_report_path.empty()) first_report_path = run.report_path;
-    std::printf("[%3d/%zu] %-16s %-10s %-10s repeat %d: ", t.order + 1, order.size(),
-                p.model.c_str(), p.batch_mode.c_str(), p.label().c_str(), t.repeat + 1);
-    if (f.ok) std::printf("%.0f img/s\n", f.images_per_s);
-    else std::printf("FAILED: %s\n", f.error.c_str());
+    std::vector<PointResult> so_far;
+    for (size_t i = 0; i < points.size(); ++i) so_far.push_back(aggregate(points[i], figures[i]));
+    const std::vector<GroupSummary> g = summarize(so_far, a.sweep.tolerance);
+    std::string open;
+    for (const GroupSummary& x : g) {
+      if (x.runner_up < 0 || x.verdict == Verdict::real || x.verdict == Verdict::tie) continue;
+      char interval[64];
+      std::snprintf(interval, sizeof interval, "%.3f..%.3f", x.paired.lo, x.paired.hi);
+      open += (open.empty() ? "" : ", ") + x.model + " " + x.batch_mode + " (" +
+              points[size_t(x.best)].label() + "/" + points[size_t(x.runner_up)].label() + " " +
+              interval + ")";
+    }
+    if (open.empty()) {
+      stopped = "clear after " + std::to_string(rounds) + " rounds";
+      break;
+    }
+    if (rounds >= a.sweep.max_rounds) {
+      stopped = "not clear after the last of " + std::to_string(rounds) + " rounds (--max-rounds): " + open;
+      break;
+    }
+    const double round_s = now_seconds() - round_start;
+    if (now_seconds() - start + round_s > a.sweep.time_budget_s) {
+      stopped = "not clear after " + std::to_string(rounds) + " rounds: another would pass the " +
+                std::to_string(int(a.sweep.time_budget_s)) + " s budget (--time-budget): " + open;
+      break;
+    }
+    std::printf("threadsplit sweep: after %d rounds still open: %s; one more round\n", rounds, open.c_str());
     std::fflush(stdout);
-    figures[size_t(t.point)].push_back(std::move(f));
   }
 
   std::vector<PointResult> results;
   for (size_t i = 0; i < points.size(); ++i) results.push_back(aggregate(points[i], figures[i]));
-  const std::vector<GroupSummary> groups = summarize(results);
+  const std::vector<GroupSummary> groups = summarize(results, a.sweep.tolerance);
   const std::vector<std::string> contrast = model_contrast(results, groups);
 
   SweepFacts facts;
@@ -237,6 +296,8 @@ int sweep_main(int argc, char** argv) {
     }
   }
   facts.wall_seconds = now_seconds() - start;
+  facts.rounds = rounds;
+  facts.stopped = stopped;
   try {
     write_file(a.out + "/sweep.csv", sweep_csv(results));
     write_file(a.out + "/sweep.json", sweep_json(facts, a.sweep, results, groups, contrast));
@@ -247,8 +308,8 @@ int sweep_main(int argc, char** argv) {
   std::printf("\n%s", sweep_summary_text(results, groups, contrast).c_str());
   if (facts.synthetic_data)
     std::printf("(SYNTHETIC data: speeds are real, nothing else is)\n");
-  std::printf("\nwrote %s/sweep.csv and %s/sweep.json (%zu runs, %.0f s)\n", a.out.c_str(),
-              a.out.c_str(), order.size(), facts.wall_seconds);
+  std::printf("\nwrote %s/sweep.csv and %s/sweep.json (%d runs in %d rounds, %s; %.0f s)\n",
+              a.out.c_str(), a.out.c_str(), runs, rounds, stopped.c_str(), facts.wall_seconds);
   int failed_points = 0;
   for (const PointResult& r : results) failed_points += r.ok_trials == 0;
   return failed_points == int(results.size()) ? 1 : 0;

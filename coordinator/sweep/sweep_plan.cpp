@@ -67,13 +67,21 @@ std::vector<SweepPoint> plan_points(const SweepOptions& o, int core_count) {
   return points;
 }
 
+std::vector<Trial> round_order(int points, int round, int first_order) {
+  std::vector<Trial> out;
+  for (int i = 0; i < points; ++i) {
+    const int p = round % 2 == 0 ? i : points - 1 - i;
+    out.push_back(Trial{p, round, first_order + i});
+  }
+  return out;
+}
+
 std::vector<Trial> interleave(int points, int repeats) {
   std::vector<Trial> out;
-  for (int r = 0; r < repeats; ++r)
-    for (int i = 0; i < points; ++i) {
-      const int p = r % 2 == 0 ? i : points - 1 - i;
-      out.push_back(Trial{p, r, int(out.size())});
-    }
+  for (int r = 0; r < repeats; ++r) {
+    const std::vector<Trial> round = round_order(points, r, int(out.size()));
+    out.insert(out.end(), round.begin(), round.end());
+  }
   return out;
 }
 

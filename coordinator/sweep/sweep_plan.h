@@ -17,7 +17,14 @@ struct SweepOptions {
   std::vector<std::string> batch_modes = {"global", "per_worker"};
   std::vector<int> loader_threads = {1};
   bool under = false, over = false;
-  int repeats = 3;
+  // Interleaved rounds: every point once per round. `repeats` rounds at least; with
+  // until_clear more, until every model's top two are decided (sweep_report.h's all_decided),
+  // max_rounds are done or another round would pass time_budget_s.
+  int repeats = 5;
+  bool until_clear = false;
+  int max_rounds = 20;
+  double time_budget_s = 3600;
+  double tolerance = 0.02;         // a paired interval within +-tolerance is a measured tie
   int batch = 128;                 // global batch, global mode
   int batch_per_worker = 0;        // per_worker mode; 0: batch / N, so P = N matches global mode
   std::map<std::string, int> steps = {{"seed_cnn", 200}, {"tf_tutorial_cnn", 40}};  // timed
@@ -55,6 +62,8 @@ std::vector<SweepPoint> plan_points(const SweepOptions& o, int core_count);
 // R passes over the points, alternately forward and backward (A B C C B A A B C ...), so a
 // slow drift of the machine's speed lands on every point alike.
 std::vector<Trial> interleave(int points, int repeats);
+// Round r of that order alone (its Trial::order counts from first_order).
+std::vector<Trial> round_order(int points, int round, int first_order);
 
 // "1,2,4" -> {1, 2, 4}; "seed_cnn=100,tf_tutorial_cnn=20" handled by parse_steps.
 std::vector<int> parse_int_list(const std::string& flag, const std::string& v);

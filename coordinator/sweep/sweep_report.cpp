@@ -34,6 +34,24 @@ double r1(double x) { return std::round(x * 10) / 10; }
 double r3(double x) { return std::round(x * 1000) / 1000; }
 double r4(double x) { return std::round(x * 10000) / 10000; }
 
+// The fastest point (median images/s; ties: the plan's order) of r's model and batch mode, as
+// summarize ranks them; nullptr when none ran.
+const PointResult* group_best(const std::vector<PointResult>& results, const PointResult& r) {
+  const PointResult* best = nullptr;
+  for (const PointResult& x : results)
+    if (x.point.model == r.point.model && x.point.batch_mode == r.point.batch_mode && x.ok_trials > 0 &&
+        (!best || x.ips_median > best->ips_median))
+      best = &x;
+  return best;
+}
+
+// r against its group's best, round by round (the best against itself: ratio 1, no interval).
+PairedRatio vs_best(const std::vector<PointResult>& results, const PointResult& r) {
+  const PointResult* best = group_best(results, r);
+  if (!best || r.ok_trials == 0) return PairedRatio{};
+  return paired_ratio(r.by_round(), best->by_round());
+}
+
 }  // namespace
 
 TrialFigures figures_from_report(const std::string& text, const std::string& name) {
@@ -74,6 +92,28 @@ double PointResult::spread() const {
   return ok_trials >= 2 && ips_median > 0 ? (ips_max - ips_min) / ips_median : 0.0;
 }
 
+double PointResult::cv() const {
+  std::vector<double> v;
+  for (const TrialFigures& t : trials)
+    if (t.ok) v.push_back(t.images_per_s);
+  if (v.size() < 2) return 0;
+  double mean = 0, ss = 0;
+  for (double x : v) mean += x;
+  mean /= double(v.size());
+  for (double x : v) ss += (x - mean) * (x - mean);
+  return mean > 0 ? std::sqrt(ss / double(v.size() - 1)) / mean : 0;
+}
+
+std::vector<double> PointResult::by_round() const {
+  std::vector<double> out;
+  for (const TrialFigures& t : trials) {
+    if (t.repeat < 0) continue;
+    if (size_t(t.repeat) >= out.size()) out.resize(size_t(t.repeat) + 1, std::nan(""));
+    if (t.ok) out[size_t(t.repeat)] = t.images_per_s;
+  }
+  return out;
+}
+
 PointResult aggregate(const SweepPoint& p, std::vector<TrialFigures> trials) {
   PointResult r;
   r.point = p;
@@ -85,6 +125,7 @@ PointResult aggregate(const SweepPoint& p, std::vector<TrialFigures> trials) {
     if (!t.ok) continue;
     ips.push_back(t.images_per_s);
     r.foreign_cpu_max = std::max(r.foreign_cpu_max, t.foreign_cpu_share);
+    r.steal_max = std::max(r.steal_max, t.steal_share);
     r.shares += t.shares;
     if (r.bindings.empty()) {
       for (size_t w = 0; w < t.worker_cores.size(); ++w)
@@ -109,7 +150,7 @@ PointResult aggregate(const SweepPoint& p, std::vector<TrialFigures> trials) {
   return r;
 }
 
-std::vector<GroupSummary> summarize(const std::vector<PointResult>& results) {
+std::vector<GroupSummary> summarize(const std::vector<PointResult>& results, double tolerance) {
   std::vector<GroupSummary> groups;
   std::map<std::pair<std::string, std::string>, size_t> where;
   for (const PointResult& r : results) {
@@ -150,15 +191,39 @@ std::vector<GroupSummary> summarize(const std::vector<PointResult>& results) {
     g.runner_up = second.point.index;
     g.margin = second.ips_median > 0 ? best.ips_median / second.ips_median - 1 : 0;
     g.spread = std::max(best.spread(), second.spread());
-    g.decisive = best.ok_trials >= 2 && second.ok_trials >= 2 && best.ips_min > second.ips_max;
+    g.paired = paired_ratio(best.by_round(), second.by_round());
+    g.verdict = verdict_of(g.paired, tolerance);
+    g.decisive = g.verdict == Verdict::real;
+    const PairedRatio& pr = g.paired;
     t << ", " << pct(g.margin) << " ahead of " << second.point.label() << " ("
-      << fmt("%.0f", second.ips_median) << " img/s). Run-to-run spread " << pct(g.spread) << ": ";
-    if (g.decisive)
-      t << "the margin is real (best's slowest repeat beats the runner-up's fastest).";
-    else if (best.ok_trials < 2 || second.ok_trials < 2)
-      t << "too few repeats to tell the margin from noise.";
-    else
-      t << "the repeats overlap, so the margin is within noise: either split will do.";
+      << fmt("%.0f", second.ips_median) << " img/s)";
+    if (g.verdict == Verdict::too_few) {
+      t << "; too few repeats (rounds with both) to tell the margin from noise.";
+    } else {
+      t << ". Paired over " << pr.rounds << " rounds: " << best.point.label() << "/"
+        << second.point.label() << " = " << fmt("%.3f", pr.geo_mean) << " (95% interval "
+        << fmt("%.3f", pr.lo) << ".." << fmt("%.3f", pr.hi) << "), ahead in " << pr.a_ahead
+        << " of " << pr.rounds << "; ";
+      const bool contended = best.foreign_cpu_max > 0.05 || second.foreign_cpu_max > 0.05;
+      if (g.verdict == Verdict::real) {
+        t << "the margin is real (the interval lies above 1).";
+      } else if (g.verdict == Verdict::tie) {
+        t << "either will do: the interval lies within +-" << pct(tolerance)
+          << ", a measured tie.";
+      } else {
+        const int need = rounds_needed(pr, tolerance);
+        g.too_noisy = need > 30 || contended;
+        t << "the margin is within noise (the interval includes 1 and is wider than +-"
+          << pct(tolerance) << "). ";
+        if (g.too_noisy)
+          t << "The machine was too noisy to decide: a round's ratio scatters by +-"
+            << pct(std::exp(pr.sd_log) - 1)
+            << (contended ? ", other programs took over 5% of the CPU in some trials" : "")
+            << " (about " << need << " rounds would be needed); rerun on a quiet machine.";
+        else
+          t << "About " << need << " rounds would decide it (--until-clear).";
+      }
+    }
     // On a shared machine, the ranking by the uncontended repeats alone, when it can be had.
     bool contended = false, all_quiet = true;
     for (const PointResult* p : ranked) {
@@ -180,6 +245,12 @@ std::vector<GroupSummary> summarize(const std::vector<PointResult>& results) {
     g.text = t.str();
   }
   return groups;
+}
+
+bool all_decided(const std::vector<GroupSummary>& groups) {
+  for (const GroupSummary& g : groups)
+    if (g.runner_up >= 0 && g.verdict != Verdict::real && g.verdict != Verdict::tie) return false;
+  return true;
 }
 
 std::vector<std::string> model_contrast(const std::vector<PointResult>& results,
@@ -210,8 +281,8 @@ std::vector<std::string> model_contrast(const std::vector<PointResult>& results,
         std::string noisy = !a.decisive ? a.model : b.model;
         if (!a.decisive && !b.decisive) noisy = "both models'";
         else noisy += "'s";
-        line += ", but " + noisy + " margin is within the run-to-run spread: no real difference "
-                "between the models shows here.";
+        line += ", but " + noisy + " margin is not real by its paired interval: no real "
+                "difference between the models shows here.";
       }
       out.push_back(line);
     }
@@ -224,7 +295,7 @@ std::string sweep_csv(const std::vector<PointResult>& results) {
        "batch_per_worker,steps,warmup_steps,repeats_ok,images_per_s_median,images_per_s_min,"
        "images_per_s_max,epoch_s,data_wait_share,forward_share,backward_share,exchange_share,"
        "update_share,sync_wait_share,foreign_cpu_max,quiet_repeats,images_per_s_quiet_median,"
-       "bindings\n";
+       "bindings,cv,steal_max,ratio_vs_best,ratio_vs_best_lo,ratio_vs_best_hi\n";
   for (const PointResult& r : results) {
     const SweepPoint& p = r.point;
     s << p.model << ',' << p.batch_mode << ',' << p.subscription << ',' << p.procs << ','
@@ -236,7 +307,10 @@ std::string sweep_csv(const std::vector<PointResult>& results) {
       << fmt("%.4f", r4(r.shares.backward)) << ',' << fmt("%.4f", r4(r.shares.exchange)) << ','
       << fmt("%.4f", r4(r.shares.update)) << ',' << fmt("%.4f", r4(r.shares.sync_wait)) << ','
       << fmt("%.4f", r4(r.foreign_cpu_max)) << ','
-      << r.quiet_trials << ',' << fmt("%.1f", r1(r.quiet_median)) << ',' << r.bindings << '\n';
+      << r.quiet_trials << ',' << fmt("%.1f", r1(r.quiet_median)) << ',' << r.bindings << ',';
+    const PairedRatio v = vs_best(results, r);
+    s << fmt("%.4f", r4(r.cv())) << ',' << fmt("%.4f", r4(r.steal_max)) << ','
+      << fmt("%.4f", r4(v.geo_mean)) << ',' << fmt("%.4f", r4(v.lo)) << ',' << fmt("%.4f", r4(v.hi)) << '\n';
   }
   return s.str();
 }
@@ -262,11 +336,18 @@ std::string sweep_json(const SweepFacts& facts, const SweepOptions& o,
   sweep["data"] = facts.data_dir;
   sweep["synthetic_data"] = facts.synthetic_data;
   sweep["repeats"] = o.repeats;
+  sweep["rounds"] = facts.rounds;
+  sweep["until_clear"] = o.until_clear;
+  sweep["stopped"] = facts.stopped;
+  sweep["tolerance"] = o.tolerance;
+  sweep["verdict_rule"] = "paired: per round, the ratio of the two splits' images/s; the 95% "
+                          "Student-t interval of the mean log ratio, exponentiated; real when it "
+                          "lies above 1, a tie when within +-tolerance";
   sweep["warmup_steps"] = o.warmup_steps;
   sweep["batch"] = o.batch;
   sweep["under"] = o.under;
   sweep["over"] = o.over;
-  sweep["order"] = "interleaved: repeat passes alternately forward and backward over the points";
+  sweep["order"] = "interleaved: rounds alternately forward and backward over the points";
   sweep["wall_seconds"] = facts.wall_seconds;
   ordered_json& points = j["points"] = ordered_json::array();
   for (const PointResult& r : results) {
@@ -293,6 +374,17 @@ std::string sweep_json(const SweepFacts& facts, const SweepOptions& o,
     pt["epoch_s"] = r3(r.epoch_s);
     write_shares(pt, r.shares, r4);
     pt["foreign_cpu_max"] = r4(r.foreign_cpu_max);
+    pt["steal_max"] = r4(r.steal_max);
+    pt["cv"] = r4(r.cv());
+    {
+      const PairedRatio v = vs_best(results, r);
+      ordered_json& vb = pt["ratio_vs_best"];
+      vb["rounds"] = v.rounds;
+      vb["geo_mean"] = r4(v.geo_mean);
+      vb["median"] = r4(v.median);
+      vb["lo"] = r4(v.lo);
+      vb["hi"] = r4(v.hi);
+    }
     pt["quiet_repeats"] = r.quiet_trials;
     pt["images_per_s_quiet_median"] = r1(r.quiet_median);
     ordered_json& trials = pt["trials"] = ordered_json::array();
@@ -302,8 +394,18 @@ std::string sweep_json(const SweepFacts& facts, const SweepOptions& o,
       tj["order"] = t.order;
       tj["ok"] = t.ok;
       tj["foreign_cpu_share"] = t.foreign_cpu_share;
+      tj["steal_share"] = t.steal_share;
       if (t.ok) {
         tj["images_per_s"] = t.images_per_s;
+        // This trial against the best of its group in the same round.
+        double round_best = 0;
+        for (const PointResult& x : results) {
+          if (x.point.model != p.model || x.point.batch_mode != p.batch_mode) continue;
+          const std::vector<double> b = x.by_round();
+          if (t.repeat >= 0 && size_t(t.repeat) < b.size() && b[size_t(t.repeat)] > round_best)
+            round_best = b[size_t(t.repeat)];
+        }
+        if (round_best > 0) tj["ratio_to_round_best"] = t.images_per_s / round_best;
         tj["seconds"] = t.seconds;
       } else {
         tj["error"] = t.error;
@@ -321,7 +423,17 @@ std::string sweep_json(const SweepFacts& facts, const SweepOptions& o,
     gj["runner_up"] = g.runner_up;
     gj["margin"] = g.margin;
     gj["spread"] = g.spread;
-    gj["margin_exceeds_spread"] = g.decisive;
+    ordered_json& pj = gj["paired"];
+    pj["rounds"] = g.paired.rounds;
+    pj["geo_mean"] = g.paired.geo_mean;
+    pj["median"] = g.paired.median;
+    pj["lo"] = g.paired.lo;
+    pj["hi"] = g.paired.hi;
+    pj["sd_log"] = g.paired.sd_log;
+    pj["best_ahead_rounds"] = g.paired.a_ahead;
+    gj["verdict"] = verdict_name(g.verdict);
+    gj["real"] = g.decisive;
+    gj["too_noisy"] = g.too_noisy;
     gj["quiet_best"] = g.quiet_best;
     gj["quiet_margin"] = g.quiet_margin;
     gj["text"] = g.text;
@@ -336,9 +448,10 @@ std::string sweep_summary_text(const std::vector<PointResult>& results,
                                const std::vector<std::string>& contrast) {
   std::ostringstream s;
   char line[256];
-  std::snprintf(line, sizeof line, "%-16s %-10s %-10s %5s %9s %17s %8s  %5s %5s %5s %5s %5s %5s\n",
-                "model", "batch", "split", "batch", "img/s", "min..max", "s/epoch", "data",
-                "fwd", "bwd", "exch", "(upd)", "sync");
+  std::snprintf(line, sizeof line,
+                "%-16s %-10s %-10s %5s %9s %17s %20s %8s  %5s %5s %5s %5s %5s %5s\n", "model",
+                "batch", "split", "batch", "img/s", "min..max", "vs best (95%)", "s/epoch",
+                "data", "fwd", "bwd", "exch", "(upd)", "sync");
   s << line;
   for (const PointResult& r : results) {
     const SweepPoint& p = r.point;
@@ -347,11 +460,18 @@ std::string sweep_summary_text(const std::vector<PointResult>& results,
                     p.batch_mode.c_str(), p.label().c_str(), p.global_batch,
                     r.trials.empty() ? "not run" : r.trials.front().error.c_str());
     } else {
+      // The point's paired ratio to its group's best, with the interval ("best" for the best).
+      const PairedRatio v = vs_best(results, r);
+      char rel[64];
+      if (group_best(results, r) == &r) std::snprintf(rel, sizeof rel, "best");
+      else if (v.rounds >= 2) std::snprintf(rel, sizeof rel, "%.3f (%.3f..%.3f)", v.geo_mean, v.lo, v.hi);
+      else if (v.rounds == 1) std::snprintf(rel, sizeof rel, "%.3f", v.geo_mean);
+      else std::snprintf(rel, sizeof rel, "-");
       std::snprintf(line, sizeof line,
-                    "%-16s %-10s %-10s %5d %9.0f %8.0f..%-8.0f %8.1f  %4.0f%% %4.0f%% %4.0f%% "
+                    "%-16s %-10s %-10s %5d %9.0f %8.0f..%-8.0f %20s %8.1f  %4.0f%% %4.0f%% %4.0f%% "
                     "%4.1f%% %4.1f%% %4.1f%%\n",
                     p.model.c_str(), p.batch_mode.c_str(), p.label().c_str(), p.global_batch,
-                    r.ips_median, r.ips_min, r.ips_max, r.epoch_s, 100 * r.shares.data_wait,
+                    r.ips_median, r.ips_min, r.ips_max, rel, r.epoch_s, 100 * r.shares.data_wait,
                     100 * r.shares.forward, 100 * r.shares.backward, 100 * r.shares.exchange,
                     100 * r.shares.update, 100 * r.shares.sync_wait);
     }
@@ -364,6 +484,12 @@ std::string sweep_summary_text(const std::vector<PointResult>& results,
     s << "WARNING: other programs used up to " << pct(busiest) << " of this machine's CPU during "
       << "some trials (column foreign_cpu_max): those repeats are slow for reasons unrelated to "
       << "the split; rerun on a quiet machine, or with more --repeats.\n";
+  double steal = 0;
+  for (const PointResult& r : results) steal = std::max(steal, r.steal_max);
+  if (steal > 0.01)
+    s << "WARNING: the hypervisor gave up to " << pct(steal) << " of this guest's CPU time to "
+      << "other guests during some trials (steal time, column steal_max): invisible to top, it "
+      << "slows a trial as a neighbour would.\n";
   for (const GroupSummary& g : groups) s << g.text << "\n";
   for (const std::string& c : contrast) s << c << "\n";
   return s.str();

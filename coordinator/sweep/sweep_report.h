@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "paired_stats.h"
 #include "step_timing.h"
 #include "sweep_plan.h"
 
@@ -23,6 +24,9 @@ struct TrialFigures {
   // Share of the machine's CPU (all cores) that other programs used during the trial; -1
   // when unknown. Interference only ever slows a trial down.
   double foreign_cpu_share = -1;
+  // Share of the machine's CPU time the hypervisor gave to other guests (/proc/stat steal)
+  // during the trial; -1 when unknown. Part of foreign_cpu_share, and invisible to top.
+  double steal_share = -1;
 };
 
 // Parses a run report's text; `name` (its path) names it in errors. Returns ok == false with
@@ -39,23 +43,33 @@ struct PointResult {
   PhaseShares shares;                 // means over the successful repeats
   std::string bindings;               // "0|1": each worker's effective cores, by rank
   double foreign_cpu_max = 0;         // the busiest repeat's foreign_cpu_share
+  double steal_max = 0;               // the largest steal_share of a repeat
   // The repeats during which other programs took under 5% of the CPU: on a shared machine
   // these are the figures that describe the split rather than the neighbours.
   int quiet_trials = 0;
   double quiet_median = 0;
   double spread() const;              // (max - min) / median; 0 with fewer than 2 repeats
+  double cv() const;                  // standard deviation / mean of the repeats; 0 below 2
+  // images/s by round (repeat index); NaN where the round's trial failed or did not run.
+  std::vector<double> by_round() const;
 };
 
 // Medians, ranges and mean shares of the successful trials.
 PointResult aggregate(const SweepPoint& p, std::vector<TrialFigures> trials);
 
-// One model and batch mode: the best point and the runner-up by median images/s.
+// One model and batch mode: the best point and the runner-up by median images/s, and what
+// their paired comparison round by round (paired_stats.h) allows one to say.
 struct GroupSummary {
   std::string model, batch_mode;
   int best = -1, runner_up = -1;      // point indices; -1 when absent
   double margin = 0;                  // best median / runner-up median - 1
   double spread = 0;                  // the larger run-to-run spread of the two
-  bool decisive = false;              // best's slowest repeat beats runner-up's fastest
+  PairedRatio paired;                 // best / runner-up, round by round
+  Verdict verdict = Verdict::too_few;
+  bool decisive = false;              // verdict == real: the interval lies above 1
+  // The machine was too noisy to decide: undecided, and at the pair's noise it would take
+  // more than 30 rounds (or the trials were contended).
+  bool too_noisy = false;
   std::string text;                   // one paragraph for people
   // When some repeats were contended and every ranked point has a quiet one: the same ranking
   // by quiet_median (-1 otherwise).
@@ -64,7 +78,11 @@ struct GroupSummary {
 };
 
 // Groups in the order the points are in. Points without a successful trial take no part.
-std::vector<GroupSummary> summarize(const std::vector<PointResult>& results);
+// `tolerance`: two splits whose paired interval lies within +-tolerance are a measured tie.
+std::vector<GroupSummary> summarize(const std::vector<PointResult>& results, double tolerance = 0.02);
+
+// True when every group with two ranked points is decided (real or tie): --until-clear's stop.
+bool all_decided(const std::vector<GroupSummary>& groups);
 
 // Lines across models: where the best split's process count differs between models with the
 // same batch mode, say so (a tiny model tends to favour processes, a heavy one threads).
@@ -82,6 +100,8 @@ struct SweepFacts {
   std::string data_dir;
   bool synthetic_data = false;
   double wall_seconds = 0;
+  int rounds = 0;                     // interleaved rounds run
+  std::string stopped;                // why the rounds stopped ("5 rounds, as asked", ...)
 };
 
 std::string sweep_json(const SweepFacts& facts, const SweepOptions& options,

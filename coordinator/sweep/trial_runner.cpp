@@ -31,18 +31,23 @@ std::string self_executable() {
 
 namespace {
 
-// Seconds of CPU the whole machine spent busy so far (/proc/stat, every core), or -1.
-double machine_busy_seconds() {
+// Seconds of CPU the whole machine spent busy so far (/proc/stat, every core), and of them
+// the hypervisor's steal; both -1 when unreadable.
+struct MachineCpu {
+  double busy = -1, steal = -1;
+};
+MachineCpu machine_cpu_seconds() {
   std::ifstream in("/proc/stat");
   std::string cpu;
   long long user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
   if (!(in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal) || cpu != "cpu")
-    return -1;
+    return {};
   // Interrupt time is left out: the trial's own loopback traffic is processed there, and no
   // process is charged for it. Steal (the hypervisor running someone else) stays in.
   (void)irq;
   (void)softirq;
-  return double(user + nice + system + steal) / double(sysconf(_SC_CLK_TCK));
+  const double tick = double(sysconf(_SC_CLK_TCK));
+  return {double(user + nice + system + steal) / tick, double(steal) / tick};
 }
 
 // CPU seconds of the children this process has waited for, and their descendants.
@@ -89,7 +94,8 @@ TrialFigures run_trial(const std::string& exe, const TrialRun& t) {
   for (auto& a : argv) cargs.push_back(&a[0]);
   cargs.push_back(nullptr);
 
-  const double busy_before = machine_busy_seconds(), own_before = children_cpu_seconds();
+  const MachineCpu before = machine_cpu_seconds();
+  const double own_before = children_cpu_seconds();
   const double wall_before = now_seconds();
   const pid_t parent = getpid();
   const pid_t pid = fork();
@@ -142,12 +148,16 @@ TrialFigures run_trial(const std::string& exe, const TrialRun& t) {
   }
   // CPU time other programs took from the machine while the trial ran: a trial that shared
   // the cores with a compiler is slower for reasons that have nothing to do with its split.
-  const double busy = machine_busy_seconds() - busy_before;
+  const MachineCpu after = machine_cpu_seconds();
+  const double busy = after.busy - before.busy;
   const double own = children_cpu_seconds() - own_before;
   const double wall = now_seconds() - wall_before;
   const long cores = sysconf(_SC_NPROCESSORS_ONLN);
-  double foreign = -1;
-  if (busy_before >= 0 && wall > 0 && cores > 0) foreign = std::max(0.0, busy - own) / (wall * double(cores));
+  double foreign = -1, steal = -1;
+  if (before.busy >= 0 && after.busy >= 0 && wall > 0 && cores > 0) {
+    foreign = std::max(0.0, busy - own) / (wall * double(cores));
+    steal = std::max(0.0, after.steal - before.steal) / (wall * double(cores));
+  }
   std::string text;
   try {
     text = read_whole_file(t.report_path);
@@ -157,6 +167,7 @@ TrialFigures run_trial(const std::string& exe, const TrialRun& t) {
   TrialFigures f;
   if (!text.empty()) f = figures_from_report(text, t.report_path);
   f.foreign_cpu_share = foreign;
+  f.steal_share = steal;
   if (const int sig = stop_signal()) {
     f.ok = false;
     f.error = "stopped by " + signal_name(sig) + " (see " + t.log_path + ")";

@@ -48,6 +48,50 @@ TEST_CASE("a tiny sweep runs every split in both batch modes and writes agreeing
   }
   CHECK(j["summary"].size() == 2);
   CHECK_FALSE(j["versions"]["onednn"].str().empty());
+  // The verdict is paired, round by round.
+  CHECK(j["sweep"]["rounds"].num() == 2);
+  CHECK_THAT(j["sweep"]["stopped"].str(), Catch::Contains("2 rounds, as asked"));
+  for (const JsonNode& g : j["summary"].items()) {
+    const std::string v = g["verdict"].str();
+    CHECK((v == "real" || v == "tie" || v == "undecided" || v == "too_few"));
+    if (g["runner_up"].num() >= 0) CHECK(g["paired"]["rounds"].num() == 2);
+  }
+  CHECK(points[0]["trials"][0]["ratio_to_round_best"].num() > 0);
+  CHECK(points[0]["trials"][0]["ratio_to_round_best"].num() <= 1);
+}
+
+TEST_CASE("--until-clear adds rounds until the verdicts are clear or --max-rounds is reached",
+          "[integration][sweep]") {
+  const std::string out = ts_test::tmp_dir() + "/sweep_until_clear";
+  const ts::CoreSet mine = ts::CoreSet::of_this_process();
+  const int n = std::min(2, mine.size());
+  const std::string cores = ts::CoreSet(std::vector<int>(mine.cores().begin(), mine.cores().begin() + n)).to_string();
+  // A tolerance of 0.1% on 3-step trials is seldom met: the rounds usually run out.
+  ts_test::Process p = ts_test::start(
+      "sweep_until_clear",
+      {THREADSPLIT_BIN, "sweep", "--data", ts_test::test_data_dir(), "--worker-bin", THREADSPLIT_WORKER_BIN,
+       "--out", out, "--models", "seed_cnn", "--batch-modes", "global", "--steps", "3", "--warmup-steps", "1",
+       "--repeats", "2", "--until-clear", "--max-rounds", "3", "--tolerance", "0.001", "--batch", "32",
+       "--cores", cores});
+  const int rc = ts_test::wait_exit(p, 300);
+  INFO("stdout:\n" << p.out() << "\nstderr:\n" << p.err());
+  REQUIRE(rc == 0);
+  const JsonNode j = ts::read_json_file(out + "/sweep.json");
+  const int rounds = int(j["sweep"]["rounds"].num());
+  const std::string stopped = j["sweep"]["stopped"].str();
+  CHECK(j["sweep"]["until_clear"].boolean());
+  if (n == 1) {
+    CHECK(rounds == 2);  // one split: nothing to decide
+  } else if (rounds == 2) {
+    CHECK_THAT(stopped, Catch::StartsWith("clear after 2 rounds"));
+  } else {
+    CHECK(rounds == 3);
+    CHECK_THAT(p.out(), Catch::Contains("after 2 rounds still open: seed_cnn global (") &&
+                            Catch::Contains("; one more round"));
+    CHECK_THAT(stopped, Catch::StartsWith("clear after 3 rounds") ||
+                            Catch::StartsWith("not clear after the last of 3 rounds (--max-rounds): seed_cnn global"));
+  }
+  for (const JsonNode& pt : j["points"].items()) CHECK(pt["trials"].size() == size_t(rounds));
 }
 
 TEST_CASE("autotune measures the splits, says what it chose, trains with it and traces the run",

@@ -107,7 +107,7 @@ TEST_CASE("with contended repeats, the summary also ranks by the quiet ones", "[
   CHECK_THAT(calm[0].text, !Catch::Contains("Counting only"));
 }
 
-TEST_CASE("the summary names the fastest split and says whether its margin beats the spread", "[sweep]") {
+TEST_CASE("the summary names the fastest split and says whether its paired margin is real", "[sweep]") {
   std::vector<ts::PointResult> results = {
       recorded(point(0, "seed_cnn", 1, 2), {3400, 3500, 3450}),
       recorded(point(1, "seed_cnn", 2, 1), {6800, 7000, 6900}),
@@ -121,16 +121,23 @@ TEST_CASE("the summary names the fastest split and says whether its margin beats
   CHECK(groups[0].runner_up == 0);
   CHECK(groups[0].margin == Approx(6900.0 / 3450 - 1));
   CHECK(groups[0].decisive);
-  CHECK_THAT(groups[0].text, Catch::Contains("best 2x1") && Catch::Contains("margin is real"));
+  CHECK(groups[0].verdict == ts::Verdict::real);
+  CHECK(groups[0].paired.rounds == 3);
+  CHECK(groups[0].paired.a_ahead == 3);
+  CHECK(groups[0].paired.lo > 1);
+  CHECK_THAT(groups[0].text, Catch::Contains("best 2x1") && Catch::Contains("margin is real") &&
+                                 Catch::Contains("Paired over 3 rounds: 2x1/1x2 = 2.000"));
   // Overlapping repeats: the higher median still wins, but the summary says it is noise.
   CHECK(groups[1].best == 2);
   CHECK(groups[1].runner_up == 3);
   CHECK_FALSE(groups[1].decisive);
+  CHECK(groups[1].verdict == ts::Verdict::undecided);
   CHECK_THAT(groups[1].text, Catch::Contains("within noise"));
+  CHECK_FALSE(ts::all_decided(groups));
   // Different winners, but tf_tutorial_cnn's within noise: no claim that the models differ.
   auto contrast = ts::model_contrast(results, groups);
   REQUIRE(contrast.size() == 1);
-  CHECK_THAT(contrast[0], Catch::Contains("tf_tutorial_cnn's margin is within the run-to-run spread"));
+  CHECK_THAT(contrast[0], Catch::Contains("tf_tutorial_cnn's margin is not real by its paired interval"));
   CHECK_THAT(contrast[0], !Catch::Contains("favours"));
   // With clear repeats on both sides, the difference is stated.
   results[2] = recorded(point(2, "tf_tutorial_cnn", 1, 2), {500, 510, 505});
@@ -155,9 +162,36 @@ TEST_CASE("the summary skips failed points and needs two repeats to call a margi
   CHECK(groups[0].runner_up == 2);
   CHECK_FALSE(groups[0].decisive);  // one repeat each: no spread known
   CHECK_THAT(groups[0].text, Catch::Contains("too few repeats"));
+  CHECK(groups[0].verdict == ts::Verdict::too_few);
   // --autotune picks by the same rule.
   CHECK(ts::autotune_pick(results).best == 1);
   CHECK(ts::autotune_pick({}).best == -1);
+}
+
+TEST_CASE("a measured tie, a decision left open, and a machine too noisy to decide", "[sweep][paired]") {
+  // Within +-2% of each other in every round: either will do, and --until-clear stops.
+  std::vector<ts::PointResult> tie = {recorded(point(0, "seed_cnn", 1, 2), {1005, 995, 1003, 998, 1001}),
+                                      recorded(point(1, "seed_cnn", 2, 1), {1000, 1000, 1000, 1000, 1000})};
+  auto g = ts::summarize(tie);
+  REQUIRE(g.size() == 1);
+  CHECK(g[0].verdict == ts::Verdict::tie);
+  CHECK_THAT(g[0].text, Catch::Contains("either will do") && Catch::Contains("within +-2.0%"));
+  CHECK(ts::all_decided(g));
+  // A tighter tolerance turns the same figures into an open question, with the rounds it needs.
+  g = ts::summarize(tie, 0.004);
+  CHECK(g[0].verdict == ts::Verdict::undecided);
+  CHECK_FALSE(g[0].too_noisy);
+  CHECK_THAT(g[0].text, Catch::Contains("rounds would decide it (--until-clear)"));
+  CHECK_FALSE(ts::all_decided(g));
+  // Rounds scattering by +-10%: no affordable number of rounds decides a 2% question.
+  std::vector<ts::PointResult> noisy = {recorded(point(0, "seed_cnn", 1, 2), {1100, 900, 1150, 880, 1010}),
+                                        recorded(point(1, "seed_cnn", 2, 1), {1000, 1000, 1000, 1000, 1000})};
+  g = ts::summarize(noisy);
+  CHECK(g[0].verdict == ts::Verdict::undecided);
+  CHECK(g[0].too_noisy);
+  CHECK_THAT(g[0].text, Catch::Contains("too noisy to decide"));
+  // A group with one point has nothing to decide.
+  CHECK(ts::all_decided(ts::summarize({recorded(point(0, "seed_cnn", 1, 2), {1000})})));
 }
 
 TEST_CASE("the sweep CSV and JSON carry the same figures for every point", "[sweep]") {
@@ -204,6 +238,10 @@ TEST_CASE("the sweep CSV and JSON carry the same figures for every point", "[swe
     CHECK(std::stod(cells[col("backward_share")]) == p["shares"]["backward"].num());
     CHECK(std::stod(cells[col("sync_wait_share")]) == p["shares"]["sync_wait"].num());
     CHECK(cells[col("bindings")] == p["bindings"].str());
+    CHECK(std::stod(cells[col("ratio_vs_best")]) == p["ratio_vs_best"]["geo_mean"].num());
+    CHECK(std::stod(cells[col("ratio_vs_best_lo")]) == p["ratio_vs_best"]["lo"].num());
+    CHECK(std::stod(cells[col("ratio_vs_best_hi")]) == p["ratio_vs_best"]["hi"].num());
+    CHECK(std::stod(cells[col("cv")]) == p["cv"].num());
     CHECK(p["trials"].size() == 3);
   }
   CHECK(points[0]["images_per_s"]["median"].num() == Approx(3450.6));
