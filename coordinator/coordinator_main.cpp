@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -474,11 +475,21 @@ int main(int argc, char** argv) {
   if (o.autotune) {
     try {
       ts::watch_stop_request(true, "stopping the autotune trial in flight, then exiting");
-      const ts::AutotuneChoice c = ts::autotune(o, ts::self_executable());
+      const ts::AutotuneChoice c =
+          ts::autotune(o, ts::self_executable(), std::vector<std::string>(argv + 1, argv + argc));
       ts::throw_if_stop_requested();
       o.procs = c.procs;
       o.threads = c.threads;
       o.split_chosen_by = c.reason;
+      o.autotune_seconds = c.seconds;
+      o.autotune_cost_s = c.cost_s;
+      o.autotune_trained_steps = c.trained_steps;
+      o.autotune_scratch = c.scratch_dir;
+      // The trials were the run's first steps: go on from the last one's checkpoint.
+      if (!c.continue_from.empty()) {
+        o.init = c.continue_from;
+        if (o.steps > 0) o.steps -= c.trained_steps;
+      }
       std::printf("threadsplit: %s\n", c.reason.c_str());
       std::fflush(stdout);
     } catch (const ts::StopRequested& e) {
@@ -490,6 +501,14 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
+  // The autotune's trial checkpoints are loaded by now or never: remove them at exit.
+  struct Scratch {
+    std::string dir;
+    ~Scratch() {
+      std::error_code ec;
+      if (!dir.empty()) std::filesystem::remove_all(dir, ec);
+    }
+  } scratch{o.autotune_scratch};
   try {
     return run(o);
   } catch (const ts::UserError& e) {  // found before anything started

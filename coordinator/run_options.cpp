@@ -97,6 +97,10 @@ std::unique_ptr<CLI::App> run_options_app(RunOptions& o, const std::string& prog
   a.add_option("--steps", o.steps, "stop after N global steps (with --init: N more than the "
                "checkpoint's; with --resume: N from step 0); 0: no step limit, train all --epochs")
       ->type_name("N")->transform(at_least(0, kInt64Max))->capture_default_str();
+  a.add_option("--stop-after", o.stop_after,
+               "end this run after N steps while the schedule keeps the whole run's length "
+               "(--steps, --epochs): a slice of it, continued with --init; 0: no slice")
+      ->type_name("N")->transform(at_least(0, kInt64Max))->capture_default_str();
   a.add_option("--eval-every", o.eval_every,
                "validate every N epochs and after the last, test at the end; 0: no evaluation at all")
       ->type_name("N")->transform(at_least(0))->capture_default_str();
@@ -238,6 +242,24 @@ std::unique_ptr<CLI::App> run_options_app(RunOptions& o, const std::string& prog
       ->type_name("N")->transform(at_least(1))->capture_default_str();
   a.add_option("--autotune-time", o.autotune_time_s, "start no new round of trials after S seconds")
       ->type_name("S")->transform(positive())->capture_default_str();
+  a.add_option_function<std::string>(
+       "--autotune-budget",
+       [&o](const std::string& v) {
+         const bool percent = !v.empty() && v.back() == '%';
+         size_t used = 0;
+         double x = -1;
+         try {
+           x = std::stod(percent ? v.substr(0, v.size() - 1) : v, &used);
+         } catch (const std::exception&) {
+           used = 0;
+         }
+         if (used != v.size() - (percent ? 1 : 0) || !(x > 0) || (percent ? x > 100 : x > 1))
+           throw std::invalid_argument("--autotune-budget: '" + v + "' is not a share of the run: give e.g. 5% or 0.05");
+         o.autotune_budget = percent ? x / 100 : x;
+       },
+       "the most the choice may cost, as a share of the planned run's time (trial steps that "
+       "count toward training are not a cost); every split gets one trial regardless")
+      ->type_name("X%")->default_str("5%");
   cli::add_help(a, "Measuring");
   return app;
 }
@@ -384,6 +406,9 @@ void validate_options(const RunOptions& o) {
     throw UsageError("--checkpoint-every needs --checkpoint-dir DIR");
   if (o.resume && o.checkpoint_dir.empty()) throw UsageError("--resume needs --checkpoint-dir DIR");
   if (o.resume && !o.init.empty()) throw UsageError("--resume and --init both name a starting point: give one");
+  if (o.autotune && o.resume)
+    throw UsageError("--autotune with --resume: the split was chosen when the run started; resume "
+                     "with its --procs and --threads (the run report's \"split\")");
   if (o.checkpoint_overwrite && o.checkpoint_dir.empty())
     throw UsageError("--checkpoint-overwrite needs --checkpoint-dir DIR");
   if (o.checkpoint_overwrite && o.resume)

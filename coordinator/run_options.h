@@ -42,6 +42,9 @@ struct RunOptions {
   std::string model = "seed_cnn";
   bool shuffle = true;
   int64_t steps = 0;              // >0: stop after this many global steps
+  // >0: end this invocation after N steps while the schedule keeps the whole run's length
+  // (--steps/--epochs): a slice of a run, continued with --init. --autotune's trials are.
+  int64_t stop_after = 0;
   int eval_every = 1;             // validate every N epochs (and after the last)
   int eval_batch = 250;
   int loader_threads = 1;
@@ -98,6 +101,13 @@ struct RunOptions {
   int autotune_steps = 0;         // timed steps per trial; 0: about 2 s worth
   int autotune_rounds = 4;        // most trials per split
   double autotune_time_s = 120;   // no new round of trials after this
+  double autotune_budget = 0.05;  // share of the planned run the choice may cost (net of the
+                                  // trials' steps that count toward training)
+  // Set by --autotune: its wall time, the trial steps that count toward the run, and the net
+  // cost (the wall time less what those steps would have taken at the chosen split).
+  double autotune_seconds = 0, autotune_cost_s = 0;
+  int64_t autotune_trained_steps = 0;
+  std::string autotune_scratch;   // its temporary directory, removed after the run
 
   // Flags given on the command line (their long names, "--lr"), so a model's recipe supplies
   // only the others (apply_model_recipe).

@@ -189,6 +189,13 @@ void write_run_report(const std::string& path, const ReportInputs& in) {
   split["core_count"] = s.cores.size();
   split["oversubscribed"] = s.oversubscribed;
   split["chosen_by"] = s.split_reason;
+  if (s.options.autotune) {
+    ordered_json& at = split["autotune"];
+    at["seconds"] = s.options.autotune_seconds;
+    at["trained_steps"] = s.options.autotune_trained_steps;  // already in the run's step count
+    at["net_cost_s"] = s.options.autotune_cost_s;
+    at["budget"] = s.options.autotune_budget;
+  }
 
   j["data"]["dir"] = s.data_dir;
   j["data"]["synthetic"] = s.synthetic_data;

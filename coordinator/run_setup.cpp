@@ -335,6 +335,9 @@ Prepared prepare(const RunOptions& o) {
     s.token = random_hex(16);
   }
   if (o.steps > 0 && !o.resume) s.schedule_steps = std::min(epochs_end, p.step + o.steps);
+  // --stop-after: a slice; the schedule above keeps the whole run's length.
+  if (o.stop_after > 0)
+    s.options.steps = s.options.steps > 0 ? std::min(s.options.steps, o.stop_after) : o.stop_after;
   s.config_json = config_json(s);
   return p;
 }

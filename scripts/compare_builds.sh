@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Behaviour and speed of two builds side by side, for a refactor:
 #   scripts/compare_builds.sh BEFORE_BUILD_DIR AFTER_BUILD_DIR [ROUNDS]
-# 1. Bit-equality: 50 steps of seed_cnn (fixed seed, SGD with momentum, and Adam) at 1x2 and
+# 1. Bit-equality: 50 steps of $MODEL (default seed_cnn) (fixed seed, SGD with momentum, and Adam) at 1x2 and
 #    2x1 with each build; the final checkpoints are compared by tests/tools/ckpt_compare
 #    (parameters, step, optimizer iterations) and their optimizer moments byte for byte.
 # 2. Throughput: ROUNDS (default 5) interleaved rounds; in each, both builds train $STEPS
@@ -20,6 +20,7 @@ BEFORE="$(cd "$1" && pwd)"
 AFTER="$(cd "$2" && pwd)"
 ROUNDS="${3:-5}"
 STEPS="${STEPS:-200}"
+MODEL="${MODEL:-seed_cnn}"
 for b in "$BEFORE" "$AFTER"; do
   [[ -x "$b/coordinator/threadsplit" ]] || { echo "compare_builds: $b/coordinator/threadsplit is missing: build it first" >&2; exit 2; }
 done
@@ -34,19 +35,19 @@ fi
 echo "compare_builds: data $DATA, scratch $WORK"
 
 status=0
-echo "== bit-equality: 50 steps of seed_cnn, seed 7"
+echo "== bit-equality: 50 steps of $MODEL, seed 7"
 for opt in "sgd --momentum 0.9 --lr 0.05" "adam"; do
   for split in "1 2" "2 1"; do
     read -r P T <<<"$split"
     for side in before after; do
       b="$BEFORE"; [[ $side == after ]] && b="$AFTER"
       # shellcheck disable=SC2086
-      "$b/coordinator/threadsplit" --data "$DATA" --model seed_cnn --steps 50 --seed 7 \
+      "$b/coordinator/threadsplit" --data "$DATA" --model "$MODEL" --steps 50 --seed 7 \
         --optimizer $opt --procs "$P" --threads "$T" --eval-every 0 --progress off \
         --save "$WORK/$side.ckpt" >"$WORK/$side.log" 2>&1 ||
         { echo "compare_builds: the $side build failed:"; tail -5 "$WORK/$side.log"; exit 1; }
     done
-    if out=$("$COMPARE" seed_cnn "$WORK/before.ckpt" "$WORK/after.ckpt"); then verdict="$out"; else verdict="$out"; status=1; fi
+    if out=$("$COMPARE" "$MODEL" "$WORK/before.ckpt" "$WORK/after.ckpt"); then verdict="$out"; else verdict="$out"; status=1; fi
     echo "  ${opt%% *} ${P}x${T}: $verdict"
   done
 done
@@ -59,7 +60,7 @@ for ((r = 1; r <= ROUNDS; ++r)); do
     read -r P T <<<"$split"
     for side in before after; do
       b="$BEFORE"; [[ $side == after ]] && b="$AFTER"
-      line=$("$b/coordinator/threadsplit" --data "$DATA" --model seed_cnn --steps "$STEPS" --warmup-steps 20 \
+      line=$("$b/coordinator/threadsplit" --data "$DATA" --model "$MODEL" --steps "$STEPS" --warmup-steps 20 \
                --procs "$P" --threads "$T" --eval-every 0 --progress off 2>&1 | grep '^timed after')
       ips=$(sed -E 's/.*\(([0-9.]+) img\/s\).*/\1/' <<<"$line")
       figures["$side ${P}x${T}"]+="$ips "

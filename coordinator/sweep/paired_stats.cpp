@@ -67,8 +67,13 @@ const char* verdict_name(Verdict v) {
 int rounds_needed(const PairedRatio& r, double tolerance) {
   const double w = std::log(1 + tolerance);
   if (w <= 0) return 1 << 20;
-  const double n = std::pow(1.959964 * r.sd_log / w, 2);
-  return std::max(2, int(std::ceil(std::min(n, double(1 << 20)))));
+  // The nearer decision at this ratio: real (a half-width under |mean|) or a tie (under w -
+  // |mean|), at the pair's noise so far.
+  const double m = r.geo_mean > 0 ? std::fabs(std::log(r.geo_mean)) : 0;
+  const double target = std::max(m, w - m);
+  for (int n = 2; n < (1 << 20); n = n < 1000 ? n + 1 : n * 2)
+    if (t_quantile_975(n - 1) * r.sd_log / std::sqrt(double(n)) < target) return n;
+  return 1 << 20;
 }
 
 }  // namespace ts

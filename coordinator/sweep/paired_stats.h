@@ -41,8 +41,9 @@ enum class Verdict {
 Verdict verdict_of(const PairedRatio& r, double tolerance);
 const char* verdict_name(Verdict v);  // "too_few", "real", "tie", "undecided"
 
-// About how many rounds would bring the interval's half-width (in log terms) under `tolerance`
-// at this pair's noise: (1.96 sd / log(1 + tol))^2, at least 2.
+// About how many rounds in all would decide the pair at its noise and ratio so far: the
+// fewest n >= 2 whose t interval's half-width (in logs) is under the nearer decision's
+// distance, |log ratio| for real or log(1 + tol) - |log ratio| for a tie.
 int rounds_needed(const PairedRatio& r, double tolerance);
 
 }  // namespace ts

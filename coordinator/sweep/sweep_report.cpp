@@ -34,14 +34,23 @@ double r1(double x) { return std::round(x * 10) / 10; }
 double r3(double x) { return std::round(x * 1000) / 1000; }
 double r4(double x) { return std::round(x * 10000) / 10000; }
 
-// The fastest point (median images/s; ties: the plan's order) of r's model and batch mode, as
-// summarize ranks them; nullptr when none ran.
+// The best point of r's model and batch mode as summarize ranks them (the top two by median
+// images/s, ties in the plan's order, then ordered by their paired rounds); nullptr when none ran.
 const PointResult* group_best(const std::vector<PointResult>& results, const PointResult& r) {
-  const PointResult* best = nullptr;
-  for (const PointResult& x : results)
-    if (x.point.model == r.point.model && x.point.batch_mode == r.point.batch_mode && x.ok_trials > 0 &&
-        (!best || x.ips_median > best->ips_median))
+  const PointResult *best = nullptr, *second = nullptr;
+  for (const PointResult& x : results) {
+    if (x.point.model != r.point.model || x.point.batch_mode != r.point.batch_mode || x.ok_trials == 0) continue;
+    if (!best || x.ips_median > best->ips_median) {
+      second = best;
       best = &x;
+    } else if (!second || x.ips_median > second->ips_median) {
+      second = &x;
+    }
+  }
+  if (best && second) {
+    const PairedRatio top = paired_ratio(best->by_round(), second->by_round());
+    if (top.rounds >= 2 && top.geo_mean < 1) return second;
+  }
   return best;
 }
 
@@ -177,6 +186,12 @@ std::vector<GroupSummary> summarize(const std::vector<PointResult>& results, dou
       g.text = head + "no point ran successfully.";
       continue;
     }
+    // The top two by median, then in the order their paired rounds give: the rounds' ratio
+    // cancels what the medians of a few rounds do not (a drifting machine).
+    if (ranked.size() >= 2) {
+      const PairedRatio top = paired_ratio(ranked[0]->by_round(), ranked[1]->by_round());
+      if (top.rounds >= 2 && top.geo_mean < 1) std::swap(ranked[0], ranked[1]);
+    }
     const PointResult& best = *ranked[0];
     g.best = best.point.index;
     std::ostringstream t;
@@ -195,8 +210,9 @@ std::vector<GroupSummary> summarize(const std::vector<PointResult>& results, dou
     g.verdict = verdict_of(g.paired, tolerance);
     g.decisive = g.verdict == Verdict::real;
     const PairedRatio& pr = g.paired;
-    t << ", " << pct(g.margin) << " ahead of " << second.point.label() << " ("
-      << fmt("%.0f", second.ips_median) << " img/s)";
+    t << ", " << (g.margin >= 0 ? pct(g.margin) + " ahead of " : pct(-g.margin) + " behind ")
+      << second.point.label() << " (" << fmt("%.0f", second.ips_median) << " img/s) by median"
+      << (g.margin < 0 ? " but ahead round by round" : "");
     if (g.verdict == Verdict::too_few) {
       t << "; too few repeats (rounds with both) to tell the margin from noise.";
     } else {
@@ -221,7 +237,7 @@ std::vector<GroupSummary> summarize(const std::vector<PointResult>& results, dou
             << (contended ? ", other programs took over 5% of the CPU in some trials" : "")
             << " (about " << need << " rounds would be needed); rerun on a quiet machine.";
         else
-          t << "About " << need << " rounds would decide it (--until-clear).";
+          t << "About " << need << " rounds in all would decide it (--until-clear).";
       }
     }
     // On a shared machine, the ranking by the uncontended repeats alone, when it can be had.

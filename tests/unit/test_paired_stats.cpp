@@ -67,7 +67,13 @@ TEST_CASE("pairing by round sees through a drifting machine, and through a lucky
 TEST_CASE("rounds needed to bring the interval within the tolerance at a pair's noise", "[sweep][paired]") {
   ts::PairedRatio r;
   r.sd_log = 0.05;
-  CHECK(ts::rounds_needed(r, 0.02) == 25);  // (1.96 x 0.05 / ln 1.02)^2 = 24.49
+  // A ratio of 1 so far: a tie needs t(n-1) x 0.05 / sqrt(n) < ln 1.02: n = 27 (t(26) = 2.0555).
+  r.geo_mean = 1;
+  CHECK(ts::rounds_needed(r, 0.02) == 27);
+  // A ratio of 1.05: real is nearer, needing a half-width under ln 1.05 = 0.0488:
+  // t(5) x 0.05 / sqrt(6) = 0.0525, t(6) x 0.05 / sqrt(7) = 0.0462: n = 7.
+  r.geo_mean = 1.05;
+  CHECK(ts::rounds_needed(r, 0.02) == 7);
   r.sd_log = 0;
   CHECK(ts::rounds_needed(r, 0.02) == 2);
 }

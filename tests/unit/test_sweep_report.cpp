@@ -181,7 +181,7 @@ TEST_CASE("a measured tie, a decision left open, and a machine too noisy to deci
   g = ts::summarize(tie, 0.004);
   CHECK(g[0].verdict == ts::Verdict::undecided);
   CHECK_FALSE(g[0].too_noisy);
-  CHECK_THAT(g[0].text, Catch::Contains("rounds would decide it (--until-clear)"));
+  CHECK_THAT(g[0].text, Catch::Contains("rounds in all would decide it (--until-clear)"));
   CHECK_FALSE(ts::all_decided(g));
   // Rounds scattering by +-10%: no affordable number of rounds decides a 2% question.
   std::vector<ts::PointResult> noisy = {recorded(point(0, "seed_cnn", 1, 2), {1100, 900, 1150, 880, 1010}),
