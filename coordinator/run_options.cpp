@@ -234,11 +234,14 @@ std::unique_ptr<CLI::App> run_options_app(RunOptions& o, const std::string& prog
                "reduce/update (chrome://tracing, ui.perfetto.dev)")
       ->type_name("FILE");
   a.add_flag("--autotune", o.autotune,
-             "first measure every split P x T = cores in short trials, then train with the "
-             "fastest (give neither --procs nor --threads)");
-  a.add_option("--autotune-steps", o.autotune_steps, "timed steps per trial; 0: about 2 s worth")
+             "first measure every split P x T = cores (successive halving, then paired rounds of "
+             "the last two; the trials are the run's first steps where it is long enough), then "
+             "train with the fastest (give neither --procs nor --threads)");
+  a.add_option("--autotune-steps", o.autotune_steps,
+               "timed steps of the first trials (doubling per halving); 0: about 1 s worth")
       ->type_name("N")->transform(at_least(0))->capture_default_str();
-  a.add_option("--autotune-rounds", o.autotune_rounds, "most trials per split")
+  a.add_option("--autotune-rounds", o.autotune_rounds,
+               "most paired rounds of the last two splits (the budget may end them sooner)")
       ->type_name("N")->transform(at_least(1))->capture_default_str();
   a.add_option("--autotune-time", o.autotune_time_s, "start no new round of trials after S seconds")
       ->type_name("S")->transform(positive())->capture_default_str();

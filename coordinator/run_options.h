@@ -98,8 +98,8 @@ struct RunOptions {
   std::string trace;              // Chrome trace-event JSON of every step
   bool autotune = false;          // measure the splits first, train with the fastest
   std::string split_chosen_by;  // set after --autotune: why it chose --procs/--threads
-  int autotune_steps = 0;         // timed steps per trial; 0: about 2 s worth
-  int autotune_rounds = 4;        // most trials per split
+  int autotune_steps = 0;         // timed steps of the first trials; 0: about 1 s worth
+  int autotune_rounds = 8;        // most paired rounds of the last two splits
   double autotune_time_s = 120;   // no new round of trials after this
   double autotune_budget = 0.05;  // share of the planned run the choice may cost (net of the
                                   // trials' steps that count toward training)

@@ -14,7 +14,8 @@
 
 namespace ts {
 
-// Per-round images/s of two splits; a round where either failed is NaN or <= 0 and skipped.
+// Per-round images/s of two splits; a round where either failed (or that the caller leaves
+// out) is NaN or <= 0 and skipped.
 struct PairedRatio {
   int rounds = 0;           // rounds where both ran
   double median = 0;        // median of the per-round ratios a/b

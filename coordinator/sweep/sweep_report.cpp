@@ -34,6 +34,36 @@ double r1(double x) { return std::round(x * 10) / 10; }
 double r3(double x) { return std::round(x * 1000) / 1000; }
 double r4(double x) { return std::round(x * 10000) / 10000; }
 
+// Foreign CPU share by round; -1 (unknown) where the round's trial failed or did not run.
+std::vector<double> foreign_by_round(const PointResult& r) {
+  std::vector<double> out;
+  for (const TrialFigures& t : r.trials) {
+    if (t.repeat < 0) continue;
+    if (size_t(t.repeat) >= out.size()) out.resize(size_t(t.repeat) + 1, -1);
+    if (t.ok) out[size_t(t.repeat)] = t.foreign_cpu_share;
+  }
+  return out;
+}
+
+}  // namespace
+
+PairedRatio paired_quiet(const PointResult& a, const PointResult& b, int* left_out) {
+  std::vector<double> va = a.by_round(), vb = b.by_round();
+  const std::vector<double> fa = foreign_by_round(a), fb = foreign_by_round(b);
+  int dropped = 0;
+  for (size_t r = 0; r < std::min(va.size(), vb.size()); ++r) {
+    const bool contended = (r < fa.size() && fa[r] > 0.05) || (r < fb.size() && fb[r] > 0.05);
+    if (contended && va[r] > 0 && vb[r] > 0) {
+      va[r] = vb[r] = std::nan("");
+      ++dropped;
+    }
+  }
+  if (left_out) *left_out = dropped;
+  return paired_ratio(va, vb);
+}
+
+namespace {
+
 // The best point of r's model and batch mode as summarize ranks them (the top two by median
 // images/s, ties in the plan's order, then ordered by their paired rounds); nullptr when none ran.
 const PointResult* group_best(const std::vector<PointResult>& results, const PointResult& r) {
@@ -48,7 +78,7 @@ const PointResult* group_best(const std::vector<PointResult>& results, const Poi
     }
   }
   if (best && second) {
-    const PairedRatio top = paired_ratio(best->by_round(), second->by_round());
+    const PairedRatio top = paired_quiet(*best, *second);
     if (top.rounds >= 2 && top.geo_mean < 1) return second;
   }
   return best;
@@ -58,7 +88,7 @@ const PointResult* group_best(const std::vector<PointResult>& results, const Poi
 PairedRatio vs_best(const std::vector<PointResult>& results, const PointResult& r) {
   const PointResult* best = group_best(results, r);
   if (!best || r.ok_trials == 0) return PairedRatio{};
-  return paired_ratio(r.by_round(), best->by_round());
+  return paired_quiet(r, *best);
 }
 
 }  // namespace
@@ -189,7 +219,7 @@ std::vector<GroupSummary> summarize(const std::vector<PointResult>& results, dou
     // The top two by median, then in the order their paired rounds give: the rounds' ratio
     // cancels what the medians of a few rounds do not (a drifting machine).
     if (ranked.size() >= 2) {
-      const PairedRatio top = paired_ratio(ranked[0]->by_round(), ranked[1]->by_round());
+      const PairedRatio top = paired_quiet(*ranked[0], *ranked[1]);
       if (top.rounds >= 2 && top.geo_mean < 1) std::swap(ranked[0], ranked[1]);
     }
     const PointResult& best = *ranked[0];
@@ -206,17 +236,22 @@ std::vector<GroupSummary> summarize(const std::vector<PointResult>& results, dou
     g.runner_up = second.point.index;
     g.margin = second.ips_median > 0 ? best.ips_median / second.ips_median - 1 : 0;
     g.spread = std::max(best.spread(), second.spread());
-    g.paired = paired_ratio(best.by_round(), second.by_round());
+    g.paired = paired_quiet(best, second, &g.contended_rounds);
     g.verdict = verdict_of(g.paired, tolerance);
     g.decisive = g.verdict == Verdict::real;
     const PairedRatio& pr = g.paired;
     t << ", " << (g.margin >= 0 ? pct(g.margin) + " ahead of " : pct(-g.margin) + " behind ")
       << second.point.label() << " (" << fmt("%.0f", second.ips_median) << " img/s) by median"
       << (g.margin < 0 ? " but ahead round by round" : "");
+    const std::string dropped =
+        g.contended_rounds > 0 ? " (" + std::to_string(g.contended_rounds) + " contended round" +
+                                     (g.contended_rounds > 1 ? "s" : "") + " left out)"
+                               : "";
     if (g.verdict == Verdict::too_few) {
-      t << "; too few repeats (rounds with both) to tell the margin from noise.";
+      t << "; too few repeats (rounds with both" << (g.contended_rounds > 0 ? ", quiet" : "") << ")"
+        << dropped << " to tell the margin from noise.";
     } else {
-      t << ". Paired over " << pr.rounds << " rounds: " << best.point.label() << "/"
+      t << ". Paired over " << pr.rounds << " rounds" << dropped << ": " << best.point.label() << "/"
         << second.point.label() << " = " << fmt("%.3f", pr.geo_mean) << " (95% interval "
         << fmt("%.3f", pr.lo) << ".." << fmt("%.3f", pr.hi) << "), ahead in " << pr.a_ahead
         << " of " << pr.rounds << "; ";
@@ -239,6 +274,11 @@ std::vector<GroupSummary> summarize(const std::vector<PointResult>& results, dou
         else
           t << "About " << need << " rounds in all would decide it (--until-clear).";
       }
+      // The run-to-run spread of each split alone: the noise of a repeated identical run.
+      if (best.ok_trials >= 2 && second.ok_trials >= 2)
+        t << " Rounds of one split scatter by " << pct(best.cv()) << " (" << best.point.label()
+          << ") and " << pct(second.cv()) << " (" << second.point.label() << ") (coefficient of "
+          "variation).";
     }
     // On a shared machine, the ranking by the uncontended repeats alone, when it can be had.
     bool contended = false, all_quiet = true;
@@ -447,6 +487,7 @@ std::string sweep_json(const SweepFacts& facts, const SweepOptions& o,
     pj["hi"] = g.paired.hi;
     pj["sd_log"] = g.paired.sd_log;
     pj["best_ahead_rounds"] = g.paired.a_ahead;
+    pj["contended_rounds_left_out"] = g.contended_rounds;
     gj["verdict"] = verdict_name(g.verdict);
     gj["real"] = g.decisive;
     gj["too_noisy"] = g.too_noisy;

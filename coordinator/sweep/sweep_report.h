@@ -54,6 +54,12 @@ struct PointResult {
   std::vector<double> by_round() const;
 };
 
+// a against b round by round (paired_stats.h), leaving out the rounds where either trial
+// shared the machine with other programs (over 5% of its CPU): interference only ever slows
+// a trial, and a 2-thread team more than two 1-thread processes, so a contended round's
+// ratio measures the neighbours, not the splits. `left_out` gets how many were.
+PairedRatio paired_quiet(const PointResult& a, const PointResult& b, int* left_out = nullptr);
+
 // Medians, ranges and mean shares of the successful trials.
 PointResult aggregate(const SweepPoint& p, std::vector<TrialFigures> trials);
 
@@ -64,7 +70,8 @@ struct GroupSummary {
   int best = -1, runner_up = -1;      // point indices; -1 when absent
   double margin = 0;                  // best median / runner-up median - 1
   double spread = 0;                  // the larger run-to-run spread of the two
-  PairedRatio paired;                 // best / runner-up, round by round
+  PairedRatio paired;                 // best / runner-up, round by round (quiet rounds)
+  int contended_rounds = 0;           // rounds left out of `paired` as contended
   Verdict verdict = Verdict::too_few;
   bool decisive = false;              // verdict == real: the interval lies above 1
   // The machine was too noisy to decide: undecided, and at the pair's noise it would take

@@ -190,6 +190,9 @@ TEST_CASE("a measured tie, a decision left open, and a machine too noisy to deci
   CHECK(g[0].verdict == ts::Verdict::undecided);
   CHECK(g[0].too_noisy);
   CHECK_THAT(g[0].text, Catch::Contains("too noisy to decide"));
+  // 1x2's rounds: mean 1008, sample standard deviation 119.0: 11.8%; 2x1's: none.
+  CHECK(noisy[0].cv() == Approx(0.118093).epsilon(1e-4));
+  CHECK_THAT(g[0].text, Catch::Contains("Rounds of one split scatter by 11.8% (1x2) and 0.0% (2x1)"));
   // A group with one point has nothing to decide.
   CHECK(ts::all_decided(ts::summarize({recorded(point(0, "seed_cnn", 1, 2), {1000})})));
 }
@@ -282,4 +285,32 @@ TEST_CASE("a run report's timed window becomes a trial's figures, and a failed r
   const ts::TrialFigures wrong = ts::figures_from_report(text_cores, "trials/p0_r1.json");
   CHECK_FALSE(wrong.ok);
   CHECK(wrong.error == "unreadable report: trials/p0_r1.json: 'workers[1].cores' is a number, not a string");
+}
+
+TEST_CASE("a round in which other programs took the CPU is left out of the paired verdict",
+          "[sweep][paired]") {
+  // The first two rounds were contended and hit 1x2 (a 2-thread team) harder: with them the
+  // pair looks 9% apart for real; the three quiet rounds alone cannot tell.
+  ts::PointResult a = recorded(point(0, "airbench94@bf16", 2, 1), {898, 909, 1005, 1010, 1001});
+  ts::PointResult b = recorded(point(1, "airbench94@bf16", 1, 2), {805, 829, 961, 862, 962});
+  for (ts::PointResult* p : {&a, &b})
+    for (int r = 0; r < 2; ++r) p->trials[size_t(r)].foreign_cpu_share = 0.14;
+  a = ts::aggregate(a.point, a.trials);
+  b = ts::aggregate(b.point, b.trials);
+  CHECK(ts::paired_ratio(a.by_round(), b.by_round()).lo > 1);  // every round: "real"
+  int left_out = -1;
+  const ts::PairedRatio quiet = ts::paired_quiet(a, b, &left_out);
+  CHECK(left_out == 2);
+  CHECK(quiet.rounds == 3);
+  CHECK(quiet.lo < 1);
+  const auto g = ts::summarize({a, b});
+  REQUIRE(g.size() == 1);
+  CHECK(g[0].contended_rounds == 2);
+  CHECK(g[0].verdict == ts::Verdict::undecided);
+  CHECK_THAT(g[0].text, Catch::Contains("Paired over 3 rounds (2 contended rounds left out)"));
+  // One contended trial is enough to leave its round out.
+  a.trials[2].foreign_cpu_share = 0.3;
+  a = ts::aggregate(a.point, a.trials);
+  CHECK(ts::paired_quiet(a, b, &left_out).rounds == 2);
+  CHECK(left_out == 3);
 }
