@@ -183,6 +183,7 @@ int sweep_main(int argc, char** argv) {
   std::string first_report_path;
   std::string stopped;
   int rounds = 0, runs = 0;
+  int stop_sig = 0;  // a stop signal's number once one stopped the sweep
   for (int round = 0;; ++round) {
     const double round_start = now_seconds();
     // Runs planned so far, for the [k/total] lines: rounds past --repeats come one at a time.
@@ -215,11 +216,18 @@ int sweep_main(int argc, char** argv) {
         f = run_trial(exe, run);
       }
       if (const int sig = stop_signal()) {
+        // The runs done so far are kept as a partial sweep (the one in flight is left out).
         std::fprintf(stderr, "threadsplit sweep: %s: stopped during run %d of %zu (%s %s repeat %d); "
-                    "%d run(s) done, their reports are in %s; no sweep.csv or sweep.json written\n",
+                    "%d run(s) done, their reports are in %s; %s\n",
                     signal_name(sig).c_str(), t.order + 1, total, p.model.c_str(),
-                    p.label().c_str(), t.repeat + 1, runs, trials_dir.c_str());
-        return 128 + sig;
+                    p.label().c_str(), t.repeat + 1, runs, trials_dir.c_str(),
+                    runs > 0 ? ("they are written as a partial sweep to " + a.out + "/sweep.csv and sweep.json").c_str()
+                             : "no sweep.csv or sweep.json written");
+        if (runs == 0) return 128 + sig;
+        stop_sig = sig;
+        stopped = "stopped by " + signal_name(sig) + " during run " + std::to_string(t.order + 1) + " of " +
+                  std::to_string(total) + ": a partial sweep of " + std::to_string(runs) + " runs";
+        break;
       }
       f.repeat = t.repeat;
       f.order = t.order;
@@ -233,6 +241,10 @@ int sweep_main(int argc, char** argv) {
       ++runs;
     }
     rounds = round + 1;
+    if (stop_sig) {
+      rounds = runs > int(points.size()) * round ? round + 1 : round;  // the rounds begun
+      break;
+    }
     if (rounds < a.sweep.repeats) continue;
     if (!a.sweep.until_clear) {
       stopped = std::to_string(rounds) + " rounds, as asked";
@@ -298,6 +310,7 @@ int sweep_main(int argc, char** argv) {
   facts.wall_seconds = now_seconds() - start;
   facts.rounds = rounds;
   facts.stopped = stopped;
+  facts.partial = stop_sig != 0;
   try {
     write_file(a.out + "/sweep.csv", sweep_csv(results));
     write_file(a.out + "/sweep.json", sweep_json(facts, a.sweep, results, groups, contrast));
@@ -310,6 +323,10 @@ int sweep_main(int argc, char** argv) {
     std::printf("(SYNTHETIC data: speeds are real, nothing else is)\n");
   std::printf("\nwrote %s/sweep.csv and %s/sweep.json (%d runs in %d rounds, %s; %.0f s)\n",
               a.out.c_str(), a.out.c_str(), runs, rounds, stopped.c_str(), facts.wall_seconds);
+  if (stop_sig) {
+    std::printf("(PARTIAL: %s)\n", stopped.c_str());
+    return 128 + stop_sig;
+  }
   int failed_points = 0;
   for (const PointResult& r : results) failed_points += r.ok_trials == 0;
   return failed_points == int(results.size()) ? 1 : 0;

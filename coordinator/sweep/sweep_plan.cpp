@@ -100,7 +100,8 @@ std::vector<int> parse_int_list(const std::string& flag, const std::string& v) {
     char* end = nullptr;
     const long x = std::strtol(item.c_str(), &end, 10);
     if (*end != '\0' || x < 1 || x > 4096)
-      throw std::invalid_argument(flag + " expects whole numbers >= 1 separated by commas, got '" + v + "'");
+      throw std::invalid_argument(flag + " expects whole numbers >= 1 and <= 4096 separated by commas: '" +
+                                  item + "' in '" + v + "' is not one");
     out.push_back(int(x));
   }
   if (out.empty()) throw std::invalid_argument(flag + " needs at least one number");

@@ -395,6 +395,7 @@ std::string sweep_json(const SweepFacts& facts, const SweepOptions& o,
   sweep["rounds"] = facts.rounds;
   sweep["until_clear"] = o.until_clear;
   sweep["stopped"] = facts.stopped;
+  sweep["partial"] = facts.partial;
   sweep["tolerance"] = o.tolerance;
   sweep["verdict_rule"] = "paired: per round, the ratio of the two splits' images/s; the 95% "
                           "Student-t interval of the mean log ratio, exponentiated; real when it "

@@ -109,6 +109,7 @@ struct SweepFacts {
   double wall_seconds = 0;
   int rounds = 0;                     // interleaved rounds run
   std::string stopped;                // why the rounds stopped ("5 rounds, as asked", ...)
+  bool partial = false;               // a stop signal ended the sweep before its plan
 };
 
 std::string sweep_json(const SweepFacts& facts, const SweepOptions& options,

@@ -333,6 +333,44 @@ TEST_CASE("a SIGTERM to a sweep is passed on to its trial, which stops, and the 
   CHECK_FALSE(fs::exists(out + "/sweep.csv"));
 }
 
+TEST_CASE("a SIGTERM after some of a sweep's runs keeps them: a partial sweep.csv and sweep.json, "
+          "marked so, and exit 143",
+          "[integration][signals][sweep]") {
+  const std::string out = fresh_dir("sweep_partial");
+  const ts::CoreSet mine = ts::CoreSet::of_this_process();
+  // seed_cnn's run is 3 steps; tf_tutorial_cnn's is long, and the signal lands in it.
+  ts_test::Process sweep = ts_test::start(
+      "sweep_partial", {THREADSPLIT_BIN, "sweep", "--data", ts_test::test_data_dir(), "--worker-bin",
+                        THREADSPLIT_WORKER_BIN, "--out", out, "--models", "seed_cnn,tf_tutorial_cnn",
+                        "--steps", "seed_cnn=3,tf_tutorial_cnn=4000", "--warmup-steps", "1", "--repeats",
+                        "1", "--batch", "32", "--batch-modes", "global", "--cores",
+                        std::to_string(mine.cores().front()), "--trial-timeout", "600"});
+  std::vector<pid_t> pids;
+  REQUIRE(ts_test::wait_until(
+      [&] {
+        pids = ts_test::worker_pids(ts_test::read_text(out + "/trials/p1_r0.log"));
+        return (pids.size() == 1 && pids[0] > 0) || ts_test::process_gone(sweep.pid);
+      },
+      120));
+  REQUIRE(!ts_test::process_gone(sweep.pid));
+  kill(sweep.pid, SIGTERM);
+  const int rc = ts_test::wait_exit(sweep, 120);
+  INFO(sweep.out() << sweep.err());
+  CHECK(rc == 128 + SIGTERM);
+  CHECK_THAT(sweep.err(), Catch::Contains("threadsplit sweep: SIGTERM: stopped during run 2 of 2") &&
+                              Catch::Contains("1 run(s) done") && Catch::Contains("written as a partial sweep"));
+  CHECK_THAT(sweep.out(), Catch::Contains("(PARTIAL: stopped by SIGTERM during run 2 of 2: a partial sweep of 1 runs)"));
+  const ts::JsonNode j = ts::read_json_file(out + "/sweep.json");
+  CHECK(j["sweep"]["partial"].boolean());
+  REQUIRE(j["points"].size() == 2);
+  CHECK(j["points"][0]["model"].str() == "seed_cnn");
+  CHECK(j["points"][0]["repeats_ok"].num() == 1);
+  CHECK(j["points"][1]["repeats_ok"].num() == 0);  // the run in flight is left out
+  CHECK(fs::exists(out + "/sweep.csv"));
+  CHECK(ts_test::wait_until([&] { return all_gone(pids); }, 10));
+  kill_all(pids);
+}
+
 TEST_CASE("a sweep trial coordinator and its worker die when the sweep is killed with SIGKILL",
           "[integration][signals][sweep]") {
   const std::string out = fresh_dir("sweep_sigkill");
