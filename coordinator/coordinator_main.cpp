@@ -84,19 +84,21 @@ void announce(const RunSetup& s) {
                 plural(s.world_size, "external worker").c_str(), o.model.c_str(), s.global_batch,
                 s.split_reason.c_str());
   } else {
-    std::printf("threadsplit: run %s, %s x %s on cores %s (%d available; %s), model %s, "
+    const std::string teams = s.inter_op > 1 ? plural(s.inter_op, "inter-op team") + " x " : "";
+    std::printf("threadsplit: run %s, %s x %s%s on cores %s (%d available; %s), model %s, "
                 "global batch %d\n",
-                s.run_id.c_str(), plural(s.world_size, "worker").c_str(),
+                s.run_id.c_str(), plural(s.world_size, "worker").c_str(), teams.c_str(),
                 plural(s.threads, "thread").c_str(), s.cores.to_string().c_str(), s.cores.size(),
                 s.split_reason.c_str(), o.model.c_str(), s.global_batch);
   }
   if (s.oversubscribed)
     std::fprintf(stderr,
-                 "threadsplit: WARNING: %d worker(s) x %d thread(s) = %d threads on %d core(s): "
-                 "OVERSUBSCRIBED. Threads will time-share cores, so OpenMP barriers wait for "
-                 "descheduled threads and caches are thrashed; this usually runs slower than a "
-                 "split with procs x threads = cores.\n",
-                 s.world_size, s.threads, s.world_size * s.threads, s.cores.size());
+                 "threadsplit: WARNING: %d worker(s) x %d inter-op team(s) x %d thread(s) = %d "
+                 "threads on %d core(s): OVERSUBSCRIBED. Threads will time-share cores, so OpenMP "
+                 "barriers wait for descheduled threads and caches are thrashed; this usually runs "
+                 "slower than a split with procs x inter-op x threads = cores.\n",
+                 s.world_size, s.inter_op, s.threads, s.world_size * s.inter_op * s.threads,
+                 s.cores.size());
   if (s.synthetic_data)
     std::fprintf(stderr, "threadsplit: NOTE: %s holds SYNTHETIC data: speed numbers are real, "
                  "accuracies mean nothing.\n", s.data_dir.c_str());
@@ -213,6 +215,7 @@ WorkerLaunch launch_for(const Prepared& p, const Server& sv, int r) {
   l.args = {"--coordinator", sv.connect_host + ":" + std::to_string(sv.port)};
   l.cores = s.worker_cores[size_t(r)];
   l.omp_threads = s.threads;
+  l.inter_op = s.inter_op;
   l.extra_env = {"THREADSPLIT_TOKEN=" + s.token, "THREADSPLIT_RANK=" + std::to_string(r),
                  "THREADSPLIT_RUN_ID=" + s.run_id};
   for (const auto& e : worker_tls_environment(s.options)) l.extra_env.push_back(e);
@@ -262,8 +265,16 @@ void report_bindings(const Membership& members) {
     const auto& b = w.hello.binding();
     const std::vector<int> got(b.cores().begin(), b.cores().end());
     const std::string effective = CoreSet(got).to_string();
-    std::printf("threadsplit: worker %d pid %d on %s: cores %s, %s%s\n", w.rank, b.pid(),
-                b.hostname().c_str(), effective.c_str(), plural(b.omp_threads(), "OpenMP thread").c_str(),
+    std::string teams;
+    if (b.inter_op() > 1) {
+      teams = plural(b.inter_op(), "team") + " (";
+      for (int i = 0; i < b.team_cores_size(); ++i)
+        teams += (i ? ", " : "") + std::string("team ") + std::to_string(i) + ": " + b.team_cores(i);
+      teams += ") of ";
+    }
+    std::printf("threadsplit: worker %d pid %d on %s: cores %s, %s%s%s\n", w.rank, b.pid(),
+                b.hostname().c_str(), effective.c_str(), teams.c_str(),
+                plural(b.omp_threads(), "OpenMP thread").c_str(),
                 w.assigned_cores.empty() || CoreSet::parse(w.assigned_cores).sorted() == CoreSet(got).sorted()
                     ? "" : (" (ASKED FOR " + w.assigned_cores + ")").c_str());
   }
@@ -480,6 +491,7 @@ int main(int argc, char** argv) {
       ts::throw_if_stop_requested();
       o.procs = c.procs;
       o.threads = c.threads;
+      o.inter_op = c.inter_op;
       o.split_chosen_by = c.reason;
       o.autotune_seconds = c.seconds;
       o.autotune_cost_s = c.cost_s;

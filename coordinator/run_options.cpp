@@ -59,10 +59,14 @@ std::unique_ptr<CLI::App> run_options_app(RunOptions& o, const std::string& prog
   // Numbers go through ->transform(): see cli_flags.h. default_str(""): 0 means "not given",
   // and a given value must be a real count.
   cli::group(a, "The split (default: 1 worker using every core this process may run on)");
-  a.add_option("--procs", o.procs, "worker processes (default: cores / T, or 1)")
+  a.add_option("--procs", o.procs, "worker processes (default: cores / (I x T), or 1)")
       ->type_name("P")->transform(at_least(1, 1024))->default_str("");
-  a.add_option("--threads", o.threads, "OpenMP threads per worker (default: cores / P)")
+  a.add_option("--threads", o.threads, "OpenMP threads per op (default: cores / (P x I))")
       ->type_name("T")->transform(at_least(1, 4096))->default_str("");
+  a.add_option("--inter-op", o.inter_op,
+               "ops running at once inside each worker, each on its own team of T threads and "
+               "cores (the share split into I micro-batches; P x I x T = cores)")
+      ->type_name("I")->transform(at_least(1, 4096))->capture_default_str();
   a.add_option("--cores", o.cores, "cores to split, e.g. 0-3,8 (default: this process's affinity)")
       ->type_name("LIST");
   a.add_option("--external-workers", o.external_workers,
@@ -359,8 +363,8 @@ void validate_options(const RunOptions& o) {
       throw UsageError(std::string("--cores: ") + e.what());
     }
   }
-  if (o.external_workers > 0 && (o.procs > 0 || o.threads > 0 || !o.cores.empty()))
-    throw UsageError("--external-workers replaces --procs/--threads/--cores: hand-started "
+  if (o.external_workers > 0 && (o.procs > 0 || o.threads > 0 || o.inter_op > 1 || !o.cores.empty()))
+    throw UsageError("--external-workers replaces --procs/--threads/--inter-op/--cores: hand-started "
                      "workers bring their own binding");
   try {
     build_network(o.model);
@@ -424,8 +428,8 @@ void validate_options(const RunOptions& o) {
   if (o.steps > 0 && o.warmup_steps >= o.steps)
     throw UsageError("--warmup-steps " + std::to_string(o.warmup_steps) + " leaves none of --steps " +
                      std::to_string(o.steps) + " to time");
-  if (o.autotune && (o.procs > 0 || o.threads > 0 || o.external_workers > 0))
-    throw UsageError("--autotune chooses the split itself: give neither --procs, --threads nor "
+  if (o.autotune && (o.procs > 0 || o.threads > 0 || o.inter_op > 1 || o.external_workers > 0))
+    throw UsageError("--autotune chooses the split itself (P x I x T): give neither --procs, --threads, --inter-op nor "
                      "--external-workers with it");
   validate_respawn(o);
   if (o.data.empty()) throw UsageError("--data DIR is required (the CIFAR-10 binary version; "

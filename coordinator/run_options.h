@@ -25,6 +25,7 @@ struct RunOptions {
   // The split. 0 = not given: chosen from the core list (see resolve_split).
   int procs = 0;
   int threads = 0;
+  int inter_op = 1;               // teams per worker running ops at once (--inter-op I)
   std::string cores;              // empty: the cores this process may run on
   int external_workers = 0;       // hand-started workers to wait for (none spawned then)
 

@@ -42,6 +42,7 @@ ordered_json config(const RunSetup& s) {
   c["model"] = o.model;
   c["procs"] = s.world_size;
   c["threads"] = s.threads;
+  c["inter_op"] = s.inter_op;
   c["cores"] = s.cores.to_string();
   c["external_workers"] = o.external_workers;
   c["respawn"] = o.respawn;
@@ -117,6 +118,9 @@ ordered_json worker(const WorkerRecord& w, const PhaseSums& totals) {
   j["assigned_cores"] = w.assigned_cores;
   j["cores"] = CoreSet(cores).to_string();
   j["omp_threads"] = b.omp_threads();
+  j["inter_op"] = std::max(1, b.inter_op());
+  ordered_json& teams = j["team_cores"] = ordered_json::array();
+  for (const auto& c : b.team_cores()) teams.push_back(c);
   ordered_json& per_thread = j["omp_thread_cores"] = ordered_json::array();
   for (const auto& c : b.omp_thread_cores()) per_thread.push_back(c);
   j["omp_places"] = b.omp_places();
@@ -185,6 +189,7 @@ void write_run_report(const std::string& path, const ReportInputs& in) {
   ordered_json& split = j["split"];
   split["procs"] = s.world_size;
   split["threads"] = s.threads;
+  split["inter_op"] = s.inter_op;
   split["cores"] = s.cores.to_string();
   split["core_count"] = s.cores.size();
   split["oversubscribed"] = s.oversubscribed;

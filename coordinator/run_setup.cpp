@@ -88,24 +88,28 @@ void resolve_split(RunSetup& s) {
                         ", which this process may not run on (allowed: " + allowed.to_string() + ")");
   }
   const int n = s.cores.size();
+  const int I = std::max(1, o.inter_op);
   int P = o.procs, T = o.threads;
+  const std::string per = I > 1 ? " / inter-op" : "";
   if (P == 0 && T == 0) {
     P = 1;
-    T = n;
-    s.split_reason = "default: one worker using every core";
+    T = std::max(1, n / I);
+    s.split_reason = I > 1 ? "--inter-op " + std::to_string(I) + ": one worker, threads = cores / inter-op"
+                           : "default: one worker using every core";
   } else if (T == 0) {
-    T = std::max(1, n / P);
-    s.split_reason = "--procs " + std::to_string(P) + ": threads = cores / procs";
+    T = std::max(1, n / (P * I));
+    s.split_reason = "--procs " + std::to_string(P) + ": threads = cores / procs" + per;
   } else if (P == 0) {
-    P = std::max(1, n / T);
-    s.split_reason = "--threads " + std::to_string(T) + ": procs = cores / threads";
+    P = std::max(1, n / (T * I));
+    s.split_reason = "--threads " + std::to_string(T) + ": procs = cores / threads" + per;
   } else {
     s.split_reason = o.split_chosen_by.empty() ? "--procs and --threads as given" : o.split_chosen_by;
   }
   s.world_size = P;
   s.threads = T;
-  s.oversubscribed = int64_t(P) * T > n;
-  for (int r = 0; r < P; ++r) s.worker_cores.push_back(s.cores.slice(r, T));
+  s.inter_op = I;
+  s.oversubscribed = int64_t(P) * I * T > n;
+  for (int r = 0; r < P; ++r) s.worker_cores.push_back(s.cores.slice(r, I * T));
 }
 
 

@@ -23,7 +23,8 @@ struct RunSetup {
   RunOptions options;
   NetworkSpec net;
   int world_size = 1;
-  int threads = 1;                    // per local worker
+  int threads = 1;                    // per op (an inter-op team) of a local worker
+  int inter_op = 1;                   // teams per worker (--inter-op)
   CoreSet cores;                      // the run's core list (local workers)
   std::vector<CoreSet> worker_cores;  // by rank; empty for hand-started workers
   bool oversubscribed = false;

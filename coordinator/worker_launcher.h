@@ -19,6 +19,7 @@ struct WorkerLaunch {
   std::vector<std::string> args;        // after argv[0]
   CoreSet cores;                        // its affinity mask
   int omp_threads = 1;                  // OMP_NUM_THREADS
+  int inter_op = 1;                     // > 1: OMP_PROC_BIND=false, THREADSPLIT_INTER_OP
   std::vector<std::string> extra_env;   // "NAME=value", e.g. THREADSPLIT_TOKEN
 };
 

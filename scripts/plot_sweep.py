@@ -37,6 +37,8 @@ def check_csv_agrees(points, csv_path):
                  (float(row["images_per_s_median"]), p["images_per_s"]["median"]),
                  (float(row["images_per_s_min"]), p["images_per_s"]["min"]),
                  (float(row["images_per_s_max"]), p["images_per_s"]["max"])]
+        if "inter_op" in p:  # sweeps since the inter-op axis (issue 12)
+            pairs.append((int(row["inter_op"]), p["inter_op"]))
         if "ratio_vs_best" in p:  # sweeps since the paired verdict (729acac)
             pairs += [(float(row["ratio_vs_best"]), p["ratio_vs_best"]["geo_mean"]),
                       (float(row["ratio_vs_best_lo"]), p["ratio_vs_best"]["lo"]),
@@ -102,7 +104,7 @@ def main():
                             for p in pts], fontsize=8)
         ax.set_title(f"{model}\n{'global batch ' + str(pts[0]['global_batch']) if mode == 'global' else 'per-worker batch ' + str(pts[0]['batch_per_worker'])}",
                      fontsize=9)
-        ax.set_xlabel("processes x threads", fontsize=8)
+        ax.set_xlabel("processes x inter-op teams x threads", fontsize=8)
         ax.set_ylim(0, max(max(p["images_per_s"]["max"] for p in pts), max(m + h for m, h in zip(med, hi_err))) * 1.25 or 1)
     axes[0][0].set_ylabel("images/s (median; bars: paired 95% interval vs the best)", fontsize=8)
     handles, labels = axes[0][0].get_legend_handles_labels()

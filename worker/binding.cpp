@@ -9,6 +9,7 @@
 #include <string>
 
 #include "build_info.h"
+#include "inter_op_teams.h"
 #include "model.h"
 #include "process_facts.h"
 #include "wire_checks.h"
@@ -16,19 +17,6 @@
 namespace ts {
 
 namespace {
-
-void set_thread_cores(const CoreSet& cores) {
-  if (cores.empty()) return;
-  int max_core = 0;
-  for (int c : cores.cores()) max_core = std::max(max_core, c);
-  const size_t n = size_t(max_core) + 1;
-  cpu_set_t* set = CPU_ALLOC(n);
-  const size_t bytes = CPU_ALLOC_SIZE(n);
-  CPU_ZERO_S(bytes, set);
-  for (int c : cores.cores()) CPU_SET_S(size_t(c), bytes, set);
-  sched_setaffinity(0, bytes, set);  // best effort: a refusal leaves the mask as it was
-  CPU_FREE(set);
-}
 
 CoreSet team_union() {
   CoreSet all;
@@ -50,17 +38,25 @@ std::vector<CoreSet> omp_thread_cores() {
   return masks;
 }
 
-threadsplit::Binding read_binding() {
+threadsplit::Binding read_binding(InterOpTeams* teams) {
   threadsplit::Binding b;
-  const std::vector<CoreSet> team = omp_thread_cores();
+  std::vector<std::vector<CoreSet>> lanes;
+  if (teams && teams->lanes() > 1) lanes = teams->thread_cores();
+  else lanes.push_back(omp_thread_cores());
   CoreSet all = CoreSet::of_process_threads(getpid());
-  for (const CoreSet& c : team) {
-    all = CoreSet::united(all, c);
-    b.add_omp_thread_cores(c.to_string());
+  for (const std::vector<CoreSet>& team : lanes) {
+    CoreSet of_team;
+    for (const CoreSet& c : team) {
+      all = CoreSet::united(all, c);
+      of_team = CoreSet::united(of_team, c);
+      b.add_omp_thread_cores(c.to_string());
+    }
+    b.add_team_cores(of_team.sorted().to_string());
   }
   const CoreSet sorted = all.sorted();
   for (int c : sorted.cores()) b.add_cores(c);
-  b.set_omp_threads(omp_team_size());
+  b.set_omp_threads(int(lanes[0].size()));
+  b.set_inter_op(int(lanes.size()));
   const char* places = std::getenv("OMP_PLACES");
   const char* bind = std::getenv("OMP_PROC_BIND");
   b.set_omp_places(places ? places : "");
@@ -84,10 +80,10 @@ threadsplit::Versions library_versions() {
   return v;
 }
 
-HelperThreadCores::HelperThreadCores() : own_(CoreSet::of_this_process()) {
-  set_thread_cores(team_union());
+HelperThreadCores::HelperThreadCores(const CoreSet& all) : own_(CoreSet::of_this_process()) {
+  set_calling_thread_cores(all.empty() ? team_union() : all);
 }
 
-HelperThreadCores::~HelperThreadCores() { set_thread_cores(own_); }
+HelperThreadCores::~HelperThreadCores() { set_calling_thread_cores(own_); }
 
 }  // namespace ts

@@ -17,16 +17,20 @@ namespace ts {
 // Each OpenMP thread's affinity mask, thread 0 first (starts the runtime if needed).
 std::vector<CoreSet> omp_thread_cores();
 
-threadsplit::Binding read_binding();
+class InterOpTeams;
+
+// `teams`: the worker's inter-op lanes (null or one lane: the OpenMP team of this thread).
+threadsplit::Binding read_binding(InterOpTeams* teams = nullptr);
 
 // This build's libraries: oneDNN (dnnl_version()), gRPC, protobuf, compiler.
 threadsplit::Versions library_versions();
 
 // While alive, the calling thread may run on every core of the OpenMP team, so threads it
-// creates inherit the whole set; the destructor restores the caller's own mask.
+// creates inherit the whole set (`all`, else the cores of this thread's OpenMP team); the
+// destructor restores the caller's own mask.
 class HelperThreadCores {
  public:
-  HelperThreadCores();
+  explicit HelperThreadCores(const CoreSet& all = {});
   ~HelperThreadCores();
   HelperThreadCores(const HelperThreadCores&) = delete;
   HelperThreadCores& operator=(const HelperThreadCores&) = delete;

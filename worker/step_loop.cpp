@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <omp.h>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -19,6 +20,7 @@
 #include "coordinator_link.h"
 #include "float_packing.h"
 #include "grpc_settings.h"
+#include "inter_op_teams.h"
 #include "model.h"
 #include "network.h"
 #include "process_facts.h"
@@ -91,7 +93,13 @@ class WorkerSession {
   WorkerWireLimits limits_;  // what the coordinator's messages are held to
   NetworkSpec net_;
   std::optional<Cifar10> data_;
-  std::unique_ptr<Model> model_;
+  // --inter-op: the teams, and one Model per lane, each built and run inside its lane
+  // (inter_op_teams.h); model_ is lane 0's (evaluation runs there).
+  std::unique_ptr<InterOpTeams> teams_;
+  CoreSet worker_cores_;     // every lane's cores (empty with one lane)
+  std::vector<std::unique_ptr<Model>> lane_models_;
+  std::vector<std::vector<float>> lane_grads_;  // lanes 1..I-1 (lane 0 writes grad_)
+  Model* model_ = nullptr;
   std::unique_ptr<BatchLoader> loader_;
   LoaderOptions loader_options_;
   LoadedBatch batch_;        // its buffers are swapped with the loader's, step after step
@@ -115,11 +123,18 @@ CoordinatorMessage WorkerSession::receive(WorkerWaitsFor waits) {
 
 // Hello -> Welcome, then everything the Welcome names is set up.
 void WorkerSession::join() {
+  // The inter-op teams pin themselves first (a single team is pinned by libgomp).
+  if (config_.inter_op > 1) {
+    worker_cores_ = CoreSet::of_this_process();
+    teams_ = std::make_unique<InterOpTeams>(config_.inter_op, omp_get_max_threads(), worker_cores_);
+  } else {
+    teams_ = std::make_unique<InterOpTeams>(1, 1, CoreSet({0}));
+  }
   // Read back before anything below changes this thread's mask.
-  const threadsplit::Binding binding = read_binding();
+  const threadsplit::Binding binding = read_binding(teams_.get());
   // gRPC's threads and the loader's are created inside this scope, so they may use every
   // core of this worker rather than inheriting the OpenMP master's single place.
-  const HelperThreadCores helpers;
+  const HelperThreadCores helpers(worker_cores_);
   // A worker given its own copy (--data) opens it first, so that the coordinator can compare
   // the copies at the door and refuse one that differs before anything is computed.
   if (!config_.data_dir.empty()) open_data(config_.data_dir);
@@ -154,11 +169,24 @@ void WorkerSession::set_up() {
   ModelOptions mo;
   mo.label_smoothing = welcome_.label_smoothing();
   mo.precision = welcome_.precision().empty() ? "f32" : welcome_.precision();
+  // Each lane's Model is built inside its lane: oneDNN's library-managed scratchpad belongs
+  // to the thread that creates a primitive.
+  const int lanes = teams_->lanes();
+  const std::vector<int> most = micro_batch_sizes(welcome_.max_local_batch(), net_.sample_granule(), lanes);
+  const int lane_batch = lanes == 1 ? welcome_.max_local_batch()
+                                    : std::min(welcome_.max_local_batch(),
+                                               *std::max_element(most.begin(), most.end()) + net_.sample_granule());
+  lane_models_.resize(size_t(lanes));
+  lane_grads_.assign(size_t(lanes), {});
   try {
-    model_ = std::make_unique<Model>(net_, welcome_.max_local_batch(), mo);
+    teams_->run([&](int lane) {
+      lane_models_[size_t(lane)] = std::make_unique<Model>(net_, lane_batch, mo);
+      if (lane > 0) lane_grads_[size_t(lane)].assign(size_t(net_.num_params), 0.f);
+    });
   } catch (const std::invalid_argument& e) {
     throw WorkerExit{2, e.what()};
   }
+  model_ = lane_models_[0].get();
   limits_.run_id = welcome_.run_id();
   limits_.num_params = net_.num_params;
   limits_.max_local_batch = welcome_.max_local_batch();
@@ -188,7 +216,7 @@ void WorkerSession::open_data(const std::string& dir) {
 void WorkerSession::restart_loader() {
   // Batches queued for the old deal are dropped with the old loader.
   loader_.reset();
-  const HelperThreadCores helpers;
+  const HelperThreadCores helpers(worker_cores_);
   loader_ = std::make_unique<BatchLoader>(*data_, loader_options_);
 }
 
@@ -247,8 +275,43 @@ const LoadedBatch& WorkerSession::next_batch(int n, double* wait_s) {
 // mean loss, or of its summed loss (Welcome.loss_sum: airbench's).
 StepStats WorkerSession::train_step(const LoadedBatch& batch, int global_batch) {
   const float loss_scale = welcome_.loss_sum() ? 1.f : 1.f / float(global_batch);
-  return model_->train_step(batch.images.data(), batch.labels.data(), batch.n, loss_scale,
-                            grad_.data());
+  const int lanes = teams_->lanes();
+  if (lanes == 1)
+    return model_->train_step(batch.images.data(), batch.labels.data(), batch.n, loss_scale,
+                              grad_.data());
+  // --inter-op: the share as I micro-batches, forward and backward at once, one per lane,
+  // each writing its own gradient; then the sum in lane order, each lane adding a slice.
+  const Stopwatch wall;
+  const std::vector<int> counts = micro_batch_sizes(batch.n, net_.sample_granule(), lanes);
+  std::vector<int> first(static_cast<size_t>(lanes), 0);
+  for (int i = 1; i < lanes; ++i) first[size_t(i)] = first[size_t(i - 1)] + counts[size_t(i - 1)];
+  std::vector<StepStats> stats(static_cast<size_t>(lanes));
+  teams_->run([&](int lane) {
+    const size_t i = size_t(lane);
+    if (counts[i] == 0) return;
+    float* g = lane == 0 ? grad_.data() : lane_grads_[i].data();
+    stats[i] = lane_models_[i]->train_step(batch.images.data() + size_t(first[i]) * kCifarImageBytes,
+                                           batch.labels.data() + first[i], counts[i], loss_scale, g);
+  });
+  const size_t n = grad_.size();
+  teams_->run([&](int lane) {
+    const size_t lo = n * size_t(lane) / size_t(lanes), hi = n * size_t(lane + 1) / size_t(lanes);
+    float* sum = grad_.data();
+    for (int i = 1; i < lanes; ++i) {
+      if (counts[size_t(i)] == 0) continue;
+      const float* g = lane_grads_[size_t(i)].data();
+      for (size_t k = lo; k < hi; ++k) sum[k] += g[k];
+    }
+  });
+  StepStats out;
+  for (const StepStats& s : stats) {
+    out.loss_sum += s.loss_sum;
+    out.correct += s.correct;
+    out.forward_s = std::max(out.forward_s, s.forward_s);
+  }
+  // Backward: the rest of the concurrent section, the lanes' sum included.
+  out.backward_s = std::max(0.0, wall.elapsed() - out.forward_s);
+  return out;
 }
 
 // The step's StepResult, with the gradient when it computed one and the previous step's
@@ -284,7 +347,14 @@ ParamsReply WorkerSession::await_params() {
 // Parameters the checks passed (exactly num_params finite floats), copied once, straight
 // into the buffer the model's primitives load from.
 void WorkerSession::install_params(const std::string& packed) {
-  std::memcpy(model_->params_to_overwrite(), packed.data(), packed.size());
+  if (teams_->lanes() == 1) {
+    std::memcpy(model_->params_to_overwrite(), packed.data(), packed.size());
+    return;
+  }
+  // Each lane copies into its own Model (its pages stay near its cores).
+  teams_->run([&](int lane) {
+    std::memcpy(lane_models_[size_t(lane)]->params_to_overwrite(), packed.data(), packed.size());
+  });
 }
 
 void WorkerSession::run_eval(const threadsplit::EvalRequest& req) {

@@ -18,6 +18,7 @@ struct WorkerConfig {
   int rank = -1;                  // -1: the coordinator picks
   std::string data_dir;           // empty: the directory the coordinator names
   double connect_timeout_s = 60;  // to reach the coordinator and be welcomed
+  int inter_op = 1;               // teams running ops at once (worker/inter_op_teams.h)
   ChannelSecurity tls;            // THREADSPLIT_TLS_*: empty for plain gRPC
 };
 

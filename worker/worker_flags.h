@@ -15,6 +15,7 @@ struct WorkerFlags {
   std::string coordinator;        // HOST:PORT; required
   int rank = -1;                  // -1: from the environment, else the coordinator assigns one
   int threads = 0;                // 0: as the environment says
+  int inter_op = 0;               // 0: as the environment says (THREADSPLIT_INTER_OP, else 1)
   std::string data_dir;           // empty: the coordinator's path
   double connect_timeout_s = 60;
   bool help = false;
@@ -23,8 +24,8 @@ struct WorkerFlags {
 inline std::unique_ptr<CLI::App> worker_app(WorkerFlags& f) {
   auto app = cli::new_app(
       "threadsplit_worker",
-      "usage: threadsplit_worker --coordinator HOST:PORT [--rank N] [--threads T] [--data DIR]\n"
-      "                          [--connect-timeout S]\n",
+      "usage: threadsplit_worker --coordinator HOST:PORT [--rank N] [--threads T] [--inter-op I]\n"
+      "                          [--data DIR] [--connect-timeout S]\n",
       "One data-parallel worker. The run token comes from the environment (THREADSPLIT_TOKEN), "
       "never the command line.");
   app->footer("TLS: THREADSPLIT_TLS_CA=PEM checks the coordinator's certificate; "
@@ -41,6 +42,11 @@ inline std::unique_ptr<CLI::App> worker_app(WorkerFlags& f) {
   a.add_option("--threads", f.threads,
                "OpenMP threads (re-executes with OMP_* set); 0: as the environment says")
       ->type_name("T")->transform(cli::at_least(0, 4096))->capture_default_str();
+  a.add_option("--inter-op", f.inter_op,
+               "teams of T threads running ops at once, each on its own cores (re-executes with "
+               "OMP_PROC_BIND=false and THREADSPLIT_INTER_OP set; T defaults to cores / I); must "
+               "match the coordinator's --inter-op; 0: as the environment says")
+      ->type_name("I")->transform(cli::at_least(0, 4096))->capture_default_str();
   a.add_option("--data", f.data_dir, "this host's CIFAR-10 copy (default: the coordinator's path)")
       ->type_name("DIR");
   a.add_option("--connect-timeout", f.connect_timeout_s,

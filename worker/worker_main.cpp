@@ -1,12 +1,14 @@
 // threadsplit_worker: one data-parallel worker. Spawned by the coordinator (bound to its cores,
 // token in the environment), or started by hand:
-//   THREADSPLIT_TOKEN=... threadsplit_worker --coordinator HOST:PORT [--threads T]
+//   THREADSPLIT_TOKEN=... threadsplit_worker --coordinator HOST:PORT [--threads T] [--inter-op I]
 // taking its rank from OMPI_COMM_WORLD_RANK / PMI_RANK / SLURM_PROCID when a launcher set one.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
 
+#include "core_set.h"
 #include "omp_setup.h"
 #include "malloc_tuning.h"
 #include "process_facts.h"
@@ -16,7 +18,7 @@
 int main(int argc, char** argv) {
   ts::keep_freed_memory();
   ts::WorkerConfig c;
-  int threads = 0;
+  int threads = 0, inter_op = 0;
   try {
     const ts::WorkerFlags f = ts::parse_worker_flags(argc, argv);
     if (f.help) {
@@ -29,6 +31,7 @@ int main(int argc, char** argv) {
     c.data_dir = f.data_dir;
     c.connect_timeout_s = f.connect_timeout_s;
     threads = f.threads;
+    inter_op = f.inter_op;
     const char* token = std::getenv("THREADSPLIT_TOKEN");
     if (!token || !*token)
       throw std::invalid_argument("THREADSPLIT_TOKEN is not set: the coordinator's run token must "
@@ -55,6 +58,14 @@ int main(int argc, char** argv) {
   }
   // Before anything starts OpenMP: a hand-started worker asked for T threads re-executes
   // itself with the OMP_* environment set, as the coordinator's launcher would have.
-  if (threads > 0) ts::reexec_with_omp_threads(threads, argv);
+  if (inter_op > 1 && threads == 0)
+    threads = std::max(1, ts::CoreSet::of_this_process().size() / inter_op);
+  if (threads > 0) ts::reexec_with_omp_threads(threads, argv, std::max(1, inter_op));
+  try {
+    c.inter_op = ts::inter_op_from_environment();
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "threadsplit_worker: %s\n", e.what());
+    return 2;
+  }
   return ts::run_worker(c);
 }

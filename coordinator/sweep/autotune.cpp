@@ -29,7 +29,7 @@ std::vector<std::string> trial_base_args(const std::vector<std::string>& args) {
   static const std::map<std::string, bool> owned = {
       {"--autotune", false},       {"--autotune-steps", true}, {"--autotune-rounds", true},
       {"--autotune-time", true},   {"--autotune-budget", true}, {"--procs", true},
-      {"--threads", true},         {"--report", true},         {"--save", true},
+      {"--threads", true},         {"--inter-op", true},       {"--report", true},         {"--save", true},
       {"--trace", true},           {"--checkpoint-dir", true}, {"--checkpoint-every", true},
       {"--checkpoint-keep", true}, {"--checkpoint-overwrite", false}, {"--resume", false},
       {"--init", true},            {"--progress", true},       {"--eval-every", true},
@@ -80,7 +80,10 @@ AutotuneChoice autotune(const RunOptions& o, const std::string& exe, const std::
   const int n = cores.size();
   const int warmup = o.warmup_steps > 0 ? o.warmup_steps : 3;
   std::vector<SweepPoint> points;
-  for (const auto& [P, T] : splits_of(n)) {
+  // Inter-op 1 and 2: the sweep's default axis (more teams than two rarely pays: each costs
+  // a replica of the activations and a share of the batch too small to keep its team busy).
+  for (const Split3& sp : splits_of(n, {1, 2})) {
+    const int P = sp.procs, T = sp.threads;
     SweepPoint p;
     p.index = int(points.size());
     p.model = o.model;
@@ -88,6 +91,7 @@ AutotuneChoice autotune(const RunOptions& o, const std::string& exe, const std::
     p.subscription = "full";
     p.procs = P;
     p.threads = T;
+    p.inter_op = sp.inter_op;
     p.cores = n;
     p.loader_threads = o.loader_threads;
     p.batch_per_worker = o.batch_per_worker;
@@ -99,7 +103,7 @@ AutotuneChoice autotune(const RunOptions& o, const std::string& exe, const std::
   if (points.size() == 1) {
     choice.procs = points[0].procs;
     choice.threads = points[0].threads;
-    choice.reason = "one core: 1 x 1 is the only split";
+    choice.reason = "one core: 1x1x1 is the only split";
     return choice;
   }
   // Slices of the run need the same steps at every split: a fixed global batch.
@@ -147,6 +151,7 @@ AutotuneChoice autotune(const RunOptions& o, const std::string& exe, const std::
     run.args = base;
     const std::vector<std::string> own = {
         "--procs", std::to_string(p.procs), "--threads", std::to_string(p.threads),
+        "--inter-op", std::to_string(p.inter_op),
         "--warmup-steps", std::to_string(warmup), "--eval-every", "0", "--progress", "off",
         "--stop-after", std::to_string(steps), "--save", stem + ".ckpt"};
     run.args.insert(run.args.end(), own.begin(), own.end());
@@ -304,6 +309,7 @@ AutotuneChoice autotune(const RunOptions& o, const std::string& exe, const std::
   const SweepPoint& best = points[size_t(pick.best)];
   choice.procs = best.procs;
   choice.threads = best.threads;
+  choice.inter_op = best.inter_op;
   choice.seconds = now_seconds() - start;
   const double chosen_step_s = step_s[size_t(pick.best)] > 0 ? step_s[size_t(pick.best)] : best_step_s();
   choice.trained_steps = chain ? trained : 0;

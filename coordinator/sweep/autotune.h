@@ -25,7 +25,7 @@
 namespace ts {
 
 struct AutotuneChoice {
-  int procs = 0, threads = 0;
+  int procs = 0, threads = 0, inter_op = 1;
   std::string reason;                  // printed, and kept for the report
   std::vector<PointResult> results;    // every candidate's figures
   // When the trials were slices of the run: the last one's checkpoint (the run goes on from

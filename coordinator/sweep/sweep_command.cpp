@@ -89,6 +89,11 @@ std::unique_ptr<CLI::App> sweep_app(SweepArgs& a) {
   f.add_flag("--under", a.sweep.under, "also P x T = N/2 on the first N/2 cores");
   f.add_flag("--over", a.sweep.over, "also P x T = 2N (oversubscribed)");
   f.add_option_function<std::string>(
+       "--inter-op",
+       [&a](const std::string& v) { a.sweep.inter_op = parse_int_list("--inter-op", v); },
+       "inter-op teams per worker to try, I,I (each that divides the cores adds P x I x T = N)")
+      ->type_name("I,I")->default_str("1,2");
+  f.add_option_function<std::string>(
        "--loader-threads",
        [&a](const std::string& v) { a.sweep.loader_threads = parse_int_list("--loader-threads", v); },
        "loader thread counts to try")

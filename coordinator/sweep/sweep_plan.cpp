@@ -1,5 +1,6 @@
 #include "sweep_plan.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <sstream>
 #include <stdexcept>
@@ -7,7 +8,7 @@
 namespace ts {
 
 std::string SweepPoint::label() const {
-  std::string s = std::to_string(procs) + "x" + std::to_string(threads);
+  std::string s = std::to_string(procs) + "x" + std::to_string(inter_op) + "x" + std::to_string(threads);
   if (loader_threads != 1) s += " L" + std::to_string(loader_threads);
   if (subscription != "full") s += " " + subscription;
   return s;
@@ -20,11 +21,28 @@ std::vector<std::pair<int, int>> splits_of(int n) {
   return out;
 }
 
+std::vector<Split3> splits_of(int n, const std::vector<int>& inter_op) {
+  std::vector<Split3> out;
+  for (int I : inter_op) {
+    if (I < 1) throw std::invalid_argument("inter-op teams must be at least 1");
+    if (n % I != 0) continue;
+    for (const auto& [P, T] : splits_of(n / I)) out.push_back({P, I, T});
+  }
+  std::stable_sort(out.begin(), out.end(), [](const Split3& a, const Split3& b) {
+    return a.procs != b.procs ? a.procs < b.procs : a.inter_op < b.inter_op;
+  });
+  // A repeated I in the list gives each split once.
+  out.erase(std::unique(out.begin(), out.end(), [](const Split3& a, const Split3& b) {
+              return a.procs == b.procs && a.inter_op == b.inter_op && a.threads == b.threads;
+            }), out.end());
+  return out;
+}
+
 std::vector<SweepPoint> plan_points(const SweepOptions& o, int core_count) {
   if (core_count < 1) throw std::invalid_argument("the sweep needs at least one core");
   if (o.repeats < 1) throw std::invalid_argument("--repeats must be at least 1");
-  if (o.models.empty() || o.batch_modes.empty() || o.loader_threads.empty())
-    throw std::invalid_argument("the sweep needs at least one model, batch mode and loader thread count");
+  if (o.models.empty() || o.batch_modes.empty() || o.loader_threads.empty() || o.inter_op.empty())
+    throw std::invalid_argument("the sweep needs at least one model, batch mode, inter-op count and loader thread count");
   if (o.warmup_steps < 0) throw std::invalid_argument("--warmup-steps must be >= 0");
   const int per_worker = o.batch_per_worker > 0 ? o.batch_per_worker : std::max(1, o.batch / core_count);
   struct Budget {
@@ -44,7 +62,7 @@ std::vector<SweepPoint> plan_points(const SweepOptions& o, int core_count) {
       if (mode != "global" && mode != "per_worker")
         throw std::invalid_argument("batch mode must be global or per_worker, got '" + mode + "'");
       for (const Budget& b : budgets)
-        for (const auto& [P, T] : splits_of(b.threads_total))
+        for (const Split3& sp : splits_of(b.threads_total, o.inter_op))
           for (int loaders : o.loader_threads) {
             if (loaders < 1) throw std::invalid_argument("loader threads must be at least 1");
             SweepPoint p;
@@ -52,8 +70,10 @@ std::vector<SweepPoint> plan_points(const SweepOptions& o, int core_count) {
             p.model = model;
             p.batch_mode = mode;
             p.subscription = b.subscription;
-            p.procs = P;
-            p.threads = T;
+            p.procs = sp.procs;
+            p.inter_op = sp.inter_op;
+            p.threads = sp.threads;
+            const int P = sp.procs;
             p.cores = b.cores;
             p.loader_threads = loaders;
             p.batch_per_worker = mode == "per_worker" ? per_worker : 0;

@@ -16,6 +16,9 @@ struct SweepOptions {
   std::vector<std::string> models = {"seed_cnn", "tf_tutorial_cnn"};
   std::vector<std::string> batch_modes = {"global", "per_worker"};
   std::vector<int> loader_threads = {1};
+  // Inter-op teams per worker to try (--inter-op LIST): each I that divides a budget of N
+  // cores adds its splits P x I x T = N.
+  std::vector<int> inter_op = {1, 2};
   bool under = false, over = false;
   // Interleaved rounds: every point once per round. `repeats` rounds at least; with
   // until_clear more, until every model's top two are decided (sweep_report.h's all_decided),
@@ -38,12 +41,13 @@ struct SweepPoint {
   std::string batch_mode;          // "global" or "per_worker"
   std::string subscription;        // "full", "under", "over"
   int procs = 1, threads = 1;
+  int inter_op = 1;                // teams per worker running ops at once (--inter-op)
   int cores = 1;                   // cores given to the run (N, or N/2 when under)
   int loader_threads = 1;
   int global_batch = 0;
   int batch_per_worker = 0;        // 0 in global mode
   int steps = 0, warmup_steps = 0; // timed steps, and the untimed ones before them
-  std::string label() const;       // "2x1", "2x1 L2", "4x1 over"
+  std::string label() const;       // P x I x T: "2x1x1", "1x2x1 L2", "4x1x1 over"
 };
 
 struct Trial {
@@ -55,8 +59,14 @@ struct Trial {
 // Every P with P x T = n, as (P, T) pairs, P ascending.
 std::vector<std::pair<int, int>> splits_of(int n);
 
-// Points in a stable order: model, batch mode, subscription (full, under, over), P, loader
-// threads. Throws std::invalid_argument for an impossible request (no cores, bad mode).
+struct Split3 {
+  int procs, inter_op, threads;
+};
+// Every P x I x T = n with I among `inter_op` (those that divide n), P ascending, then I.
+std::vector<Split3> splits_of(int n, const std::vector<int>& inter_op);
+
+// Points in a stable order: model, batch mode, subscription (full, under, over), P, I,
+// loader threads. Throws std::invalid_argument for an impossible request (no cores, bad mode).
 std::vector<SweepPoint> plan_points(const SweepOptions& o, int core_count);
 
 // R passes over the points, alternately forward and backward (A B C C B A A B C ...), so a

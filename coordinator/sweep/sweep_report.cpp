@@ -325,8 +325,14 @@ std::vector<std::string> model_contrast(const std::vector<PointResult>& results,
       if (!pa || !pb) continue;
       std::string line = a.batch_mode + " batch: " + a.model + " is fastest at " + pa->point.label() +
                          ", " + b.model + " at " + pb->point.label();
-      if (pa->point.procs == pb->point.procs && pa->point.threads == pb->point.threads) {
+      if (pa->point.procs == pb->point.procs && pa->point.inter_op == pb->point.inter_op &&
+          pa->point.threads == pb->point.threads) {
         line += ": the same split wins for both models.";
+      } else if (a.decisive && b.decisive && pa->point.procs == pb->point.procs) {
+        const PointResult& more_teams = pa->point.inter_op > pb->point.inter_op ? *pa : *pb;
+        const PointResult& fewer_teams = pa->point.inter_op > pb->point.inter_op ? *pb : *pa;
+        line += ": " + more_teams.point.model + " favours ops at once (inter-op), " +
+                fewer_teams.point.model + " threads inside each op.";
       } else if (a.decisive && b.decisive) {
         const PointResult& more_procs = pa->point.procs > pb->point.procs ? *pa : *pb;
         const PointResult& more_threads = pa->point.procs > pb->point.procs ? *pb : *pa;
@@ -347,7 +353,7 @@ std::vector<std::string> model_contrast(const std::vector<PointResult>& results,
 
 std::string sweep_csv(const std::vector<PointResult>& results) {
   std::ostringstream s;
-  s << "model,batch_mode,subscription,procs,threads,cores,loader_threads,global_batch,"
+  s << "model,batch_mode,subscription,procs,inter_op,threads,cores,loader_threads,global_batch,"
        "batch_per_worker,steps,warmup_steps,repeats_ok,images_per_s_median,images_per_s_min,"
        "images_per_s_max,epoch_s,data_wait_share,forward_share,backward_share,exchange_share,"
        "update_share,sync_wait_share,foreign_cpu_max,quiet_repeats,images_per_s_quiet_median,"
@@ -355,7 +361,7 @@ std::string sweep_csv(const std::vector<PointResult>& results) {
   for (const PointResult& r : results) {
     const SweepPoint& p = r.point;
     s << p.model << ',' << p.batch_mode << ',' << p.subscription << ',' << p.procs << ','
-      << p.threads << ',' << p.cores << ',' << p.loader_threads << ',' << p.global_batch << ','
+      << p.inter_op << ',' << p.threads << ',' << p.cores << ',' << p.loader_threads << ',' << p.global_batch << ','
       << p.batch_per_worker << ',' << p.steps << ',' << p.warmup_steps << ',' << r.ok_trials << ','
       << fmt("%.1f", r1(r.ips_median)) << ',' << fmt("%.1f", r1(r.ips_min)) << ','
       << fmt("%.1f", r1(r.ips_max)) << ',' << fmt("%.3f", r3(r.epoch_s)) << ','
@@ -416,6 +422,7 @@ std::string sweep_json(const SweepFacts& facts, const SweepOptions& o,
     pt["batch_mode"] = p.batch_mode;
     pt["subscription"] = p.subscription;
     pt["procs"] = p.procs;
+    pt["inter_op"] = p.inter_op;
     pt["threads"] = p.threads;
     pt["cores"] = p.cores;
     pt["loader_threads"] = p.loader_threads;

@@ -65,6 +65,7 @@ std::vector<std::string> point_args(const SweepPoint& p) {
   std::vector<std::string> a = {"--model", p.model.substr(0, at),
                                 "--procs", std::to_string(p.procs),
                                 "--threads", std::to_string(p.threads),
+                                "--inter-op", std::to_string(p.inter_op),
                                 "--loader-threads", std::to_string(p.loader_threads),
                                 "--steps", std::to_string(p.steps + p.warmup_steps),
                                 "--warmup-steps", std::to_string(p.warmup_steps),

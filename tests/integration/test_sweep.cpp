@@ -34,7 +34,8 @@ TEST_CASE("a tiny sweep runs every split in both batch modes and writes agreeing
   CHECK_THAT(p.out(), Catch::Contains("seed_cnn, per-worker batch fixed: best"));
   const JsonNode j = ts::read_json_file(out + "/sweep.json");
   const JsonNode points = j["points"];
-  REQUIRE(points.size() == size_t(2 * n));  // 1x2 and 2x1 (or 1x1), global and per-worker batch
+  // 1x1x2, 1x2x1 and 2x1x1 (or 1x1x1), global and per-worker batch.
+  REQUIRE(points.size() == size_t(2 * (n == 2 ? 3 : 1)));
   std::ifstream csv(out + "/sweep.csv");
   std::string line;
   std::getline(csv, line);
@@ -44,11 +45,12 @@ TEST_CASE("a tiny sweep runs every split in both batch modes and writes agreeing
     INFO("point " << pt["label"].str() << " " << pt["batch_mode"].str());
     CHECK(pt["repeats_ok"].num() == 2);
     CHECK(pt["images_per_s"]["median"].num() > 0);
-    CHECK(pt["procs"].num() * pt["threads"].num() == n);
+    CHECK(pt["procs"].num() * pt["inter_op"].num() * pt["threads"].num() == n);
     if (pt["batch_mode"].str() == "per_worker") CHECK(pt["global_batch"].num() == 16 * pt["procs"].num());
     REQUIRE(std::getline(csv, line));
     CHECK(line.find(pt["model"].str() + "," + pt["batch_mode"].str() + ",full," +
-                    std::to_string(int(pt["procs"].num())) + "," + std::to_string(int(pt["threads"].num()))) == 0);
+                    std::to_string(int(pt["procs"].num())) + "," + std::to_string(int(pt["inter_op"].num())) +
+                    "," + std::to_string(int(pt["threads"].num()))) == 0);
   }
   CHECK(j["summary"].size() == 2);
   CHECK_FALSE(j["versions"]["onednn"].str().empty());
@@ -115,8 +117,9 @@ TEST_CASE("autotune measures the splits, says what it chose, trains with it and 
   CHECK_THAT(p.out(), Catch::Contains("--autotune chose"));
   const JsonNode r = ts::read_json_file(report);
   const int cores = ts::CoreSet::of_this_process().size();
-  CHECK(r["split"]["procs"].num() * r["split"]["threads"].num() == cores);
+  CHECK(r["split"]["procs"].num() * r["split"]["inter_op"].num() * r["split"]["threads"].num() == cores);
   CHECK(p.out().find("--autotune chose " + std::to_string(int(r["split"]["procs"].num())) + "x" +
+                     std::to_string(int(r["split"]["inter_op"].num())) + "x" +
                      std::to_string(int(r["split"]["threads"].num()))) != std::string::npos);
   CHECK(r["timed"]["steps"].num() == 3);
   CHECK(r["timed"]["images_per_s"].num() > 0);
@@ -150,14 +153,19 @@ TEST_CASE("the trials of --autotune are the run's first steps: it ends where an 
                               Catch::Contains("that count toward the run: net cost"));
   const JsonNode r = ts::read_json_file(report);
   const int P = int(r["split"]["procs"].num()), T = int(r["split"]["threads"].num());
+  const int I = int(r["split"]["inter_op"].num());
   const int64_t trained = int64_t(r["split"]["autotune"]["trained_steps"].num());
-  CHECK(trained == 8);  // two splits, one trial each: 1 warm-up + 3 timed steps
+  // Three splits (1x1x2, 1x2x1, 2x1x1), one trial each: 1 warm-up + 3 timed steps; the
+  // halving keeps two, and a tie or a clear winner among them may need more rounds.
+  CHECK(trained >= 12);
+  CHECK(trained % 4 == 0);
   CHECK(r["totals"]["steps"].num() == 60);
   CHECK(r["split"]["autotune"]["net_cost_s"].num() >= 0);
 
   ts_test::Process straight = ts_test::start(
       "autotune_chain_straight",
       ts_test::coordinator_args(ts_test::with(common, {"--procs", std::to_string(P), "--threads", std::to_string(T),
+                                                       "--inter-op", std::to_string(I),
                                                        "--save", dir + "/autotune_chain_straight.ckpt"})));
   REQUIRE(ts_test::wait_exit(straight, 300) == 0);
   const ts::NetworkSpec net = ts::build_network("seed_cnn");

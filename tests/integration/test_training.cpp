@@ -237,17 +237,18 @@ TEST_CASE("a run resumed from its checkpoint continues exactly where an unbroken
 // differently with 2 threads than with 1. The recipe amplifies any such difference about 9x a
 // step early on (lr x64 on the shifts, eps 1e-12), so the contract is checked after one step:
 // the split alone at float-summation tolerance, the thread count at oneDNN's.
-TEST_CASE("airbench94: 1x2, 2x1 and 1x1 give the same parameters and running statistics after a step, and the loss falls",
+TEST_CASE("airbench94: 1x2, 2x1, 1x1 and 1x1 with --inter-op 2 give the same parameters and running statistics after a step, and the loss falls",
           "[integration][training]") {
   const std::string dir = ts_test::tmp_dir();
   const ts::NetworkSpec net = ts::build_network("airbench94");
-  auto run = [&](int procs, int threads, int steps) {
-    const std::string tag = "airbench_" + std::to_string(procs) + "x" + std::to_string(threads) + "_" +
-                            std::to_string(steps);
+  auto run = [&](int procs, int threads, int steps, int inter_op = 1) {
+    const std::string tag = "airbench_" + std::to_string(procs) + "x" + std::to_string(inter_op) + "x" +
+                            std::to_string(threads) + "_" + std::to_string(steps);
     const std::string ckpt = dir + "/" + tag + ".ckpt", report = dir + "/" + tag + ".json";
     ts_test::Process p = ts_test::start(
         tag, ts_test::coordinator_args({"--model", "airbench94", "--procs", std::to_string(procs),
-                                        "--threads", std::to_string(threads), "--batch", "256",
+                                        "--threads", std::to_string(threads), "--inter-op",
+                                        std::to_string(inter_op), "--batch", "256",
                                         "--steps", std::to_string(steps), "--seed", "3",
                                         "--eval-every", "0", "--save", ckpt, "--report", report}));
     const int rc = ts_test::wait_exit(p, 600);
@@ -273,6 +274,8 @@ TEST_CASE("airbench94: 1x2, 2x1 and 1x1 give the same parameters and running sta
   };
   const auto p12 = run(1, 2, 1), p21 = run(2, 1, 1), p11 = run(1, 1, 1);
   compare(p21.first, p11.first, 1e-5);  // the split alone
+  // --inter-op 2: two micro-batches of whole groups, one thread per op, as 2x1 deals them.
+  compare(p21.first, run(1, 1, 1, 2).first, 1e-5);
   compare(p21.first, p12.first, 1e-3);  // and oneDNN's rounding at another thread count
   // A short run learns: the last three steps' loss clearly below the first three's.
   const int steps = 12;

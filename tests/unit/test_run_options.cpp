@@ -97,6 +97,9 @@ TEST_CASE("bad flags are refused with one sentence naming the flag", "[options]"
   CHECK_THAT(refusal({}), Catch::Contains("--data DIR is required"));
   CHECK_THAT(refusal({"--external-workers", "2", "--procs", "2", "--data", "/d"}),
              Catch::Contains("--external-workers replaces --procs"));
+  CHECK_THAT(refusal({"--external-workers", "2", "--inter-op", "2", "--data", "/d"}),
+             Catch::Contains("--external-workers replaces --procs/--threads/--inter-op"));
+  CHECK_THAT(refusal({"--inter-op", "0", "--data", "/d"}), Catch::Contains("--inter-op"));
 }
 
 TEST_CASE("the help text lists every flag with its default", "[options]") {

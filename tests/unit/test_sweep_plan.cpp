@@ -15,15 +15,15 @@ TEST_CASE("the splits of a core budget are every P dividing it", "[sweep]") {
   for (const auto& [p, t] : ts::splits_of(16)) CHECK(p * t == 16);
 }
 
-TEST_CASE("the default plan on 2 cores covers both models, both batch modes and both splits", "[sweep]") {
+TEST_CASE("the default plan on 2 cores covers both models, both batch modes and all three splits", "[sweep]") {
   const ts::SweepOptions o;
   const auto points = ts::plan_points(o, 2);
-  REQUIRE(points.size() == 2 * 2 * 2);
+  REQUIRE(points.size() == 2 * 2 * 3);  // 1x1x2, 1x2x1 and 2x1x1 (P x I x T)
   std::set<std::string> seen;
   for (size_t i = 0; i < points.size(); ++i) {
     const ts::SweepPoint& p = points[i];
     CHECK(p.index == int(i));
-    CHECK(p.procs * p.threads == 2);
+    CHECK(p.procs * p.inter_op * p.threads == 2);
     CHECK(p.cores == 2);
     CHECK(p.subscription == "full");
     CHECK(p.warmup_steps == 5);
@@ -38,7 +38,9 @@ TEST_CASE("the default plan on 2 cores covers both models, both batch modes and 
     seen.insert(p.model + "/" + p.batch_mode + "/" + p.label());
   }
   CHECK(seen.size() == points.size());
-  CHECK(seen.count("tf_tutorial_cnn/per_worker/2x1") == 1);
+  CHECK(seen.count("tf_tutorial_cnn/per_worker/2x1x1") == 1);
+  CHECK(seen.count("seed_cnn/global/1x2x1") == 1);
+  CHECK(seen.count("seed_cnn/global/1x1x2") == 1);
 }
 
 TEST_CASE("under- and over-subscribed points and a loader grid are added only on request", "[sweep]") {
@@ -48,6 +50,7 @@ TEST_CASE("under- and over-subscribed points and a loader grid are added only on
   o.under = true;
   o.over = true;
   o.loader_threads = {1, 2};
+  o.inter_op = {1};  // the budgets alone here; the inter-op axis below
   const auto points = ts::plan_points(o, 4);
   std::map<std::string, int> per_budget;
   for (const auto& p : points) {
@@ -68,6 +71,29 @@ TEST_CASE("under- and over-subscribed points and a loader grid are added only on
   CHECK(per_budget["over"] == 4 * 2);   // 1x8 2x4 4x2 8x1
   // One core cannot be halved: no under-subscribed points then.
   for (const auto& p : ts::plan_points(o, 1)) CHECK(p.subscription != "under");
+}
+
+TEST_CASE("the inter-op axis adds every P x I x T of a budget for each I that divides it", "[sweep]") {
+  std::vector<std::string> labels;
+  for (const ts::Split3& s : ts::splits_of(8, {1, 2, 3, 4}))
+    labels.push_back(std::to_string(s.procs) + "x" + std::to_string(s.inter_op) + "x" + std::to_string(s.threads));
+  // I = 3 does not divide 8; P ascending, then I.
+  CHECK(labels == std::vector<std::string>{"1x1x8", "1x2x4", "1x4x2", "2x1x4", "2x2x2", "2x4x1",
+                                           "4x1x2", "4x2x1", "8x1x1"});
+  CHECK(ts::splits_of(2, {2, 2, 1}).size() == 3);  // a repeated I counts once
+  ts::SweepOptions o;
+  o.models = {"seed_cnn"};
+  o.batch_modes = {"per_worker"};
+  o.inter_op = {2};
+  const auto points = ts::plan_points(o, 4);
+  REQUIRE(points.size() == 2);  // 1x2x2, 2x2x1
+  for (const auto& p : points) {
+    CHECK(p.inter_op == 2);
+    CHECK(p.global_batch == 32 * p.procs);  // the teams split a worker's share; P alone sets the batch
+  }
+  CHECK(points[1].label() == "2x2x1");
+  o.inter_op = {};
+  CHECK_THROWS_AS(ts::plan_points(o, 4), std::invalid_argument);
 }
 
 TEST_CASE("repeats are interleaved forward and backward so drift hits every point alike", "[sweep]") {

@@ -100,7 +100,7 @@ TEST_CASE("with contended repeats, the summary also ranks by the quiet ones", "[
   CHECK(g[0].best == 0);        // by median, as always
   CHECK(g[0].quiet_best == 1);  // by the quiet repeats
   CHECK(g[0].quiet_margin == Approx(8400.0 / 8000 - 1));
-  CHECK_THAT(g[0].text, Catch::Contains("Counting only repeats with under 5% foreign CPU: 2x1 at 8400"));
+  CHECK_THAT(g[0].text, Catch::Contains("Counting only repeats with under 5% foreign CPU: 2x1x1 at 8400"));
   // All quiet: nothing to add.
   const auto calm = ts::summarize({a, recorded(point(1, "seed_cnn", 2, 1), {8400, 8300, 8500})});
   CHECK(calm[0].quiet_best == -1);
@@ -125,8 +125,8 @@ TEST_CASE("the summary names the fastest split and says whether its paired margi
   CHECK(groups[0].paired.rounds == 3);
   CHECK(groups[0].paired.a_ahead == 3);
   CHECK(groups[0].paired.lo > 1);
-  CHECK_THAT(groups[0].text, Catch::Contains("best 2x1") && Catch::Contains("margin is real") &&
-                                 Catch::Contains("Paired over 3 rounds: 2x1/1x2 = 2.000"));
+  CHECK_THAT(groups[0].text, Catch::Contains("best 2x1x1") && Catch::Contains("margin is real") &&
+                                 Catch::Contains("Paired over 3 rounds: 2x1x1/1x1x2 = 2.000"));
   // Overlapping repeats: the higher median still wins, but the summary says it is noise.
   CHECK(groups[1].best == 2);
   CHECK(groups[1].runner_up == 3);
@@ -192,7 +192,7 @@ TEST_CASE("a measured tie, a decision left open, and a machine too noisy to deci
   CHECK_THAT(g[0].text, Catch::Contains("too noisy to decide"));
   // 1x2's rounds: mean 1008, sample standard deviation 119.0: 11.8%; 2x1's: none.
   CHECK(noisy[0].cv() == Approx(0.118093).epsilon(1e-4));
-  CHECK_THAT(g[0].text, Catch::Contains("Rounds of one split scatter by 11.8% (1x2) and 0.0% (2x1)"));
+  CHECK_THAT(g[0].text, Catch::Contains("Rounds of one split scatter by 11.8% (1x1x2) and 0.0% (2x1x1)"));
   // A group with one point has nothing to decide.
   CHECK(ts::all_decided(ts::summarize({recorded(point(0, "seed_cnn", 1, 2), {1000})})));
 }
