@@ -84,6 +84,7 @@ ordered_json config(const RunSetup& s) {
   c["data"] = s.data_dir;
   c["init"] = o.init;
   c["save"] = o.save;
+  c["exchange_only"] = o.exchange_only;
   return c;
 }
 

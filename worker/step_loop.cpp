@@ -17,6 +17,7 @@
 #include "binding.h"
 #include "cifar10.h"
 #include "coordinator_link.h"
+#include "exchange_only.h"
 #include "float_packing.h"
 #include "grpc_settings.h"
 #include "model.h"
@@ -77,6 +78,7 @@ class WorkerSession {
   void queue_batches(const threadsplit::EpochDeal& deal);
   const LoadedBatch& next_batch(int n, double* wait_s);
   StepStats train_step(const LoadedBatch& batch, int global_batch);
+  void fill_exchange_only_gradient(int samples, int global_batch);
   void send_gradient(uint32_t deal_id, const StepNumbers& step);
   ParamsReply await_params();
   void install_params(const std::string& packed);
@@ -96,6 +98,9 @@ class WorkerSession {
   LoaderOptions loader_options_;
   LoadedBatch batch_;        // its buffers are swapped with the loader's, step after step
   std::vector<float> grad_;
+  // --exchange-only: no model; the parameters that come back are copied here instead of into
+  // the primitives' buffer (the same one copy).
+  std::vector<float> params_;
   int64_t step_ = 0;         // the next global step expected
   // Exchange wait and parameter install of a step are only known after its result was sent;
   // they travel with the next result.
@@ -142,22 +147,28 @@ void WorkerSession::set_up() {
     }
   }
 
-  if (!data_) open_data(welcome_.data_dir());
+  // An --exchange-only worker reads no images (no loader, no evaluation): it maps no data.
+  const bool exchange_only = welcome_.exchange_only();
+  if (!data_ && !exchange_only) open_data(welcome_.data_dir());
   // The coordinator's path on another host, or a copy it could not compare at the door.
-  if (!welcome_.data_fingerprint().empty() && welcome_.data_fingerprint() != data_->fingerprint())
+  if (data_ && !welcome_.data_fingerprint().empty() && welcome_.data_fingerprint() != data_->fingerprint())
     throw WorkerExit{2, "this worker's CIFAR-10 copy " + data_->dir() + " (fingerprint " +
                             data_->fingerprint() + ") differs from the coordinator's (fingerprint " +
                             welcome_.data_fingerprint() + "): the runs would train on other data; "
                             "give this worker an identical copy (copy the coordinator's directory "
                             "or fetch it again with scripts/get_cifar10.sh) and point --data at it"};
   grad_.resize(net_.num_params);
-  ModelOptions mo;
-  mo.label_smoothing = welcome_.label_smoothing();
-  mo.precision = welcome_.precision().empty() ? "f32" : welcome_.precision();
-  try {
-    model_ = std::make_unique<Model>(net_, welcome_.max_local_batch(), mo);
-  } catch (const std::invalid_argument& e) {
-    throw WorkerExit{2, e.what()};
+  if (exchange_only) {
+    params_.resize(net_.num_params);
+  } else {
+    ModelOptions mo;
+    mo.label_smoothing = welcome_.label_smoothing();
+    mo.precision = welcome_.precision().empty() ? "f32" : welcome_.precision();
+    try {
+      model_ = std::make_unique<Model>(net_, welcome_.max_local_batch(), mo);
+    } catch (const std::invalid_argument& e) {
+      throw WorkerExit{2, e.what()};
+    }
   }
   limits_.run_id = welcome_.run_id();
   limits_.num_params = net_.num_params;
@@ -167,6 +178,7 @@ void WorkerSession::set_up() {
   const std::string bad = check_welcome_params(welcome_, net_.num_params);
   if (!bad.empty()) throw WorkerExit{1, bad};
   install_params(welcome_.params());
+  if (exchange_only) return;
   LoaderOptions lo;
   lo.augment = parse_augment(welcome_.augment());
   lo.normalize = welcome_.normalize();
@@ -186,6 +198,7 @@ void WorkerSession::open_data(const std::string& dir) {
 }
 
 void WorkerSession::restart_loader() {
+  if (!loader_) return;  // --exchange-only: none
   // Batches queued for the old deal are dropped with the old loader.
   loader_.reset();
   const HelperThreadCores helpers;
@@ -198,7 +211,9 @@ DealEnd WorkerSession::run_deal(const threadsplit::EpochDeal& deal) {
   for (const threadsplit::StepShare& share : deal.steps()) {
     StepNumbers step;
     step.samples = share.indices_size();
-    if (step.samples > 0)
+    if (step.samples > 0 && welcome_.exchange_only())
+      fill_exchange_only_gradient(step.samples, share.global_batch());  // phase times stay 0
+    else if (step.samples > 0)
       step.model = train_step(next_batch(step.samples, &step.data_wait_s), share.global_batch());
     // The exchange, as this worker sees it: from packing its gradient to having the
     // parameters in hand (the coordinator's averaging and update included).
@@ -217,6 +232,7 @@ DealEnd WorkerSession::run_deal(const threadsplit::EpochDeal& deal) {
 }
 
 void WorkerSession::queue_batches(const threadsplit::EpochDeal& deal) {
+  if (!loader_) return;  // --exchange-only: nothing to load
   for (int i = 0; i < deal.steps_size(); ++i) {
     const auto& share = deal.steps(i);
     if (share.indices_size() == 0) continue;
@@ -249,6 +265,13 @@ StepStats WorkerSession::train_step(const LoadedBatch& batch, int global_batch) 
   const float loss_scale = welcome_.loss_sum() ? 1.f : 1.f / float(global_batch);
   return model_->train_step(batch.images.data(), batch.labels.data(), batch.n, loss_scale,
                             grad_.data());
+}
+
+// --exchange-only: instead of forward and backward, the share's known gradient
+// (common/exchange_only.h), written into the same buffer a computed one would be.
+void WorkerSession::fill_exchange_only_gradient(int samples, int global_batch) {
+  const float g = exchange_only_gradient(samples, global_batch);
+  if (grad_.empty() || grad_[0] != g) std::fill(grad_.begin(), grad_.end(), g);  // once per share size
 }
 
 // The step's StepResult, with the gradient when it computed one and the previous step's
@@ -284,7 +307,8 @@ ParamsReply WorkerSession::await_params() {
 // Parameters the checks passed (exactly num_params finite floats), copied once, straight
 // into the buffer the model's primitives load from.
 void WorkerSession::install_params(const std::string& packed) {
-  std::memcpy(model_->params_to_overwrite(), packed.data(), packed.size());
+  float* to = model_ ? model_->params_to_overwrite() : params_.data();
+  std::memcpy(to, packed.data(), packed.size());
 }
 
 void WorkerSession::run_eval(const threadsplit::EvalRequest& req) {
@@ -382,6 +406,8 @@ int WorkerSession::run() {
         break;
       }
       case CoordinatorMessage::kEval:
+        if (welcome_.exchange_only())
+          throw WorkerExit{1, "the coordinator asked an --exchange-only worker (no model) to evaluate"};
         run_eval(m.eval());
         break;
       case CoordinatorMessage::kShutdown:
