@@ -99,6 +99,10 @@ void announce(const RunSetup& s) {
                  "slower than a split with procs x inter-op x threads = cores.\n",
                  s.world_size, s.inter_op, s.threads, s.world_size * s.inter_op * s.threads,
                  s.cores.size());
+  if (o.exchange_only)
+    std::fprintf(stderr, "threadsplit: NOTE: --exchange-only: the workers compute nothing and send a "
+                 "known gradient of %zu floats; this run measures the exchange, not training (no "
+                 "evaluation).\n", s.net.num_params);
   if (s.synthetic_data)
     std::fprintf(stderr, "threadsplit: NOTE: %s holds SYNTHETIC data: speed numbers are real, "
                  "accuracies mean nothing.\n", s.data_dir.c_str());
@@ -149,6 +153,7 @@ Admission admission_for(const Prepared& p) {
     w.set_loss_sum(setup.options.loss == "sum");
     w.set_bn_group(setup.granule > 1 ? setup.granule : 0);
     w.set_normalize(setup.options.normalize);
+    w.set_exchange_only(setup.options.exchange_only);
     return w;
   };
   return a;

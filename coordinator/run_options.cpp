@@ -237,6 +237,12 @@ std::unique_ptr<CLI::App> run_options_app(RunOptions& o, const std::string& prog
                "Chrome trace-event JSON: each worker's phases per step and the coordinator's "
                "reduce/update (chrome://tracing, ui.perfetto.dev)")
       ->type_name("FILE");
+  a.add_flag("--exchange-only", o.exchange_only,
+             "measure the exchange alone: workers build no model, load no data and compute "
+             "nothing; each step they send a gradient of the model's size (every float a tiny "
+             "known value, so the checks pass and the optimizer runs as usual) and install the "
+             "parameters sent back. No evaluation rounds and no test round (--eval-every is 0); "
+             "not with the flags that only shape the compute (bench/exchange_bench.sh)");
   a.add_flag("--autotune", o.autotune,
              "first measure every split P x T = cores (successive halving, then paired rounds of "
              "the last two; the trials are the run's first steps where it is long enough), then "
@@ -284,6 +290,9 @@ RunOptions parse_run_options(int argc, char** argv, int first) {
     if (double(o.epochs) == o.epochs_exact) o.epochs_exact = 0;
   }
   apply_model_recipe(o);
+  // Nothing to evaluate: the workers build no model.
+  if (o.exchange_only && std::find(o.given.begin(), o.given.end(), "--eval-every") == o.given.end())
+    o.eval_every = 0;
   return o;
 }
 
@@ -342,6 +351,26 @@ void apply_model_recipe(RunOptions& o) {
 std::string usage_text(const char* program) {
   RunOptions defaults;
   return run_options_app(defaults, program)->help();
+}
+
+// --exchange-only leaves the workers' compute out, so the flags that only shape it (or the
+// evaluation it skips) would be silently ignored: they are refused instead.
+static void validate_exchange_only(const RunOptions& o) {
+  if (!o.exchange_only) return;
+  auto given = [&o](const char* flag) {
+    return std::find(o.given.begin(), o.given.end(), flag) != o.given.end();
+  };
+  if (o.eval_every > 0)
+    throw UsageError("--exchange-only runs no evaluation (the workers have no model): drop --eval-every " +
+                     std::to_string(o.eval_every) + " or give --eval-every 0");
+  for (const char* flag : {"--eval-batch", "--tta", "--augment", "--loader-threads", "--precision",
+                           "--label-smoothing", "--normalize"})
+    if (given(flag))
+      throw UsageError(std::string("--exchange-only skips the workers' compute, so ") + flag +
+                       " would change nothing: drop it (or drop --exchange-only to train)");
+  if (o.autotune)
+    throw UsageError("--autotune with --exchange-only would choose a split by the exchange alone, "
+                     "not by training: give --procs and --threads instead");
 }
 
 // --respawn replaces processes this coordinator started, under the continue policy only.
@@ -432,6 +461,7 @@ void validate_options(const RunOptions& o) {
     throw UsageError("--autotune chooses the split itself (P x I x T): give neither --procs, --threads, --inter-op nor "
                      "--external-workers with it");
   validate_respawn(o);
+  validate_exchange_only(o);
   if (o.data.empty()) throw UsageError("--data DIR is required (the CIFAR-10 binary version; "
                                        "scripts/train.sh finds or fetches it)");
 }

@@ -97,6 +97,9 @@ struct RunOptions {
   // Measurement (coordinator/step_timing.h, coordinator/sweep/autotune.h).
   int warmup_steps = 0;           // first N steps excluded from the report's "timed" figures
   std::string trace;              // Chrome trace-event JSON of every step
+  // The exchange alone (bench/exchange_bench.sh): workers skip forward/backward and send a
+  // known gradient of the model's size (common/exchange_only.h); no evaluation (eval_every 0).
+  bool exchange_only = false;
   bool autotune = false;          // measure the splits first, train with the fastest
   std::string split_chosen_by;  // set after --autotune: why it chose --procs/--threads
   int autotune_steps = 0;         // timed steps of the first trials; 0: about 1 s worth

@@ -40,6 +40,7 @@ ordered_json config(const RunSetup& s) {
   const RunOptions& o = s.options;
   ordered_json c;
   c["model"] = o.model;
+  c["num_params"] = int64_t(s.net.num_params);  // floats in every gradient and Params message
   c["procs"] = s.world_size;
   c["threads"] = s.threads;
   c["inter_op"] = s.inter_op;
@@ -84,6 +85,7 @@ ordered_json config(const RunSetup& s) {
   c["data"] = s.data_dir;
   c["init"] = o.init;
   c["save"] = o.save;
+  c["exchange_only"] = o.exchange_only;
   return c;
 }
 
@@ -226,7 +228,12 @@ void write_run_report(const std::string& path, const ReportInputs& in) {
   coordinator["pid"] = int64_t(getpid());
   coordinator["threads"] = in.coordinator_threads;
   coordinator["scheduling"] = in.coordinator_scheduling;
-  coordinator["max_rss_kb"] = resource_use().max_rss_kb;
+  const ResourceUse own = resource_use();
+  coordinator["max_rss_kb"] = own.max_rss_kb;
+  // The whole process so far (setup, every step, the goodbyes): with the workers' Goodbye
+  // figures and /proc/stat it tells this run's CPU from other processes' (bench/).
+  coordinator["cpu_user_s"] = own.user_s;
+  coordinator["cpu_system_s"] = own.system_s;
 
   ordered_json& workers = j["workers"] = ordered_json::array();
   if (in.run)
@@ -258,6 +265,10 @@ void write_run_report(const std::string& path, const ReportInputs& in) {
     timed["step_s_max"] = t.step_s_max;
     timed["gradient_wait_s"] = t.gradient_wait_s;
     timed["update_s"] = t.update_s;
+    // The coordinator process's CPU over the same window (all its threads, gRPC's included).
+    timed["coordinator_cpu_s"] = t.coordinator_cpu_user_s + t.coordinator_cpu_system_s;
+    timed["coordinator_cpu_user_s"] = t.coordinator_cpu_user_s;
+    timed["coordinator_cpu_system_s"] = t.coordinator_cpu_system_s;
     write_shares(timed, t.shares);
   }
   ordered_json& totals = j["totals"];

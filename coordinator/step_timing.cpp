@@ -118,6 +118,8 @@ TimedFigures summarize_steps(const std::vector<StepTiming>& steps, int warmup, i
   }
   f.steps = int64_t(step_s.size());
   f.seconds = steps.back().end_s - steps[first].start_s;
+  f.coordinator_cpu_user_s = steps.back().cpu_user_end_s - steps[first].cpu_user_start_s;
+  f.coordinator_cpu_system_s = steps.back().cpu_system_end_s - steps[first].cpu_system_start_s;
   if (f.seconds <= 0) return f;
   f.images_per_s = double(f.samples) / f.seconds;
   std::vector<double> sorted = step_s;

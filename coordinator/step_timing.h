@@ -57,6 +57,9 @@ struct StepTiming {
   double gradients_s = 0;         // the last gradient arrived
   double updated_s = 0;           // sum + optimizer + packing done
   double end_s = 0;               // parameters sent to every worker
+  // The coordinator process's CPU time (user, system; every thread, gRPC's included) at
+  // start_s and at end_s (getrusage): what the exchange costs it, apart from waiting.
+  double cpu_user_start_s = 0, cpu_system_start_s = 0, cpu_user_end_s = 0, cpu_system_end_s = 0;
   int64_t samples = 0;
   std::vector<WorkerStepTiming> workers;  // by rank
 };
@@ -83,6 +86,9 @@ struct TimedFigures {
   // Over the window less its last step (whose exchange is never reported).
   PhaseShares shares;
   double gradient_wait_s = 0, update_s = 0;   // coordinator totals in the window
+  // The coordinator process's CPU seconds over the window (first timed step's start to the
+  // last one's end, as `seconds`).
+  double coordinator_cpu_user_s = 0, coordinator_cpu_system_s = 0;
 };
 
 // "shares" in the JSON object `j` (an nlohmann::ordered_json): an epoch's, the timed window's

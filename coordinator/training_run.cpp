@@ -5,6 +5,7 @@
 
 #include "epoch_plan.h"
 #include "float_packing.h"
+#include "process_facts.h"
 #include "state_update.h"
 #include "stop_signals.h"
 #include "timing.h"
@@ -91,6 +92,9 @@ void TrainingRun::run_step(const EpochPlan& plan, int s, EpochRecord& rec) {
   StepTiming timing;
   timing.step = step_;
   timing.start_s = now_seconds();
+  const ResourceUse cpu_start = resource_use();
+  timing.cpu_user_start_s = cpu_start.user_s;
+  timing.cpu_system_start_s = cpu_start.system_s;
   timing.workers.resize(size_t(setup_.world_size));
   const Stopwatch wait;
 
@@ -148,6 +152,9 @@ void TrainingRun::run_step(const EpochPlan& plan, int s, EpochRecord& rec) {
   rec.step_losses.push_back((rec.loss_sum - loss_before) / double(batch));
   collective_.broadcast(m, during);
   timing.end_s = now_seconds();
+  const ResourceUse cpu_end = resource_use();
+  timing.cpu_user_end_s = cpu_end.user_s;
+  timing.cpu_system_end_s = cpu_end.system_s;
   timing.samples = int64_t(batch);
   step_timings_.push_back(std::move(timing));
 }

@@ -18,6 +18,7 @@
 #include "binding.h"
 #include "cifar10.h"
 #include "coordinator_link.h"
+#include "exchange_only.h"
 #include "float_packing.h"
 #include "grpc_settings.h"
 #include "inter_op_teams.h"
@@ -79,6 +80,7 @@ class WorkerSession {
   void queue_batches(const threadsplit::EpochDeal& deal);
   const LoadedBatch& next_batch(int n, double* wait_s);
   StepStats train_step(const LoadedBatch& batch, int global_batch);
+  void fill_exchange_only_gradient(int samples, int global_batch);
   void send_gradient(uint32_t deal_id, const StepNumbers& step);
   ParamsReply await_params();
   void install_params(const std::string& packed);
@@ -104,6 +106,9 @@ class WorkerSession {
   LoaderOptions loader_options_;
   LoadedBatch batch_;        // its buffers are swapped with the loader's, step after step
   std::vector<float> grad_;
+  // --exchange-only: no model; the parameters that come back are copied here instead of into
+  // the primitives' buffer (the same one copy).
+  std::vector<float> params_;
   int64_t step_ = 0;         // the next global step expected
   // Exchange wait and parameter install of a step are only known after its result was sent;
   // they travel with the next result.
@@ -157,36 +162,42 @@ void WorkerSession::set_up() {
     }
   }
 
-  if (!data_) open_data(welcome_.data_dir());
+  // An --exchange-only worker reads no images (no loader, no evaluation): it maps no data.
+  const bool exchange_only = welcome_.exchange_only();
+  if (!data_ && !exchange_only) open_data(welcome_.data_dir());
   // The coordinator's path on another host, or a copy it could not compare at the door.
-  if (!welcome_.data_fingerprint().empty() && welcome_.data_fingerprint() != data_->fingerprint())
+  if (data_ && !welcome_.data_fingerprint().empty() && welcome_.data_fingerprint() != data_->fingerprint())
     throw WorkerExit{2, "this worker's CIFAR-10 copy " + data_->dir() + " (fingerprint " +
                             data_->fingerprint() + ") differs from the coordinator's (fingerprint " +
                             welcome_.data_fingerprint() + "): the runs would train on other data; "
                             "give this worker an identical copy (copy the coordinator's directory "
                             "or fetch it again with scripts/get_cifar10.sh) and point --data at it"};
   grad_.resize(net_.num_params);
-  ModelOptions mo;
-  mo.label_smoothing = welcome_.label_smoothing();
-  mo.precision = welcome_.precision().empty() ? "f32" : welcome_.precision();
-  // Each lane's Model is built inside its lane: oneDNN's library-managed scratchpad belongs
-  // to the thread that creates a primitive.
-  const int lanes = teams_->lanes();
-  const std::vector<int> most = micro_batch_sizes(welcome_.max_local_batch(), net_.sample_granule(), lanes);
-  const int lane_batch = lanes == 1 ? welcome_.max_local_batch()
-                                    : std::min(welcome_.max_local_batch(),
-                                               *std::max_element(most.begin(), most.end()) + net_.sample_granule());
-  lane_models_.resize(size_t(lanes));
-  lane_grads_.assign(size_t(lanes), {});
-  try {
-    teams_->run([&](int lane) {
-      lane_models_[size_t(lane)] = std::make_unique<Model>(net_, lane_batch, mo);
-      if (lane > 0) lane_grads_[size_t(lane)].assign(size_t(net_.num_params), 0.f);
-    });
-  } catch (const std::invalid_argument& e) {
-    throw WorkerExit{2, e.what()};
+  if (welcome_.exchange_only()) {
+    params_.resize(net_.num_params);
+  } else {
+    ModelOptions mo;
+    mo.label_smoothing = welcome_.label_smoothing();
+    mo.precision = welcome_.precision().empty() ? "f32" : welcome_.precision();
+    // Each lane's Model is built inside its lane: oneDNN's library-managed scratchpad belongs
+    // to the thread that creates a primitive.
+    const int lanes = teams_->lanes();
+    const std::vector<int> most = micro_batch_sizes(welcome_.max_local_batch(), net_.sample_granule(), lanes);
+    const int lane_batch = lanes == 1 ? welcome_.max_local_batch()
+                                      : std::min(welcome_.max_local_batch(),
+                                                 *std::max_element(most.begin(), most.end()) + net_.sample_granule());
+    lane_models_.resize(size_t(lanes));
+    lane_grads_.assign(size_t(lanes), {});
+    try {
+      teams_->run([&](int lane) {
+        lane_models_[size_t(lane)] = std::make_unique<Model>(net_, lane_batch, mo);
+        if (lane > 0) lane_grads_[size_t(lane)].assign(size_t(net_.num_params), 0.f);
+      });
+    } catch (const std::invalid_argument& e) {
+      throw WorkerExit{2, e.what()};
+    }
+    model_ = lane_models_[0].get();
   }
-  model_ = lane_models_[0].get();
   limits_.run_id = welcome_.run_id();
   limits_.num_params = net_.num_params;
   limits_.max_local_batch = welcome_.max_local_batch();
@@ -195,6 +206,7 @@ void WorkerSession::set_up() {
   const std::string bad = check_welcome_params(welcome_, net_.num_params);
   if (!bad.empty()) throw WorkerExit{1, bad};
   install_params(welcome_.params());
+  if (exchange_only) return;
   LoaderOptions lo;
   lo.augment = parse_augment(welcome_.augment());
   lo.normalize = welcome_.normalize();
@@ -214,6 +226,7 @@ void WorkerSession::open_data(const std::string& dir) {
 }
 
 void WorkerSession::restart_loader() {
+  if (!loader_) return;  // --exchange-only: none
   // Batches queued for the old deal are dropped with the old loader.
   loader_.reset();
   const HelperThreadCores helpers(worker_cores_);
@@ -226,7 +239,9 @@ DealEnd WorkerSession::run_deal(const threadsplit::EpochDeal& deal) {
   for (const threadsplit::StepShare& share : deal.steps()) {
     StepNumbers step;
     step.samples = share.indices_size();
-    if (step.samples > 0)
+    if (step.samples > 0 && welcome_.exchange_only())
+      fill_exchange_only_gradient(step.samples, share.global_batch());  // phase times stay 0
+    else if (step.samples > 0)
       step.model = train_step(next_batch(step.samples, &step.data_wait_s), share.global_batch());
     // The exchange, as this worker sees it: from packing its gradient to having the
     // parameters in hand (the coordinator's averaging and update included).
@@ -245,6 +260,7 @@ DealEnd WorkerSession::run_deal(const threadsplit::EpochDeal& deal) {
 }
 
 void WorkerSession::queue_batches(const threadsplit::EpochDeal& deal) {
+  if (!loader_) return;  // --exchange-only: nothing to load
   for (int i = 0; i < deal.steps_size(); ++i) {
     const auto& share = deal.steps(i);
     if (share.indices_size() == 0) continue;
@@ -314,6 +330,13 @@ StepStats WorkerSession::train_step(const LoadedBatch& batch, int global_batch) 
   return out;
 }
 
+// --exchange-only: instead of forward and backward, the share's known gradient
+// (common/exchange_only.h), written into the same buffer a computed one would be.
+void WorkerSession::fill_exchange_only_gradient(int samples, int global_batch) {
+  const float g = exchange_only_gradient(samples, global_batch);
+  if (grad_.empty() || grad_[0] != g) std::fill(grad_.begin(), grad_.end(), g);  // once per share size
+}
+
 // The step's StepResult, with the gradient when it computed one and the previous step's
 // exchange times.
 void WorkerSession::send_gradient(uint32_t deal_id, const StepNumbers& step) {
@@ -347,6 +370,10 @@ ParamsReply WorkerSession::await_params() {
 // Parameters the checks passed (exactly num_params finite floats), copied once, straight
 // into the buffer the model's primitives load from.
 void WorkerSession::install_params(const std::string& packed) {
+  if (!model_) {  // --exchange-only
+    std::memcpy(params_.data(), packed.data(), packed.size());
+    return;
+  }
   if (teams_->lanes() == 1) {
     std::memcpy(model_->params_to_overwrite(), packed.data(), packed.size());
     return;
@@ -452,6 +479,8 @@ int WorkerSession::run() {
         break;
       }
       case CoordinatorMessage::kEval:
+        if (welcome_.exchange_only())
+          throw WorkerExit{1, "the coordinator asked an --exchange-only worker (no model) to evaluate"};
         run_eval(m.eval());
         break;
       case CoordinatorMessage::kShutdown:

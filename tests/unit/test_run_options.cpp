@@ -225,6 +225,35 @@ TEST_CASE("checks that need only the flags refuse before anything starts", "[opt
         "(accepted)");
 }
 
+TEST_CASE("exchange-only runs turn evaluation off and refuses the flags that only shape the compute",
+          "[options]") {
+  const ts::RunOptions o = parse({"--exchange-only", "--data", "/d"});
+  CHECK(o.exchange_only);
+  CHECK(o.eval_every == 0);  // no model, so nothing to evaluate
+  CHECK(refusal({"--exchange-only", "--data", "/d"}) == "(accepted)");
+  CHECK(refusal({"--exchange-only", "--eval-every", "0", "--data", "/d"}) == "(accepted)");
+  // airbench94's recipe sets --tta, --augment and --normalize; only flags given are refused.
+  CHECK(refusal({"--exchange-only", "--model", "airbench94", "--procs", "4", "--data", "/d"}) == "(accepted)");
+  CHECK(parse({"--eval-every", "2", "--data", "/d"}).eval_every == 2);
+  CHECK(refusal({"--exchange-only", "--eval-every", "2", "--data", "/d"}) ==
+        "--exchange-only runs no evaluation (the workers have no model): drop --eval-every 2 or give "
+        "--eval-every 0");
+  for (const std::string flag : {"--eval-batch", "--tta", "--augment", "--loader-threads", "--precision",
+                                 "--label-smoothing"}) {
+    const std::string value = flag == "--augment" ? "flip" : flag == "--precision" ? "f32"
+                              : flag == "--label-smoothing" ? "0.1" : "1";
+    INFO(flag);
+    CHECK(refusal({"--exchange-only", flag, value, "--data", "/d"}) ==
+          "--exchange-only skips the workers' compute, so " + flag +
+              " would change nothing: drop it (or drop --exchange-only to train)");
+  }
+  CHECK_THAT(refusal({"--exchange-only", "--normalize", "--data", "/d"}),
+             Catch::Contains("so --normalize would change nothing"));
+  CHECK_THAT(refusal({"--exchange-only", "--autotune", "--data", "/d"}),
+             Catch::Contains("--autotune with --exchange-only would choose a split by the exchange alone"));
+  CHECK(names_flag(ts::usage_text("threadsplit"), "--exchange-only"));
+}
+
 TEST_CASE("make-synthetic-data takes DIR and a checked --seed", "[options]") {
   std::vector<std::string> args = {"threadsplit", "make-synthetic-data", "/tmp/x", "--seed", "7"};
   std::vector<char*> argv;

@@ -47,6 +47,27 @@ std::vector<ts::StepTiming> steady_steps(int n, int workers, double first_step_s
 
 }  // namespace
 
+TEST_CASE("the coordinator's CPU time is counted over the timed window only", "[timing]") {
+  // Per step 0.02 s user and 0.01 s system, the warm-up step 5 s user; between steps
+  // (progress, checkpoints) 0.001 s more, which the window's wall time covers too.
+  auto steps = steady_steps(6, 2);
+  double user = 0, sys = 0;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    steps[i].cpu_user_start_s = user;
+    steps[i].cpu_system_start_s = sys;
+    user += i == 0 ? 5.0 : 0.02;
+    sys += 0.01;
+    steps[i].cpu_user_end_s = user;
+    steps[i].cpu_system_end_s = sys;
+    user += 0.001;
+  }
+  const ts::TimedFigures warm = ts::summarize_steps(steps, 1, 2);
+  CHECK(warm.coordinator_cpu_user_s == Approx(5 * 0.02 + 4 * 0.001));
+  CHECK(warm.coordinator_cpu_system_s == Approx(5 * 0.01));
+  const ts::TimedFigures all = ts::summarize_steps(steps, 0, 2);
+  CHECK(all.coordinator_cpu_user_s == Approx(5.0 + 5 * 0.02 + 5 * 0.001));
+}
+
 TEST_CASE("the timed window leaves the warm-up steps out", "[timing]") {
   // A slow first step (10 s) must not show in the figures once it is warm-up.
   auto steps = steady_steps(11, 2, 10.0);
