@@ -57,6 +57,7 @@ const char* worker_message_kind(const threadsplit::WorkerMessage& m) {
     case threadsplit::WorkerMessage::kStep: return "a step result";
     case threadsplit::WorkerMessage::kEval: return "an evaluation result";
     case threadsplit::WorkerMessage::kGoodbye: return "a Goodbye";
+    case threadsplit::WorkerMessage::kBucket: return "a gradient bucket";
     default: return "an empty message";
   }
 }
@@ -126,6 +127,9 @@ std::string check_message_order(const threadsplit::WorkerMessage& m, bool dealt,
   if (m.has_step() && !dealt)
     return "a step result (step " + std::to_string(m.step().step()) +
            ") before this worker was dealt any step";
+  if (m.has_bucket() && !dealt)
+    return "a gradient bucket (step " + std::to_string(m.bucket().step()) +
+           ") before this worker was dealt any step";
   if (m.has_eval() && !eval_requested)
     return "an evaluation result (round " + std::to_string(m.eval().round()) +
            ") before this worker was asked to evaluate";
@@ -154,6 +158,11 @@ std::string check_worker_message(const threadsplit::WorkerMessage& m, const Wire
       }
       if (r.loss_sum() < 0) return "a step result with loss sum " + std::to_string(r.loss_sum());
       const size_t want = limits.num_params * sizeof(float);
+      if (r.buckets() < 0 || (r.buckets() > 0 && (r.samples() == 0 || !r.gradient().empty())))
+        return "a step result announcing " + std::to_string(r.buckets()) + " gradient buckets for " +
+               std::to_string(r.samples()) + " samples with " + std::to_string(r.gradient().size()) +
+               " gradient bytes of its own";
+      if (r.buckets() > 0) return "";  // the gradient came in its buckets, checked as they came
       if (r.samples() == 0 ? !r.gradient().empty() && r.gradient().size() != want
                            : r.gradient().size() != want)
         return "a gradient of " + std::to_string(r.gradient().size()) + " bytes instead of " +
@@ -183,6 +192,27 @@ std::string check_worker_message(const threadsplit::WorkerMessage& m, const Wire
     case threadsplit::WorkerMessage::kGoodbye:
       if (m.goodbye().run_id() != limits.run_id) return "a Goodbye of another run";
       return "";
+    case threadsplit::WorkerMessage::kBucket: {
+      // Its index and size against the bucket plan are checked in the gather (collective.cpp).
+      const threadsplit::GradientBucket& b = m.bucket();
+      if (b.run_id() != limits.run_id) return "a gradient bucket of run '" + echo(b.run_id()) + "'";
+      if (b.step() < 0 || b.bucket() < 0)
+        return "a gradient bucket " + std::to_string(b.bucket()) + " for step " + std::to_string(b.step());
+      const size_t bytes = b.gradient().size();
+      if (bytes == 0 || bytes % sizeof(float) != 0 || bytes > limits.num_params * sizeof(float))
+        return "a gradient bucket of " + std::to_string(bytes) + " bytes (a whole number of floats, at most " +
+               std::to_string(limits.num_params) + ")";
+      const size_t n = bytes / sizeof(float);
+      const size_t bad = first_nonfinite(b.gradient().data(), n);
+      if (bad < n) {
+        float x;
+        std::memcpy(&x, b.gradient().data() + bad * sizeof(float), sizeof x);
+        *nonfinite = true;
+        return "a non-finite gradient (" + std::to_string(x) + " at index " + std::to_string(bad) +
+               " of bucket " + std::to_string(b.bucket()) + ")";
+      }
+      return "";
+    }
     default:
       return "an empty message";
   }

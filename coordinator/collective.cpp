@@ -21,6 +21,7 @@ const char* message_kind(const WorkerMessage& m) {
     case WorkerMessage::kStep: return "StepResult";
     case WorkerMessage::kEval: return "EvalResult";
     case WorkerMessage::kGoodbye: return "Goodbye";
+    case WorkerMessage::kBucket: return "GradientBucket";
     default: return "an empty message";
   }
 }
@@ -36,7 +37,7 @@ WorkerMessage::BodyCase body_of(GatherKind kind) {
 
 // The L2 norm of a packed gradient, summed in double (a finite float squared may overflow
 // float).
-double gradient_norm(const std::string& bytes) {
+double squared_norm(const std::string& bytes) {
   const size_t n = bytes.size() / sizeof(float);
   double sum = 0;
   for (size_t i = 0; i < n; ++i) {
@@ -44,7 +45,7 @@ double gradient_norm(const std::string& bytes) {
     std::memcpy(&x, bytes.data() + i * sizeof(float), sizeof x);
     sum += double(x) * double(x);
   }
-  return std::sqrt(sum);
+  return sum;
 }
 
 // The step gate is open (0) whenever no step gather runs, whatever way that gather ends.
@@ -221,6 +222,15 @@ bool Collective::gather(GatherKind kind, int64_t round, const std::vector<int>& 
       waiting[size_t(r)] = true;
       ++missing;
     }
+  // Buckets: this attempt's sum starts from nothing (a re-deal gathers again from zero).
+  const bool bucketed = kind == GatherKind::kStep && reducer_ && reducer_->bucketed();
+  if (bucketed) {
+    std::vector<int> senders;
+    for (int r : members_.live_ranks())
+      if (expect[size_t(r)] > 0) senders.push_back(r);
+    reducer_->begin(senders, P);
+    bucket_norm2_.assign(size_t(P), 0.0);
+  }
   EventQueue& events = transport_.events();
   StepGate gate{events};
   const double start = now_seconds();
@@ -270,6 +280,29 @@ bool Collective::gather(GatherKind kind, int64_t round, const std::vector<int>& 
       }
       if (e->closed) throw WorkerLost{r, "left " + what + ": " + e->why};
       WorkerMessage& msg = e->message;
+      if (kind == GatherKind::kStep && msg.has_bucket()) {
+        const threadsplit::GradientBucket& b = msg.bucket();
+        const bool had_deal = was_dealt(r, b.deal_id());
+        if (had_deal && b.deal_id() != deal_id_ && b.step() == round) continue;  // stale, as results
+        std::string bad;
+        if (!bucketed) bad = "a gradient bucket, which this run did not ask for (--bucket-kb 0)";
+        else if (!had_deal)
+          bad = "a gradient bucket for deal " + std::to_string(b.deal_id()) + ", a deal it was never "
+                "dealt (its deals: " + deals_of(r) + "): a protocol violation";
+        else if (b.deal_id() != deal_id_) bad = "a gradient bucket for deal " + std::to_string(b.deal_id());
+        else if (b.step() != round) bad = "a gradient bucket for step " + std::to_string(b.step());
+        else if (!waiting[size_t(r)]) bad = "a gradient bucket after its step result";
+        if (bad.empty()) {
+          if (max_grad_norm_ > 0) bucket_norm2_[size_t(r)] += squared_norm(b.gradient());
+          bad = reducer_->add(r, b.bucket(), msg.mutable_bucket()->mutable_gradient());
+        }
+        if (!bad.empty()) {
+          std::fprintf(stderr, "threadsplit: refused from %s: %s %s\n", members_.describe(r).c_str(),
+                       bad.c_str(), what.c_str());
+          throw WorkerLost{r, "sent " + bad + " " + what};
+        }
+        continue;
+      }
       if (msg.body_case() != body_of(kind))
         throw WorkerLost{r, std::string("sent ") + message_kind(msg) + " " + what};
       if (kind == GatherKind::kStep) {
@@ -292,8 +325,16 @@ bool Collective::gather(GatherKind kind, int64_t round, const std::vector<int>& 
         else if (res.samples() != expect[size_t(r)])
           bad = "a result for " + std::to_string(res.samples()) + " samples instead of " +
                 std::to_string(expect[size_t(r)]);
+        else if (bucketed && res.samples() > 0 &&
+                 (res.buckets() != int(reducer_->buckets().size()) ||
+                  reducer_->received(r) != int(reducer_->buckets().size())))
+          bad = "a result announcing " + std::to_string(res.buckets()) + " gradient buckets after " +
+                std::to_string(reducer_->received(r)) + " of the plan's " +
+                std::to_string(reducer_->buckets().size());
+        else if (!bucketed && res.buckets() != 0)
+          bad = "a result whose gradient came in buckets, which this run did not ask for";
         else if (max_grad_norm_ > 0) {
-          const double norm = gradient_norm(res.gradient());
+          const double norm = std::sqrt(bucketed ? bucket_norm2_[size_t(r)] : squared_norm(res.gradient()));
           if (norm > max_grad_norm_) {
             char b[200];
             std::snprintf(b, sizeof b, "a gradient of L2 norm %.6g for step %lld, above --max-grad-norm %.6g "
@@ -332,6 +373,9 @@ bool Collective::gather(GatherKind kind, int64_t round, const std::vector<int>& 
     members_.lose(lost.rank, lost.why);
     return false;
   }
+  // Every rank's result came after all of its buckets (checked above), so all are summed.
+  if (bucketed && !reducer_->complete())
+    throw RunAborted("internal error: step " + std::to_string(round) + "'s bucketed sum is incomplete");
   return true;
 }
 

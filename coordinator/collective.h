@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "epoch_plan.h"
+#include "gradient_reducer.h"
 #include "membership.h"
 #include "step_deadline.h"
 #include "trainer.pb.h"
@@ -55,6 +56,11 @@ class Collective {
   // --max-grad-norm: a rank's share-gradient of a larger L2 norm is refused as an outlier
   // (the rank is lost, policy applies). 0: no bound.
   void set_max_grad_norm(double bound) { max_grad_norm_ = bound; }
+
+  // --bucket-kb: step gathers take each rank's GradientBuckets as they come and add them to
+  // `reducer` (its plan set), so that when gather_step returns the sum is done. Null, or a
+  // reducer without a plan: whole gradients in the StepResults, summed by the caller.
+  void set_bucket_reducer(GradientReducer* reducer) { reducer_ = reducer; }
 
   // The same message to every live rank; a rank that cannot be reached is lost (policy
   // applies) and the rest of the epoch will be re-dealt.
@@ -106,6 +112,8 @@ class Collective {
   std::vector<std::vector<uint32_t>> dealt_;
   std::vector<std::vector<int64_t>> asked_;
   double max_grad_norm_ = 0;
+  GradientReducer* reducer_ = nullptr;
+  std::vector<double> bucket_norm2_;    // by rank: this step's buckets' squared L2 norm
 };
 
 }  // namespace ts

@@ -154,6 +154,7 @@ Admission admission_for(const Prepared& p) {
     w.set_bn_group(setup.granule > 1 ? setup.granule : 0);
     w.set_normalize(setup.options.normalize);
     w.set_exchange_only(setup.options.exchange_only);
+    w.set_bucket_bytes(int64_t(setup.options.bucket_kb) * 1024);
     return w;
   };
   return a;

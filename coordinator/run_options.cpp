@@ -67,6 +67,11 @@ std::unique_ptr<CLI::App> run_options_app(RunOptions& o, const std::string& prog
                "ops running at once inside each worker, each on its own team of T threads and "
                "cores (the share split into I micro-batches; P x I x T = cores)")
       ->type_name("I")->transform(at_least(1, 4096))->capture_default_str();
+  a.add_option("--bucket-kb", o.bucket_kb,
+               "send each step's gradient in buckets of at least N KiB (whole layers, last layer "
+               "first) as soon as backward finishes them; the coordinator sums them as they arrive, "
+               "in rank order (the same bits). 0: the whole gradient after backward")
+      ->type_name("N")->transform(at_least(0, 1 << 20))->capture_default_str();
   a.add_option("--cores", o.cores, "cores to split, e.g. 0-3,8 (default: this process's affinity)")
       ->type_name("LIST");
   a.add_option("--external-workers", o.external_workers,

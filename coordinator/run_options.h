@@ -86,6 +86,10 @@ struct RunOptions {
   std::string on_worker_failure = "abort";  // abort | continue
   double failure_grace_s = 3;     // a worker silent this long beyond the slowest recent step is lost
   int respawn = 0;                // lost spawned workers replaced, at most (coordinator/respawner.h)
+  // Gradient buckets of at least this many KiB go up while backward still runs, and the
+  // coordinator sums them as they arrive (common/gradient_buckets.h); 0: the whole gradient
+  // after backward.
+  int bucket_kb = 0;
   double max_grad_norm = 0;       // a share-gradient of a larger L2 norm is refused; 0: no bound
   std::string checkpoint_dir;     // rotated checkpoints go here
   std::string checkpoint_every;   // "K" steps or "Ne" epochs; empty: only at the end / on abort

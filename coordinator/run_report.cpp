@@ -86,6 +86,7 @@ ordered_json config(const RunSetup& s) {
   c["init"] = o.init;
   c["save"] = o.save;
   c["exchange_only"] = o.exchange_only;
+  c["bucket_kb"] = o.bucket_kb;
   return c;
 }
 

@@ -49,6 +49,7 @@ PhaseSums step_phases(const std::vector<StepTiming>& steps, size_t i, size_t r, 
   p.data_wait = w.data_wait;
   p.forward = w.forward;
   p.backward = w.backward;
+  p.bucket_send = w.bucket_send;
   if (i + 1 < steps.size() && took_part(steps[i + 1], r)) {
     *known = true;
     p.exchange_wait = steps[i + 1].workers[r].exchange_wait;
@@ -71,6 +72,7 @@ PhaseSums phase_sums(const std::vector<StepTiming>& steps, size_t first, size_t 
     sum.exchange_wait += p.exchange_wait;
     sum.apply_params += p.apply_params;
     sum.sync_wait += p.sync_wait;
+    sum.bucket_send += p.bucket_send;
   }
   return sum;
 }
@@ -87,6 +89,7 @@ PhaseShares phase_shares(const std::vector<StepTiming>& steps, size_t first, siz
       f.data_wait += p.data_wait;
       f.forward += p.forward;
       f.backward += p.backward;
+      f.exchange += p.bucket_send;
       if (!known) continue;
       // The exchange wait less the part spent waiting for slower workers, step by step.
       f.exchange += std::max(0.0, p.exchange_wait - p.sync_wait);
@@ -168,7 +171,9 @@ void write_step_trace(const std::string& path, const std::vector<StepTiming>& st
       const int pid = int(r) + 1;
       // Backwards from the result's arrival, clipped so the track never overlaps itself.
       struct Phase { const char* name; double seconds; };
-      const Phase phases[] = {{"data wait", w.data_wait}, {"forward", w.forward}, {"backward", w.backward}};
+      // Buckets go up during backward; drawn after it, as one span of their total.
+      const Phase phases[] = {{"data wait", w.data_wait}, {"forward", w.forward}, {"backward", w.backward},
+                              {"send buckets", w.bucket_send}};
       double start = us(w.received_s) - 1e6 * (w.data_wait + w.forward + w.backward);
       for (const Phase& p : phases) {
         const double end = start + 1e6 * p.seconds;

@@ -29,11 +29,13 @@ namespace ts {
 struct PhaseSums {
   double data_wait = 0, forward = 0, backward = 0, exchange_wait = 0, apply_params = 0,
          sync_wait = 0;
+  double bucket_send = 0;         // --bucket-kb: inside backward, sending buckets (exchange)
 };
 
 // Shares of wall time, averaged over the workers; they need not sum to 1 (the rest is time no
 // phase covers: messages in flight, scheduling). exchange: the workers' exchange wait less
-// their sync wait (gradient up, averaging and update, parameters down); update: the
+// their sync wait (gradient up, averaging and update, parameters down), plus the time their
+// backward spent sending buckets (--bucket-kb); update: the
 // coordinator's part of it (sum + optimizer + packing); sync_wait: waiting for the slowest
 // worker's gradient. The one type the epoch lines, the report, the sweep and autotune use.
 struct PhaseShares {
@@ -48,6 +50,7 @@ struct WorkerStepTiming {
   int samples = 0;
   double data_wait = 0, forward = 0, backward = 0;
   double exchange_wait = 0, apply_params = 0;  // of the previous step
+  double bucket_send = 0;         // this step's, inside backward (--bucket-kb)
 };
 
 // The record of one global step: the coordinator's timestamps and each worker's report.
@@ -74,6 +77,7 @@ void note_result(WorkerStepTiming& w, const StepResult& res) {
   w.backward = res.times().backward_s();
   w.exchange_wait = res.times().exchange_wait_s();
   w.apply_params = res.times().apply_params_s();
+  w.bucket_send = res.times().bucket_send_s();
 }
 
 // The timed window: every step after the first `warmup` of the run.

@@ -33,6 +33,9 @@ TrainingRun::TrainingRun(const RunSetup& setup, Membership& members, WorkerTrans
       step_in_epoch_(start_step_in_epoch),
       arrived_s_(size_t(setup.world_size), 0.0) {
   collective_.set_max_grad_norm(setup.options.max_grad_norm);
+  // --bucket-kb: the gather sums the buckets as they come (gradient_reducer.h).
+  reducer_.set_buckets(gradient_buckets(setup.net, size_t(setup.options.bucket_kb) * 1024 / sizeof(float)));
+  collective_.set_bucket_reducer(&reducer_);
   // Every epoch's plan has as many steps as the first's. Under --steps, options.steps counts
   // from this run's start (prepare() made a resumed run's the steps left).
   const RunOptions& o = setup.options;
@@ -115,7 +118,7 @@ void TrainingRun::run_step(const EpochPlan& plan, int s, EpochRecord& rec) {
   // Reduce and update: the sum in rank order, then the optimizer on the one copy; a sum or
   // a state that is not finite stops the run with the state before this step.
   timing.gradients_s = now_seconds();
-  const std::vector<float>& sum = reducer_.reduce(results, live);
+  const std::vector<float>& sum = reducer_.bucketed() ? reducer_.sum() : reducer_.reduce(results, live);
   auto diverged = [&](const std::string& what) {
     rec.loss_sum = loss_before;  // the step did not happen
     rec.correct = correct_before;

@@ -20,6 +20,7 @@
 #include "coordinator_link.h"
 #include "exchange_only.h"
 #include "float_packing.h"
+#include "gradient_buckets.h"
 #include "grpc_settings.h"
 #include "inter_op_teams.h"
 #include "model.h"
@@ -82,6 +83,9 @@ class WorkerSession {
   StepStats train_step(const LoadedBatch& batch, int global_batch);
   void fill_exchange_only_gradient(int samples, int global_batch);
   void send_gradient(uint32_t deal_id, const StepNumbers& step);
+  // --bucket-kb: sends every bucket of the plan not sent yet whose floats begin at or after
+  // `ready_from` (all of them with 0), in plan order; returns the seconds it took.
+  double send_buckets(size_t ready_from);
   ParamsReply await_params();
   void install_params(const std::string& packed);
   void restart_loader();
@@ -106,6 +110,9 @@ class WorkerSession {
   LoaderOptions loader_options_;
   LoadedBatch batch_;        // its buffers are swapped with the loader's, step after step
   std::vector<float> grad_;
+  std::vector<GradientBucket> buckets_;  // the plan (Welcome.bucket_bytes); empty: whole gradients
+  size_t next_bucket_ = 0;               // this step's first bucket not sent yet
+  uint32_t deal_id_ = 0;                 // of the step being computed (its buckets carry it)
   // --exchange-only: no model; the parameters that come back are copied here instead of into
   // the primitives' buffer (the same one copy).
   std::vector<float> params_;
@@ -173,6 +180,7 @@ void WorkerSession::set_up() {
                             "give this worker an identical copy (copy the coordinator's directory "
                             "or fetch it again with scripts/get_cifar10.sh) and point --data at it"};
   grad_.resize(net_.num_params);
+  buckets_ = gradient_buckets(net_, size_t(std::max<int64_t>(0, welcome_.bucket_bytes())) / sizeof(float));
   if (welcome_.exchange_only()) {
     params_.resize(net_.num_params);
   } else {
@@ -239,10 +247,14 @@ DealEnd WorkerSession::run_deal(const threadsplit::EpochDeal& deal) {
   for (const threadsplit::StepShare& share : deal.steps()) {
     StepNumbers step;
     step.samples = share.indices_size();
+    deal_id_ = deal.deal_id();
+    next_bucket_ = 0;
     if (step.samples > 0 && welcome_.exchange_only())
       fill_exchange_only_gradient(step.samples, share.global_batch());  // phase times stay 0
     else if (step.samples > 0)
       step.model = train_step(next_batch(step.samples, &step.data_wait_s), share.global_batch());
+    // Buckets backward did not send (all of them with --inter-op or --exchange-only).
+    if (step.samples > 0 && !buckets_.empty()) step.model.send_s += send_buckets(0);
     // The exchange, as this worker sees it: from packing its gradient to having the
     // parameters in hand (the coordinator's averaging and update included).
     const Stopwatch exchange;
@@ -292,6 +304,9 @@ const LoadedBatch& WorkerSession::next_batch(int n, double* wait_s) {
 StepStats WorkerSession::train_step(const LoadedBatch& batch, int global_batch) {
   const float loss_scale = welcome_.loss_sum() ? 1.f : 1.f / float(global_batch);
   const int lanes = teams_->lanes();
+  if (lanes == 1 && !buckets_.empty())  // each bucket goes up as soon as backward finished it
+    return model_->train_step(batch.images.data(), batch.labels.data(), batch.n, loss_scale,
+                              grad_.data(), [this](size_t ready_from) { send_buckets(ready_from); });
   if (lanes == 1)
     return model_->train_step(batch.images.data(), batch.labels.data(), batch.n, loss_scale,
                               grad_.data());
@@ -339,6 +354,22 @@ void WorkerSession::fill_exchange_only_gradient(int samples, int global_batch) {
 
 // The step's StepResult, with the gradient when it computed one and the previous step's
 // exchange times.
+double WorkerSession::send_buckets(size_t ready_from) {
+  const Stopwatch sw;
+  for (; next_bucket_ < buckets_.size() && buckets_[next_bucket_].begin >= ready_from; ++next_bucket_) {
+    const GradientBucket& b = buckets_[next_bucket_];
+    WorkerMessage out;
+    threadsplit::GradientBucket* m = out.mutable_bucket();
+    m->set_run_id(welcome_.run_id());
+    m->set_step(step_);
+    m->set_deal_id(deal_id_);
+    m->set_bucket(int(next_bucket_));
+    pack_floats(grad_.data() + b.begin, b.size(), m->mutable_gradient());
+    link_.write(out);
+  }
+  return sw.elapsed();
+}
+
 void WorkerSession::send_gradient(uint32_t deal_id, const StepNumbers& step) {
   WorkerMessage out;
   threadsplit::StepResult* r = out.mutable_step();
@@ -354,7 +385,9 @@ void WorkerSession::send_gradient(uint32_t deal_id, const StepNumbers& step) {
   t->set_backward_s(step.model.backward_s);
   t->set_exchange_wait_s(pending_exchange_s_);
   t->set_apply_params_s(pending_apply_s_);
-  if (step.samples > 0) pack_floats(grad_.data(), grad_.size(), r->mutable_gradient());
+  t->set_bucket_send_s(step.model.send_s);
+  if (step.samples > 0 && !buckets_.empty()) r->set_buckets(int(buckets_.size()));
+  else if (step.samples > 0) pack_floats(grad_.data(), grad_.size(), r->mutable_gradient());
   link_.write(out);
 }
 

@@ -56,6 +56,19 @@ class ScriptedTransport : public WorkerTransport {
     r->set_samples(samples);
     r->set_loss_sum(samples);
     if (!grad.empty()) pack_floats(grad.data(), grad.size(), r->mutable_gradient());
+    r->set_buckets(next_buckets);
+    queue_.push(std::move(e));
+  }
+  int next_buckets = 0;  // StepResult.buckets of the results pushed from now on
+  void push_bucket(int rank, int64_t step, uint32_t deal, int bucket, std::vector<float> grad) {
+    WorkerEvent e;
+    e.rank = rank;
+    threadsplit::GradientBucket* b = e.message.mutable_bucket();
+    b->set_run_id(kRun);
+    b->set_step(step);
+    b->set_deal_id(deal);
+    b->set_bucket(bucket);
+    pack_floats(grad.data(), grad.size(), b->mutable_gradient());
     queue_.push(std::move(e));
   }
   void push_closed(int rank, const std::string& why) {
@@ -449,4 +462,59 @@ TEST_CASE("a gradient sum that overflows stops the run as diverged before the up
                                              Catch::Contains(" element 0 (flat index 0)"));
   CHECK(run.step() == 0);
   CHECK(run.params() == initial);
+}
+
+TEST_CASE("a bucketed gather sums the buckets as they come and refuses buckets that break the protocol", "[collective][buckets]") {
+  // A network-free plan: two buckets of a 3-float gradient, [1, 3) first, then [0, 1).
+  Fixture f(2, "abort");
+  GradientReducer reducer(3);
+  reducer.set_buckets({{1, 3}, {0, 1}});
+  f.collective.set_bucket_reducer(&reducer);
+  f.collective.deal_epoch(f.plan, 0, 0, f.plan.steps(), 0);
+  f.transport.next_buckets = 2;
+  SECTION("summed in rank order, out of arrival order") {
+    f.transport.push_bucket(1, 0, 1, 0, {-1e8f, 2.f});
+    f.transport.push_bucket(0, 0, 1, 0, {1e8f, 3.f});
+    f.transport.push_bucket(1, 0, 1, 1, {1.f});
+    f.transport.push_result(1, 0, 1, 6);
+    f.transport.push_bucket(0, 0, 1, 1, {4.f});
+    f.transport.push_result(0, 0, 1, 6);
+    f.collective.gather_step(0, 0, &f.arrived);
+    CHECK(reducer.sum() == std::vector<float>{5.f, 0.f, 5.f});  // (0 + 1e8) - 1e8 = 0, not 2 - 2
+  }
+  SECTION("a result before all of its buckets") {
+    f.transport.push_bucket(0, 0, 1, 0, {1.f, 1.f});
+    f.transport.push_result(0, 0, 1, 6);
+    CHECK_THROWS_WITH(f.collective.gather_step(0, 0, &f.arrived),
+                      Catch::Contains("a result announcing 2 gradient buckets after 1 of the plan's 2"));
+  }
+  SECTION("a bucket after its step's result") {
+    f.transport.push_bucket(0, 0, 1, 0, {1.f, 1.f});
+    f.transport.push_bucket(0, 0, 1, 1, {1.f});
+    f.transport.push_result(0, 0, 1, 6);
+    f.transport.push_bucket(0, 0, 1, 1, {1.f});
+    CHECK_THROWS_WITH(f.collective.gather_step(0, 0, &f.arrived),
+                      Catch::Contains("a gradient bucket after its step result"));
+  }
+  SECTION("a bucket of a deal that was never made") {
+    f.transport.push_bucket(1, 0, 9, 0, {1.f, 1.f});
+    CHECK_THROWS_WITH(f.collective.gather_step(0, 0, &f.arrived),
+                      Catch::Contains("a gradient bucket for deal 9, a deal it was never dealt"));
+  }
+  SECTION("a bucket of the wrong size") {
+    f.transport.push_bucket(1, 0, 1, 1, {1.f, 1.f});
+    CHECK_THROWS_WITH(f.collective.gather_step(0, 0, &f.arrived),
+                      Catch::Contains("gradient bucket 1 of 8 bytes instead of 4"));
+  }
+  CHECK(f.members.live_ranks().size() <= 2);
+}
+
+TEST_CASE("without --bucket-kb a gradient bucket is refused", "[collective][buckets]") {
+  Fixture f(2, "abort");
+  GradientReducer reducer(3);  // no plan
+  f.collective.set_bucket_reducer(&reducer);
+  f.collective.deal_epoch(f.plan, 0, 0, f.plan.steps(), 0);
+  f.transport.push_bucket(0, 0, 1, 0, {1.f});
+  CHECK_THROWS_WITH(f.collective.gather_step(0, 0, &f.arrived),
+                    Catch::Contains("a gradient bucket, which this run did not ask for"));
 }

@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "gradient_buckets.h"
 #include "net_builder.h"
 #include "softmax_xent.h"
 #include "timing.h"
@@ -19,6 +20,13 @@ struct Model::BatchNet {
   memory logits;       // plain {n, K}
   memory diff_logits;  // plain {n, K}
   uint64_t loaded_version = ~uint64_t(0);
+  // Backward's progress: once the first `ops` of b.bwd ran, the gradient from float
+  // `ready_from` of the flat buffer to its end is final (a layer's gradient reorders follow
+  // its own primitives: NetBuilder::flush_grad_reorders).
+  struct Mark {
+    size_t ops, ready_from;
+  };
+  std::vector<Mark> bwd_marks;
 };
 
 struct Model::Impl {
@@ -116,8 +124,11 @@ Model::BatchNet& Model::net_for(int n, bool training) {
   while (first_with_params < net_.layers.size() && net_.layers[first_with_params].weight_param < 0)
     ++first_with_params;
   if (b.training)
-    for (size_t i = bn->layers.size(); i-- > 0;)
+    for (size_t i = bn->layers.size(); i-- > 0;) {
       diff = bn->layers[i]->build_backward(b, diff, i > first_with_params);
+      const size_t begin = layer_param_begin(net_, i);
+      if (begin < net_.num_params) bn->bwd_marks.push_back({b.bwd.size(), begin});
+    }
   slot = std::move(bn);
   return *slot;
 }
@@ -152,12 +163,41 @@ StepStats Model::forward_and_loss(BatchNet& bn, const float* images, const int32
 }
 
 StepStats Model::train_step(const float* images, const int32_t* labels, int n, float loss_scale,
-                            float* grad) {
+                            float* grad, const std::function<void(size_t)>& on_ready) {
   BatchNet& bn = net_for(n);
   StepStats st = forward_and_loss(bn, images, labels, n, loss_scale, true);
   Stopwatch sw;
   for (auto& g : bn.b.grad_outputs) g.mem.set_data_handle(grad + g.offset);
-  run(bn.b.bwd, impl_->strm);
+  if (!on_ready) {
+    run(bn.b.bwd, impl_->strm);
+  } else {
+    // Layer by layer, saying after each how much of the gradient is final. The time spent
+    // in on_ready (sending buckets) is the caller's, not backward's.
+    const auto& ops = bn.b.bwd;
+    size_t done = 0;
+    double outside_s = 0;
+    for (const BatchNet::Mark& m : bn.bwd_marks) {
+      for (; done < m.ops; ++done) {
+        if (ops[done].kernel) ops[done].kernel();
+        else ops[done].prim.execute(impl_->strm, ops[done].args);
+      }
+      impl_->strm.wait();
+      const Stopwatch out;
+      on_ready(m.ready_from);
+      outside_s += out.elapsed();
+    }
+    for (; done < ops.size(); ++done) {
+      if (ops[done].kernel) ops[done].kernel();
+      else ops[done].prim.execute(impl_->strm, ops[done].args);
+    }
+    impl_->strm.wait();
+    const Stopwatch out;
+    on_ready(0);
+    outside_s += out.elapsed();
+    st.backward_s = sw.elapsed() - outside_s;
+    st.send_s = outside_s;
+    return st;
+  }
   impl_->strm.wait();
   st.backward_s = sw.elapsed();
   return st;

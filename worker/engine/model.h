@@ -5,6 +5,7 @@
 // The flat parameter / gradient buffers follow NetworkSpec's documented order and layouts.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -19,6 +20,7 @@ struct StepStats {
   int correct = 0;       // samples whose arg-max logit is the label
   double forward_s = 0;  // forward + loss
   double backward_s = 0; // backward, including the gradient write-out to the flat buffer
+  double send_s = 0;     // inside backward, in train_step's on_ready (sending buckets)
 };
 
 struct ModelOptions {
@@ -59,9 +61,12 @@ class Model {
 
   // Forward, softmax cross-entropy, backward on n samples: images are NCHW floats
   // (n x 3 x 32 x 32), labels in [0, num_classes). Writes the gradient of
-  // loss_scale * sum_i loss_i into grad (num_params floats, overwritten).
+  // loss_scale * sum_i loss_i into grad (num_params floats, overwritten). With `on_ready`,
+  // backward runs layer by layer and calls on_ready(f) whenever grad[f, num_params) became
+  // final, last with f = 0 (common/gradient_buckets.h); its time is left out of backward_s
+  // and counted in send_s.
   StepStats train_step(const float* images, const int32_t* labels, int n, float loss_scale,
-                       float* grad);
+                       float* grad, const std::function<void(size_t)>& on_ready = {});
 
   // Forward and loss only, in evaluation mode (batch norm with the running statistics: a
   // network with batch norm keeps a separate forward-only replica per batch size for this).
