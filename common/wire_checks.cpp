@@ -163,6 +163,12 @@ std::string check_worker_message(const threadsplit::WorkerMessage& m, const Wire
                std::to_string(r.samples()) + " samples with " + std::to_string(r.gradient().size()) +
                " gradient bytes of its own";
       if (r.buckets() > 0) return "";  // the gradient came in its buckets, checked as they came
+      if (r.in_shared_memory()) {      // in its slot of the data plane, checked by the gather
+        if (!r.gradient().empty() || r.samples() == 0)
+          return "a step result with its gradient in shared memory and " + std::to_string(r.gradient().size()) +
+                 " gradient bytes of its own for " + std::to_string(r.samples()) + " samples";
+        return "";
+      }
       if (r.samples() == 0 ? !r.gradient().empty() && r.gradient().size() != want
                            : r.gradient().size() != want)
         return "a gradient of " + std::to_string(r.gradient().size()) + " bytes instead of " +
@@ -281,6 +287,9 @@ std::string check_params(const threadsplit::Params& p, const WorkerWireLimits& l
   if (p.run_id() != limits.run_id || p.step() != step)
     return "expected the parameters of step " + std::to_string(step) +
            " but the coordinator sent something else";
+  // In the data plane's parameter region: the coordinator's guard found them finite.
+  if (p.in_shared_memory())
+    return p.params().empty() ? "" : "the coordinator sent parameters both in shared memory and in the message";
   const std::string bad = packed_params_problem(p.params(), limits.num_params);
   if (!bad.empty())
     return "the coordinator sent bad parameters after step " + std::to_string(step) + ": " + bad;

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "float_packing.h"
 #include "timing.h"
 
 namespace ts {
@@ -45,6 +46,14 @@ double squared_norm(const std::string& bytes) {
     std::memcpy(&x, bytes.data() + i * sizeof(float), sizeof x);
     sum += double(x) * double(x);
   }
+  return sum;
+}
+
+double slot_squared_norm(const SharedPlane& plane, int r) {
+  acquire_from_peer();
+  const float* g = plane.slot(r);
+  double sum = 0;
+  for (size_t i = 0; i < plane.num_params(); ++i) sum += double(g[i]) * double(g[i]);
   return sum;
 }
 
@@ -333,8 +342,14 @@ bool Collective::gather(GatherKind kind, int64_t round, const std::vector<int>& 
                 std::to_string(reducer_->buckets().size());
         else if (!bucketed && res.buckets() != 0)
           bad = "a result whose gradient came in buckets, which this run did not ask for";
+        else if (res.samples() > 0 && res.in_shared_memory() != (plane_ != nullptr))
+          bad = plane_ ? "a result with its gradient in the message, where this run's gradients go through "
+                         "the shared-memory data plane"
+                       : "a result with its gradient in shared memory, which this run did not set up";
         else if (max_grad_norm_ > 0) {
-          const double norm = std::sqrt(bucketed ? bucket_norm2_[size_t(r)] : squared_norm(res.gradient()));
+          const double norm = std::sqrt(bucketed ? bucket_norm2_[size_t(r)]
+                                        : res.in_shared_memory() ? slot_squared_norm(*plane_, r)
+                                                                 : squared_norm(res.gradient()));
           if (norm > max_grad_norm_) {
             char b[200];
             std::snprintf(b, sizeof b, "a gradient of L2 norm %.6g for step %lld, above --max-grad-norm %.6g "
@@ -346,6 +361,20 @@ bool Collective::gather(GatherKind kind, int64_t round, const std::vector<int>& 
           std::fprintf(stderr, "threadsplit: refused from %s: %s %s\n", members_.describe(r).c_str(),
                        bad.c_str(), what.c_str());
           throw WorkerLost{r, "sent " + bad + " " + what};
+        }
+        // The shared-memory gradient gets the check the wire gives a message's: a non-finite
+        // one is the run's divergence.
+        if (res.in_shared_memory() && res.samples() > 0) {
+          acquire_from_peer();
+          const float* g = plane_->slot(r);
+          const size_t n = plane_->num_params();
+          const size_t at = first_nonfinite(reinterpret_cast<const char*>(g), n);
+          if (at < n)
+            members_.fail_run(r, "the run diverged at step " + std::to_string(round) + " (a worker's gradient): ",
+                              "a non-finite gradient (" + std::to_string(g[at]) + " at index " + std::to_string(at) +
+                                  ", in shared memory) " + what +
+                                  "; stopped before the parameters were touched, the last good state is "
+                                  "checkpointed (lower --lr, or resume from the last checkpoint)");
         }
         if (arrived_s) (*arrived_s)[size_t(r)] = e->arrived_s;
       } else {

@@ -19,6 +19,7 @@
 #include "epoch_plan.h"
 #include "gradient_reducer.h"
 #include "membership.h"
+#include "shared_plane.h"
 #include "step_deadline.h"
 #include "trainer.pb.h"
 #include "worker_events.h"
@@ -61,6 +62,9 @@ class Collective {
   // `reducer` (its plan set), so that when gather_step returns the sum is done. Null, or a
   // reducer without a plan: whole gradients in the StepResults, summed by the caller.
   void set_bucket_reducer(GradientReducer* reducer) { reducer_ = reducer; }
+  // --data-plane shm: a StepResult's gradient is in its rank's slot of `plane`, which the
+  // gather checks (finite; --max-grad-norm) once the result is in.
+  void set_shared_plane(const SharedPlane* plane) { plane_ = plane; }
 
   // The same message to every live rank; a rank that cannot be reached is lost (policy
   // applies) and the rest of the epoch will be re-dealt.
@@ -113,6 +117,7 @@ class Collective {
   std::vector<std::vector<int64_t>> asked_;
   double max_grad_norm_ = 0;
   GradientReducer* reducer_ = nullptr;
+  const SharedPlane* plane_ = nullptr;
   std::vector<double> bucket_norm2_;    // by rank: this step's buckets' squared L2 norm
 };
 

@@ -155,6 +155,7 @@ Admission admission_for(const Prepared& p) {
     w.set_normalize(setup.options.normalize);
     w.set_exchange_only(setup.options.exchange_only);
     w.set_bucket_bytes(int64_t(setup.options.bucket_kb) * 1024);
+    w.set_shared_memory(p.plane != nullptr);
     return w;
   };
   return a;
@@ -225,6 +226,7 @@ WorkerLaunch launch_for(const Prepared& p, const Server& sv, int r) {
   l.extra_env = {"THREADSPLIT_TOKEN=" + s.token, "THREADSPLIT_RANK=" + std::to_string(r),
                  "THREADSPLIT_RUN_ID=" + s.run_id};
   for (const auto& e : worker_tls_environment(s.options)) l.extra_env.push_back(e);
+  if (p.plane) l.extra_env.push_back("THREADSPLIT_SHM_FD=" + std::to_string(p.plane->fd()));
   return l;
 }
 
@@ -440,6 +442,14 @@ int run(const RunOptions& o) {
   }
   const RunSetup& s = p.setup;
   announce(s);
+  if (s.data_plane == "shm") {
+    try {
+      p.plane = std::make_shared<SharedPlane>(SharedPlane::create(s.net.num_params, s.world_size));
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "threadsplit: %s (use --data-plane grpc)\n", e.what());
+      return 1;
+    }
+  }
   Server sv = start_server(p);
   // `members` owns the worker processes from their start to their end.
   Membership members(s.world_size, o.on_worker_failure, o.failure_grace_s, *sv.service);
@@ -460,6 +470,7 @@ int run(const RunOptions& o) {
   const int coordinator_threads = process_thread_count();
   TrainingRun run(s, members, *sv.service, p.params, std::move(p.optimizer), p.step, p.epoch,
                   p.step_in_epoch);
+  run.set_shared_plane(p.plane.get());
   std::optional<Respawner> respawner;
   if (o.respawn > 0) {
     respawner.emplace(o.respawn, members, sv.service->events(), respawn_hooks(p, sv, run));

@@ -16,6 +16,20 @@ const std::vector<float>& GradientReducer::reduce(const std::vector<threadsplit:
   return sum_;
 }
 
+const std::vector<float>& GradientReducer::reduce_slots(const SharedPlane& plane, const std::vector<int>& ranks,
+                                                        const std::vector<bool>& has_gradient) {
+  acquire_from_peer();  // the slots were written before their results were sent
+  std::fill(sum_.begin(), sum_.end(), 0.f);
+  float* acc = sum_.data();
+  const size_t n = sum_.size();
+  for (int r : ranks) {
+    if (!has_gradient[size_t(r)]) continue;
+    const float* g = plane.slot(r);
+    for (size_t i = 0; i < n; ++i) acc[i] += g[i];
+  }
+  return sum_;
+}
+
 void GradientReducer::begin(const std::vector<int>& ranks, int world_size) {
   std::fill(sum_.begin(), sum_.end(), 0.f);
   ranks_ = ranks;

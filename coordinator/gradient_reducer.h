@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "gradient_buckets.h"
+#include "shared_plane.h"
 #include "trainer.pb.h"
 
 namespace ts {
@@ -27,6 +28,11 @@ class GradientReducer {
   const std::vector<float>& reduce(const std::vector<threadsplit::WorkerMessage>& by_rank,
                                    const std::vector<int>& ranks);
   std::vector<float>& sum() { return sum_; }
+
+  // --data-plane shm: the same sum, in rank order, of `ranks`' slots of the plane; ranks
+  // whose `has_gradient` is false (an empty share) add nothing.
+  const std::vector<float>& reduce_slots(const SharedPlane& plane, const std::vector<int>& ranks,
+                                         const std::vector<bool>& has_gradient);
 
   // The bucket plan; empty: whole gradients (reduce()).
   void set_buckets(std::vector<GradientBucket> plan) { plan_ = std::move(plan); }

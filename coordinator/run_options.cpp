@@ -72,6 +72,11 @@ std::unique_ptr<CLI::App> run_options_app(RunOptions& o, const std::string& prog
                "first) as soon as backward finishes them; the coordinator sums them as they arrive, "
                "in rank order (the same bits). 0: the whole gradient after backward")
       ->type_name("N")->transform(at_least(0, 1 << 20))->capture_default_str();
+  a.add_option("--data-plane", o.data_plane,
+               "how gradients and parameters travel: shm (a shared segment; spawned workers on "
+               "this host), grpc (inside the messages), auto (shm where it can: spawned workers "
+               "without --bucket-kb)")
+      ->type_name("auto|shm|grpc")->capture_default_str();
   a.add_option("--cores", o.cores, "cores to split, e.g. 0-3,8 (default: this process's affinity)")
       ->type_name("LIST");
   a.add_option("--external-workers", o.external_workers,
@@ -379,6 +384,18 @@ static void validate_exchange_only(const RunOptions& o) {
 }
 
 // --respawn replaces processes this coordinator started, under the continue policy only.
+static void validate_data_plane(const RunOptions& o) {
+  if (o.data_plane != "auto" && o.data_plane != "shm" && o.data_plane != "grpc")
+    throw UsageError("--data-plane must be auto, shm or grpc, got '" + o.data_plane.substr(0, 64) + "'");
+  if (o.data_plane != "shm") return;
+  if (o.external_workers > 0)
+    throw UsageError("--data-plane shm needs spawned workers (they inherit the segment); hand-started "
+                     "workers (--external-workers) exchange over gRPC: use --data-plane grpc or auto");
+  if (o.bucket_kb > 0)
+    throw UsageError("--bucket-kb sends gradient buckets inside gRPC messages; with --data-plane shm "
+                     "there is no transfer to overlap: drop --bucket-kb or use --data-plane grpc");
+}
+
 static void validate_respawn(const RunOptions& o) {
   if (o.respawn == 0) return;
   if (o.on_worker_failure != "continue")
@@ -467,6 +484,7 @@ void validate_options(const RunOptions& o) {
                      "--external-workers with it");
   validate_respawn(o);
   validate_exchange_only(o);
+  validate_data_plane(o);
   if (o.data.empty()) throw UsageError("--data DIR is required (the CIFAR-10 binary version; "
                                        "scripts/train.sh finds or fetches it)");
 }

@@ -90,6 +90,10 @@ struct RunOptions {
   // coordinator sums them as they arrive (common/gradient_buckets.h); 0: the whole gradient
   // after backward.
   int bucket_kb = 0;
+  // How gradients and parameters travel: "shm" through a shared segment (spawned workers on
+  // this host; common/shared_plane.h), "grpc" in the messages, "auto" shm where it can
+  // (spawned workers, no --bucket-kb) and grpc otherwise.
+  std::string data_plane = "auto";
   double max_grad_norm = 0;       // a share-gradient of a larger L2 norm is refused; 0: no bound
   std::string checkpoint_dir;     // rotated checkpoints go here
   std::string checkpoint_every;   // "K" steps or "Ne" epochs; empty: only at the end / on abort

@@ -87,6 +87,7 @@ ordered_json config(const RunSetup& s) {
   c["save"] = o.save;
   c["exchange_only"] = o.exchange_only;
   c["bucket_kb"] = o.bucket_kb;
+  c["data_plane"] = s.data_plane;
   return c;
 }
 

@@ -181,6 +181,8 @@ Prepared prepare(const RunOptions& o) {
   s.granule = s.net.sample_granule();
   s.optimizer = optimizer_config(o);
   resolve_split(s);
+  s.data_plane = o.data_plane == "shm" || (o.data_plane == "auto" && o.external_workers == 0 && o.bucket_kb == 0)
+                     ? "shm" : "grpc";
   s.global_batch = o.batch_per_worker > 0 ? o.batch_per_worker * s.world_size : o.batch;
   if (s.global_batch < s.world_size)
     throw UserError("the global batch (" + std::to_string(s.global_batch) + ") is smaller than the " +

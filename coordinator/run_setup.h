@@ -13,6 +13,7 @@
 #include "core_set.h"
 #include "epoch_plan.h"
 #include "network.h"
+#include "shared_plane.h"
 #include "optimizer.h"
 #include "run_options.h"
 
@@ -28,6 +29,7 @@ struct RunSetup {
   CoreSet cores;                      // the run's core list (local workers)
   std::vector<CoreSet> worker_cores;  // by rank; empty for hand-started workers
   bool oversubscribed = false;
+  std::string data_plane = "grpc";    // as decided from --data-plane: "shm" or "grpc"
   std::string split_reason;           // how P and T were chosen
   int global_batch = 128;
   int granule = 1;                    // shares are dealt in whole multiples (NetworkSpec::sample_granule)
@@ -55,6 +57,7 @@ struct Prepared {
   std::optional<CheckpointStore> store;  // --checkpoint-dir
   bool nothing_left = false;             // --resume found the run already at --steps or --epochs
   bool replace_other_checkpoints = false;  // --checkpoint-overwrite, and there were some
+  std::shared_ptr<SharedPlane> plane;    // setup.data_plane "shm": the segment, made before the spawn
 };
 
 // Throws UserError (one sentence: what is wrong and what to do) for anything that cannot

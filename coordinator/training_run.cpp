@@ -1,5 +1,7 @@
 #include "training_run.h"
 
+#include <cstring>
+
 #include <algorithm>
 #include <cstdio>
 
@@ -118,7 +120,11 @@ void TrainingRun::run_step(const EpochPlan& plan, int s, EpochRecord& rec) {
   // Reduce and update: the sum in rank order, then the optimizer on the one copy; a sum or
   // a state that is not finite stops the run with the state before this step.
   timing.gradients_s = now_seconds();
-  const std::vector<float>& sum = reducer_.bucketed() ? reducer_.sum() : reducer_.reduce(results, live);
+  std::vector<bool> has_gradient(size_t(setup_.world_size), false);
+  for (int r : live) has_gradient[size_t(r)] = results[size_t(r)].step().samples() > 0;
+  const std::vector<float>& sum = plane_              ? reducer_.reduce_slots(*plane_, live, has_gradient)
+                                  : reducer_.bucketed() ? reducer_.sum()
+                                                        : reducer_.reduce(results, live);
   auto diverged = [&](const std::string& what) {
     rec.loss_sum = loss_before;  // the step did not happen
     rec.correct = correct_before;
@@ -142,7 +148,14 @@ void TrainingRun::run_step(const EpochPlan& plan, int s, EpochRecord& rec) {
   threadsplit::Params* p = m->mutable_params();
   p->set_run_id(setup_.run_id);
   p->set_step(step_);
-  pack_floats(params_.data(), params_.size(), p->mutable_params());
+  if (plane_) {
+    // Every worker read the last step's parameters before it sent this step's result.
+    std::memcpy(plane_->params(), params_.data(), params_.size() * sizeof(float));
+    release_to_peer();
+    p->set_in_shared_memory(true);
+  } else {
+    pack_floats(params_.data(), params_.size(), p->mutable_params());
+  }
   timing.updated_s = now_seconds();
   // The step is done once the parameters are updated: a run that aborts while they are on
   // their way checkpoints them as this step's result, not as the step before it.

@@ -28,6 +28,7 @@
 #include "respawner.h"
 #include "run_options.h"
 #include "run_setup.h"
+#include "shared_plane.h"
 #include "step_deadline.h"
 #include "step_timing.h"
 #include "trainer.pb.h"
@@ -98,6 +99,12 @@ class TrainingRun {
   const std::vector<std::string>& lost_workers() const { return members_.lost_workers(); }
   // --respawn: lost ranks are replaced at the next step boundary (coordinator/respawner.h).
   void set_respawner(Respawner* r) { respawner_ = r; }
+  // --data-plane shm: gradients are read from the plane's slots and parameters written to it
+  // (common/shared_plane.h); null: both travel in the messages.
+  void set_shared_plane(const SharedPlane* plane) {
+    plane_ = plane;
+    collective_.set_shared_plane(plane);
+  }
   // Each replacement (none without --respawn).
   std::vector<RespawnRecord> respawns() const;
 
@@ -150,6 +157,7 @@ class TrainingRun {
   std::vector<StepTiming> step_timings_;
   std::function<void(bool)> after_step_;
   Respawner* respawner_ = nullptr;
+  const SharedPlane* plane_ = nullptr;
   std::function<int()> stop_check_;
 };
 

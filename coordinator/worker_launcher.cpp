@@ -28,7 +28,7 @@ bool replaced_variable(const char* entry) {
   static const char* const kNames[] = {"OMP_NUM_THREADS", "OMP_PLACES", "OMP_PROC_BIND",
                                        "GOMP_CPU_AFFINITY", "KMP_AFFINITY", "THREADSPLIT_INTER_OP",
                                        "THREADSPLIT_TOKEN", "THREADSPLIT_RANK",
-                                       "THREADSPLIT_RUN_ID", "THREADSPLIT_TLS_CA",
+                                       "THREADSPLIT_RUN_ID", "THREADSPLIT_TLS_CA", "THREADSPLIT_SHM_FD",
                                        "THREADSPLIT_TLS_CERT", "THREADSPLIT_TLS_KEY"};
   for (const char* name : kNames) {
     const size_t n = std::strlen(name);

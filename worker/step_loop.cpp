@@ -22,6 +22,7 @@
 #include "float_packing.h"
 #include "gradient_buckets.h"
 #include "grpc_settings.h"
+#include "shared_plane.h"
 #include "inter_op_teams.h"
 #include "model.h"
 #include "network.h"
@@ -88,6 +89,9 @@ class WorkerSession {
   double send_buckets(size_t ready_from);
   ParamsReply await_params();
   void install_params(const std::string& packed);
+  void install_params(const char* bytes, size_t size);
+  // Where this step's gradient is written: this rank's slot of the data plane, or grad_.
+  float* grad() { return plane_.valid() ? plane_.slot(welcome_.rank()) : grad_.data(); }
   void restart_loader();
   void run_eval(const threadsplit::EvalRequest& req);
   int shutdown(const threadsplit::Shutdown& s);
@@ -110,6 +114,7 @@ class WorkerSession {
   LoaderOptions loader_options_;
   LoadedBatch batch_;        // its buffers are swapped with the loader's, step after step
   std::vector<float> grad_;
+  SharedPlane plane_;        // Welcome.shared_memory: the coordinator's segment (shared_plane.h)
   std::vector<GradientBucket> buckets_;  // the plan (Welcome.bucket_bytes); empty: whole gradients
   size_t next_bucket_ = 0;               // this step's first bucket not sent yet
   uint32_t deal_id_ = 0;                 // of the step being computed (its buckets carry it)
@@ -180,6 +185,17 @@ void WorkerSession::set_up() {
                             "give this worker an identical copy (copy the coordinator's directory "
                             "or fetch it again with scripts/get_cifar10.sh) and point --data at it"};
   grad_.resize(net_.num_params);
+  if (welcome_.shared_memory()) {
+    if (config_.shm_fd < 0)
+      throw WorkerExit{2, "the coordinator's gradients go through its shared-memory data plane, but this "
+                          "worker inherited none (THREADSPLIT_SHM_FD): only the workers it spawns do; "
+                          "start the coordinator with --data-plane grpc for hand-started workers"};
+    try {
+      plane_ = SharedPlane::open(config_.shm_fd, net_.num_params, welcome_.rank());
+    } catch (const std::exception& e) {
+      throw WorkerExit{2, e.what()};
+    }
+  }
   buckets_ = gradient_buckets(net_, size_t(std::max<int64_t>(0, welcome_.bucket_bytes())) / sizeof(float));
   if (welcome_.exchange_only()) {
     params_.resize(net_.num_params);
@@ -264,7 +280,13 @@ DealEnd WorkerSession::run_deal(const threadsplit::EpochDeal& deal) {
     if (auto* s = std::get_if<threadsplit::Shutdown>(&reply)) return std::move(*s);
     pending_exchange_s_ = exchange.elapsed();
     const Stopwatch apply;
-    install_params(std::get<threadsplit::Params>(reply).params());
+    const threadsplit::Params& got = std::get<threadsplit::Params>(reply);
+    if (got.in_shared_memory()) {
+      acquire_from_peer();
+      install_params(reinterpret_cast<const char*>(plane_.params()), net_.num_params * sizeof(float));
+    } else {
+      install_params(got.params());
+    }
     pending_apply_s_ = apply.elapsed();
     ++step_;
   }
@@ -306,10 +328,10 @@ StepStats WorkerSession::train_step(const LoadedBatch& batch, int global_batch) 
   const int lanes = teams_->lanes();
   if (lanes == 1 && !buckets_.empty())  // each bucket goes up as soon as backward finished it
     return model_->train_step(batch.images.data(), batch.labels.data(), batch.n, loss_scale,
-                              grad_.data(), [this](size_t ready_from) { send_buckets(ready_from); });
+                              grad(), [this](size_t ready_from) { send_buckets(ready_from); });
   if (lanes == 1)
     return model_->train_step(batch.images.data(), batch.labels.data(), batch.n, loss_scale,
-                              grad_.data());
+                              grad());
   // --inter-op: the share as I micro-batches, forward and backward at once, one per lane,
   // each writing its own gradient; then the sum in lane order, each lane adding a slice.
   const Stopwatch wall;
@@ -320,14 +342,14 @@ StepStats WorkerSession::train_step(const LoadedBatch& batch, int global_batch) 
   teams_->run([&](int lane) {
     const size_t i = size_t(lane);
     if (counts[i] == 0) return;
-    float* g = lane == 0 ? grad_.data() : lane_grads_[i].data();
+    float* g = lane == 0 ? grad() : lane_grads_[i].data();
     stats[i] = lane_models_[i]->train_step(batch.images.data() + size_t(first[i]) * kCifarImageBytes,
                                            batch.labels.data() + first[i], counts[i], loss_scale, g);
   });
-  const size_t n = grad_.size();
+  const size_t n = net_.num_params;
   teams_->run([&](int lane) {
     const size_t lo = n * size_t(lane) / size_t(lanes), hi = n * size_t(lane + 1) / size_t(lanes);
-    float* sum = grad_.data();
+    float* sum = grad();
     for (int i = 1; i < lanes; ++i) {
       if (counts[size_t(i)] == 0) continue;
       const float* g = lane_grads_[size_t(i)].data();
@@ -349,7 +371,8 @@ StepStats WorkerSession::train_step(const LoadedBatch& batch, int global_batch) 
 // (common/exchange_only.h), written into the same buffer a computed one would be.
 void WorkerSession::fill_exchange_only_gradient(int samples, int global_batch) {
   const float g = exchange_only_gradient(samples, global_batch);
-  if (grad_.empty() || grad_[0] != g) std::fill(grad_.begin(), grad_.end(), g);  // once per share size
+  float* out = grad();
+  if (out[0] != g) std::fill(out, out + net_.num_params, g);  // once per share size
 }
 
 // The step's StepResult, with the gradient when it computed one and the previous step's
@@ -364,7 +387,7 @@ double WorkerSession::send_buckets(size_t ready_from) {
     m->set_step(step_);
     m->set_deal_id(deal_id_);
     m->set_bucket(int(next_bucket_));
-    pack_floats(grad_.data() + b.begin, b.size(), m->mutable_gradient());
+    pack_floats(grad() + b.begin, b.size(), m->mutable_gradient());
     link_.write(out);
   }
   return sw.elapsed();
@@ -387,7 +410,12 @@ void WorkerSession::send_gradient(uint32_t deal_id, const StepNumbers& step) {
   t->set_apply_params_s(pending_apply_s_);
   t->set_bucket_send_s(step.model.send_s);
   if (step.samples > 0 && !buckets_.empty()) r->set_buckets(int(buckets_.size()));
-  else if (step.samples > 0) pack_floats(grad_.data(), grad_.size(), r->mutable_gradient());
+  else if (step.samples > 0 && plane_.valid()) {
+    release_to_peer();  // the slot is written before the coordinator hears of it
+    r->set_in_shared_memory(true);
+  } else if (step.samples > 0) {
+    pack_floats(grad(), grad_.size(), r->mutable_gradient());
+  }
   link_.write(out);
 }
 
@@ -402,18 +430,20 @@ ParamsReply WorkerSession::await_params() {
 
 // Parameters the checks passed (exactly num_params finite floats), copied once, straight
 // into the buffer the model's primitives load from.
-void WorkerSession::install_params(const std::string& packed) {
+void WorkerSession::install_params(const std::string& packed) { install_params(packed.data(), packed.size()); }
+
+void WorkerSession::install_params(const char* bytes, size_t size) {
   if (!model_) {  // --exchange-only
-    std::memcpy(params_.data(), packed.data(), packed.size());
+    std::memcpy(params_.data(), bytes, size);
     return;
   }
   if (teams_->lanes() == 1) {
-    std::memcpy(model_->params_to_overwrite(), packed.data(), packed.size());
+    std::memcpy(model_->params_to_overwrite(), bytes, size);
     return;
   }
   // Each lane copies into its own Model (its pages stay near its cores).
   teams_->run([&](int lane) {
-    std::memcpy(lane_models_[size_t(lane)]->params_to_overwrite(), packed.data(), packed.size());
+    std::memcpy(lane_models_[size_t(lane)]->params_to_overwrite(), bytes, size);
   });
 }
 

@@ -19,6 +19,7 @@ struct WorkerConfig {
   std::string data_dir;           // empty: the directory the coordinator names
   double connect_timeout_s = 60;  // to reach the coordinator and be welcomed
   int inter_op = 1;               // teams running ops at once (worker/inter_op_teams.h)
+  int shm_fd = -1;                // THREADSPLIT_SHM_FD: the coordinator's data plane, inherited
   ChannelSecurity tls;            // THREADSPLIT_TLS_*: empty for plain gRPC
 };
 

@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
   if (threads > 0) ts::reexec_with_omp_threads(threads, argv, std::max(1, inter_op));
   try {
     c.inter_op = ts::inter_op_from_environment();
+    if (const char* fd = std::getenv("THREADSPLIT_SHM_FD")) c.shm_fd = ts::parse_rank_variable("THREADSPLIT_SHM_FD", fd);
   } catch (const std::invalid_argument& e) {
     std::fprintf(stderr, "threadsplit_worker: %s\n", e.what());
     return 2;

@@ -2,7 +2,10 @@
 // whole gradients summed, whatever order the buckets arrive in), and what a gather refuses.
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <random>
 #include <string>
 #include <vector>
@@ -10,6 +13,7 @@
 #include "float_packing.h"
 #include "gradient_buckets.h"
 #include "gradient_reducer.h"
+#include "shared_plane.h"
 #include "network.h"
 
 using namespace ts;
@@ -96,4 +100,21 @@ TEST_CASE("the bucketed sum is the same bits as the whole sum, whatever order th
   copy = b0;
   CHECK_THAT(bucketed.add(1, 0, &copy), Catch::Contains("a rank that computes nothing"));
   CHECK_FALSE(bucketed.complete());
+}
+
+TEST_CASE("a data plane is refused by a worker when it is not the coordinator's or does not fit", "[data_plane]") {
+  SharedPlane plane = SharedPlane::create(1000, 2);
+  plane.params()[999] = 7.f;
+  plane.slot(1)[0] = 3.f;
+  const int fd = dup(plane.fd());
+  SharedPlane seen = SharedPlane::open(fd, 1000, 1);
+  CHECK(seen.params()[999] == 7.f);  // the same pages
+  CHECK(seen.slot(1)[0] == 3.f);
+  CHECK_THROWS_WITH(SharedPlane::open(dup(plane.fd()), 999, 0), Catch::Contains("holds 2 slots of 1000 floats"));
+  CHECK_THROWS_WITH(SharedPlane::open(dup(plane.fd()), 1000, 2), Catch::Contains("rank 2"));
+  FILE* f = std::tmpfile();
+  std::fputs(std::string(5000, 'x').c_str(), f);
+  std::fflush(f);
+  CHECK_THROWS_WITH(SharedPlane::open(dup(fileno(f)), 1000, 0), Catch::Contains("is not a threadsplit data plane"));
+  std::fclose(f);
 }

@@ -100,6 +100,12 @@ TEST_CASE("bad flags are refused with one sentence naming the flag", "[options]"
   CHECK_THAT(refusal({"--external-workers", "2", "--inter-op", "2", "--data", "/d"}),
              Catch::Contains("--external-workers replaces --procs/--threads/--inter-op"));
   CHECK_THAT(refusal({"--inter-op", "0", "--data", "/d"}), Catch::Contains("--inter-op"));
+  CHECK_THAT(refusal({"--data-plane", "pipe", "--data", "/d"}),
+             Catch::Contains("--data-plane must be auto, shm or grpc, got 'pipe'"));
+  CHECK_THAT(refusal({"--data-plane", "shm", "--external-workers", "2", "--data", "/d"}),
+             Catch::Contains("--data-plane shm needs spawned workers"));
+  CHECK_THAT(refusal({"--data-plane", "shm", "--bucket-kb", "64", "--data", "/d"}),
+             Catch::Contains("with --data-plane shm there is no transfer to overlap"));
 }
 
 TEST_CASE("the help text lists every flag with its default", "[options]") {
