@@ -181,7 +181,7 @@ Prepared prepare(const RunOptions& o) {
   s.granule = s.net.sample_granule();
   s.optimizer = optimizer_config(o);
   resolve_split(s);
-  s.data_plane = o.data_plane == "shm" || (o.data_plane == "auto" && o.external_workers == 0 && o.bucket_kb == 0)
+  s.data_plane = o.data_plane == "shm" || (o.data_plane == "auto" && o.external_workers == 0 && o.bucket_kb == 0 && o.respawn == 0)
                      ? "shm" : "grpc";
   s.global_batch = o.batch_per_worker > 0 ? o.batch_per_worker * s.world_size : o.batch;
   if (s.global_batch < s.world_size)
