@@ -124,6 +124,25 @@ CoreSet CoreSet::slice(int rank, int threads) const {
   return CoreSet(std::move(out));
 }
 
+CoreSet CoreSet::from_omp_places(const std::string& places) {
+  std::string list;
+  size_t i = 0;
+  while (i < places.size()) {
+    const size_t close = places.find('}', i);
+    if (places[i] != '{' || close == std::string::npos || close == i + 1) return {};
+    const std::string core = places.substr(i + 1, close - i - 1);
+    if (core.find_first_not_of("0123456789") != std::string::npos) return {};
+    list += (list.empty() ? "" : ",") + core;
+    i = close + 1;
+    if (i < places.size() && (places[i++] != ',' || i == places.size())) return {};
+  }
+  try {
+    return list.empty() ? CoreSet() : parse(list);
+  } catch (const std::invalid_argument&) {
+    return {};
+  }
+}
+
 std::string CoreSet::to_string() const {
   std::string s;
   size_t i = 0;

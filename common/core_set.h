@@ -45,6 +45,9 @@ class CoreSet {
 
   // OMP_PLACES value pinning one OpenMP thread per core: "{0},{1},{5}".
   std::string omp_places() const;
+  // The cores of such a value, in its order (the placement's: team 0's cores, then team 1's);
+  // empty for any other form of OMP_PLACES.
+  static CoreSet from_omp_places(const std::string& places);
 
   const std::vector<int>& cores() const { return cores_; }
   int size() const { return int(cores_.size()); }

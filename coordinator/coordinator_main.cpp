@@ -33,6 +33,7 @@
 #include "step_timing.h"
 #include "stop_signals.h"
 #include "sweep_command.h"
+#include "placement_command.h"
 #include "synthetic_cifar10.h"
 #include "timing.h"
 #include "trainer_service.h"
@@ -98,7 +99,17 @@ void announce(const RunSetup& s) {
                  "barriers wait for descheduled threads and caches are thrashed; this usually runs "
                  "slower than a split with procs x inter-op x threads = cores.\n",
                  s.world_size, s.inter_op, s.threads, s.world_size * s.inter_op * s.threads,
-                 s.cores.size());
+                 int(s.topology.pus().size()));
+  if (o.external_workers == 0) {
+    std::printf("threadsplit: machine: %s (%s)\n", s.machine.summary().c_str(), s.machine.source().c_str());
+    if (s.topology.pus().size() != s.machine.pus().size())
+      std::printf("threadsplit: this run's cores %s: %s\n", s.cores.to_string().c_str(), s.topology.summary().c_str());
+    std::printf("threadsplit: placement %s, smt %s:\n", o.placement.c_str(), o.smt.c_str());
+    for (size_t r = 0; r < s.placement.workers.size(); ++r)
+      std::printf("threadsplit:   worker %zu: %s\n", r, describe(s.placement.workers[r]).c_str());
+    for (const std::string& n : s.placement.notes)
+      std::fprintf(stderr, "threadsplit: NOTE: %s\n", n.c_str());
+  }
   if (o.exchange_only)
     std::fprintf(stderr, "threadsplit: NOTE: --exchange-only: the workers compute nothing and send a "
                  "known gradient of %zu floats; this run measures the exchange, not training (no "
@@ -223,6 +234,7 @@ WorkerLaunch launch_for(const Prepared& p, const Server& sv, int r) {
   l.cores = s.worker_cores[size_t(r)];
   l.omp_threads = s.threads;
   l.inter_op = s.inter_op;
+  l.memory = s.placement.workers[size_t(r)].memory;
   l.extra_env = {"THREADSPLIT_TOKEN=" + s.token, "THREADSPLIT_RANK=" + std::to_string(r),
                  "THREADSPLIT_RUN_ID=" + s.run_id};
   for (const auto& e : worker_tls_environment(s.options)) l.extra_env.push_back(e);
@@ -280,8 +292,12 @@ void report_bindings(const Membership& members) {
         teams += (i ? ", " : "") + std::string("team ") + std::to_string(i) + ": " + b.team_cores(i);
       teams += ") of ";
     }
-    std::printf("threadsplit: worker %d pid %d on %s: cores %s, %s%s%s\n", w.rank, b.pid(),
-                b.hostname().c_str(), effective.c_str(), teams.c_str(),
+    std::string nodes;
+    for (int n : b.numa_nodes()) nodes += (nodes.empty() ? "" : ",") + std::to_string(n);
+    const std::string where = (b.numa_nodes_size() > 1 ? ", nodes " : ", node ") + nodes + ", memory " +
+                              describe_memory(b.memory_policy() == "first touch" ? "" : b.memory_policy());
+    std::printf("threadsplit: worker %d pid %d on %s: cores %s%s, %s%s%s\n", w.rank, b.pid(),
+                b.hostname().c_str(), effective.c_str(), nodes.empty() ? "" : where.c_str(), teams.c_str(),
                 plural(b.omp_threads(), "OpenMP thread").c_str(),
                 w.assigned_cores.empty() || CoreSet::parse(w.assigned_cores).sorted() == CoreSet(got).sorted()
                     ? "" : (" (ASKED FOR " + w.assigned_cores + ")").c_str());
@@ -488,6 +504,7 @@ int main(int argc, char** argv) {
   ts::keep_freed_memory();
   if (argc >= 2 && std::string(argv[1]) == "make-synthetic-data") return make_synthetic_data(argc, argv);
   if (argc >= 2 && std::string(argv[1]) == "sweep") return ts::sweep_main(argc, argv);
+  if (argc >= 2 && std::string(argv[1]) == "placement") return ts::placement_main(argc, argv);
   ts::RunOptions o;
   try {
     o = ts::parse_run_options(argc, argv);

@@ -11,6 +11,7 @@
 #include "core_set.h"
 #include "network.h"
 #include "optimizer.h"
+#include "placement.h"
 
 namespace ts {
 
@@ -47,6 +48,7 @@ std::unique_ptr<CLI::App> run_options_app(RunOptions& o, const std::string& prog
       p,
       "usage: " + p + " [flags]\n" +
       "       " + p + " sweep --data DIR [flags]   (measures every split; sweep --help)\n" +
+      "       " + p + " placement [flags]          (where the workers of a split go; placement --help)\n" +
       "       " + p + " make-synthetic-data DIR [--seed N]\n",
       "Trains a CNN on CIFAR-10 with P worker processes of T OpenMP threads each, gradients "
       "averaged over gRPC. For a fixed global batch and seed the result does not depend on P or "
@@ -79,6 +81,15 @@ std::unique_ptr<CLI::App> run_options_app(RunOptions& o, const std::string& prog
       ->type_name("auto|shm|grpc")->capture_default_str();
   a.add_option("--cores", o.cores, "cores to split, e.g. 0-3,8 (default: this process's affinity)")
       ->type_name("LIST");
+  a.add_option("--placement", o.placement,
+               "where the workers go on the machine's topology (hwloc): numa (balanced over "
+               "sockets and NUMA nodes, each worker inside one node and one L3 where it fits, its "
+               "memory bound to that node), compact (in topology order) or spread (evenly spaced)")
+      ->type_name("numa|compact|spread")->capture_default_str();
+  a.add_option("--smt", o.smt,
+               "hardware threads: avoid (one thread per physical core; siblings only past the "
+               "physical cores, said) or use (a worker takes both threads of a core)")
+      ->type_name("avoid|use")->capture_default_str();
   a.add_option("--external-workers", o.external_workers,
                "spawn nothing; wait for N hand-started threadsplit_worker processes (token in "
                "THREADSPLIT_TOKEN); 0: spawn them")
@@ -417,6 +428,20 @@ void validate_options(const RunOptions& o) {
   if (o.external_workers > 0 && (o.procs > 0 || o.threads > 0 || o.inter_op > 1 || !o.cores.empty()))
     throw UsageError("--external-workers replaces --procs/--threads/--inter-op/--cores: hand-started "
                      "workers bring their own binding");
+  try {
+    parse_placement(o.placement);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(std::string("--placement: ") + e.what());
+  }
+  try {
+    parse_smt(o.smt);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(std::string("--smt: ") + e.what());
+  }
+  if (o.external_workers > 0 && (o.placement != "numa" || o.smt != "avoid"))
+    throw UsageError("--external-workers: hand-started workers bring their own binding, so --placement "
+                     "and --smt do not apply (bind them with the launcher: mpirun --bind-to core, srun "
+                     "--cpu-bind=cores)");
   try {
     build_network(o.model);
   } catch (const std::invalid_argument& e) {

@@ -27,6 +27,8 @@ struct RunOptions {
   int threads = 0;
   int inter_op = 1;               // teams per worker running ops at once (--inter-op I)
   std::string cores;              // empty: the cores this process may run on
+  std::string placement = "numa";  // where workers go on the topology (common/placement.h)
+  std::string smt = "avoid";       // hardware threads: physical cores first (avoid) or both (use)
   int external_workers = 0;       // hand-started workers to wait for (none spawned then)
 
   // Training.

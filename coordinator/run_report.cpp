@@ -127,6 +127,8 @@ ordered_json worker(const WorkerRecord& w, const PhaseSums& totals) {
   for (const auto& c : b.team_cores()) teams.push_back(c);
   ordered_json& per_thread = j["omp_thread_cores"] = ordered_json::array();
   for (const auto& c : b.omp_thread_cores()) per_thread.push_back(c);
+  j["numa_nodes"] = std::vector<int>(b.numa_nodes().begin(), b.numa_nodes().end());
+  j["memory_policy"] = b.memory_policy();
   j["omp_places"] = b.omp_places();
   j["omp_proc_bind"] = b.omp_proc_bind();
   j["process_threads_at_join"] = b.process_threads();
@@ -198,6 +200,36 @@ void write_run_report(const std::string& path, const ReportInputs& in) {
   split["core_count"] = s.cores.size();
   split["oversubscribed"] = s.oversubscribed;
   split["chosen_by"] = s.split_reason;
+  if (s.options.external_workers == 0) {
+    // The machine, the part of it this run had, and where each worker was placed on it.
+    ordered_json& topo = j["topology"];
+    topo["source"] = s.machine.source();
+    topo["machine"] = s.machine.summary();
+    topo["run_cores"] = s.topology.summary();
+    topo["packages"] = s.topology.packages();
+    topo["numa_nodes"] = s.topology.numa_nodes();
+    topo["l3_domains"] = s.topology.l3_domains();
+    topo["physical_cores"] = s.topology.cores();
+    topo["hardware_threads"] = int(s.topology.pus().size());
+    ordered_json& pl = split["placement"];
+    pl["policy"] = s.options.placement;
+    pl["smt"] = s.options.smt;
+    pl["uses_siblings"] = s.placement.uses_siblings;
+    pl["notes"] = s.placement.notes;
+    ordered_json& ws = pl["workers"] = ordered_json::array();
+    for (const WorkerPlace& w : s.placement.workers) {
+      ordered_json o;
+      o["cores"] = w.cores.to_string();
+      ordered_json& teams = o["teams"] = ordered_json::array();
+      for (const CoreSet& t : w.teams) teams.push_back(t.to_string());
+      o["numa_nodes"] = w.numa_nodes;
+      o["packages"] = w.packages;
+      o["l3_domains"] = w.l3_domains;
+      o["shares_physical_cores"] = w.shares_physical_cores;
+      o["memory"] = describe_memory(w.memory);
+      ws.push_back(o);
+    }
+  }
   if (s.options.autotune) {
     ordered_json& at = split["autotune"];
     at["seconds"] = s.options.autotune_seconds;

@@ -87,7 +87,17 @@ void resolve_split(RunSetup& s) {
         throw UserError("--cores names core " + std::to_string(c) +
                         ", which this process may not run on (allowed: " + allowed.to_string() + ")");
   }
-  const int n = s.cores.size();
+  // The topology decides how many threads fit before SMT siblings (--smt avoid: physical
+  // cores) and where each worker goes (common/placement.h).
+  const SmtPolicy smt = parse_smt(o.smt);  // both checked by validate_options
+  const PlacementPolicy policy = parse_placement(o.placement);
+  try {
+    s.machine = Topology::of_this_machine();
+    s.topology = s.machine.restricted_to(s.cores);
+  } catch (const std::exception& e) {
+    throw UserError(std::string("cannot place the workers: ") + e.what());
+  }
+  const int n = placeable_threads(s.topology, smt);
   const int I = std::max(1, o.inter_op);
   int P = o.procs, T = o.threads;
   const std::string per = I > 1 ? " / inter-op" : "";
@@ -108,8 +118,9 @@ void resolve_split(RunSetup& s) {
   s.world_size = P;
   s.threads = T;
   s.inter_op = I;
-  s.oversubscribed = int64_t(P) * I * T > n;
-  for (int r = 0; r < P; ++r) s.worker_cores.push_back(s.cores.slice(r, I * T));
+  s.placement = place(s.topology, P, I, T, policy, smt);
+  s.oversubscribed = s.placement.oversubscribed;
+  for (const WorkerPlace& w : s.placement.workers) s.worker_cores.push_back(w.cores);
 }
 
 

@@ -15,6 +15,7 @@
 #include "network.h"
 #include "shared_plane.h"
 #include "optimizer.h"
+#include "placement.h"
 #include "run_options.h"
 
 namespace ts {
@@ -28,6 +29,9 @@ struct RunSetup {
   int inter_op = 1;                   // teams per worker (--inter-op)
   CoreSet cores;                      // the run's core list (local workers)
   std::vector<CoreSet> worker_cores;  // by rank; empty for hand-started workers
+  Topology machine;                   // this machine as hwloc sees it (local workers)
+  Topology topology;                  // `machine` restricted to `cores`
+  PlacementPlan placement;            // where each local worker goes (common/placement.h)
   bool oversubscribed = false;
   std::string data_plane = "grpc";    // as decided from --data-plane: "shm" or "grpc"
   std::string split_reason;           // how P and T were chosen

@@ -26,7 +26,7 @@ namespace {
 // server_security.h, and sets none for a plain run).
 bool replaced_variable(const char* entry) {
   static const char* const kNames[] = {"OMP_NUM_THREADS", "OMP_PLACES", "OMP_PROC_BIND",
-                                       "GOMP_CPU_AFFINITY", "KMP_AFFINITY", "THREADSPLIT_INTER_OP",
+                                       "GOMP_CPU_AFFINITY", "KMP_AFFINITY", "THREADSPLIT_INTER_OP", "THREADSPLIT_MEMBIND",
                                        "THREADSPLIT_TOKEN", "THREADSPLIT_RANK",
                                        "THREADSPLIT_RUN_ID", "THREADSPLIT_TLS_CA", "THREADSPLIT_SHM_FD",
                                        "THREADSPLIT_TLS_CERT", "THREADSPLIT_TLS_KEY"};
@@ -55,6 +55,7 @@ std::vector<std::string> worker_environment(const WorkerLaunch& launch) {
   // the first place.
   env.push_back(launch.inter_op > 1 ? "OMP_PROC_BIND=false" : "OMP_PROC_BIND=close");
   if (launch.inter_op > 1) env.push_back("THREADSPLIT_INTER_OP=" + std::to_string(launch.inter_op));
+  if (!launch.memory.empty()) env.push_back("THREADSPLIT_MEMBIND=" + launch.memory);
   for (const auto& e : launch.extra_env) env.push_back(e);
   return env;
 }

@@ -20,6 +20,7 @@ struct WorkerLaunch {
   CoreSet cores;                        // its affinity mask
   int omp_threads = 1;                  // OMP_NUM_THREADS
   int inter_op = 1;                     // > 1: OMP_PROC_BIND=false, THREADSPLIT_INTER_OP
+  std::string memory;                   // THREADSPLIT_MEMBIND ("bind:N", "interleave:N,M"); "": none
   std::vector<std::string> extra_env;   // "NAME=value", e.g. THREADSPLIT_TOKEN
 };
 

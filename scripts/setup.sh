@@ -6,7 +6,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
 PACKAGES=(cmake g++ make libdnnl-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
-          protobuf-compiler catch2 nlohmann-json3-dev libcli11-dev zlib1g-dev libeigen3-dev)
+          protobuf-compiler catch2 nlohmann-json3-dev libcli11-dev zlib1g-dev libeigen3-dev
+          libhwloc-dev pkg-config)
 
 "$ROOT/scripts/apt_ensure.sh" setup "${PACKAGES[@]}"
 

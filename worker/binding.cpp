@@ -10,8 +10,10 @@
 
 #include "build_info.h"
 #include "inter_op_teams.h"
+#include "memory_policy.h"
 #include "model.h"
 #include "process_facts.h"
+#include "topology.h"
 #include "wire_checks.h"
 
 namespace ts {
@@ -64,6 +66,12 @@ threadsplit::Binding read_binding(InterOpTeams* teams) {
   b.set_hostname(host_name());
   b.set_pid(int(getpid()));
   b.set_process_threads(process_thread_count());
+  b.set_memory_policy(current_memory_policy());
+  try {
+    for (int n : Topology::of_this_machine().numa_nodes_of(sorted)) b.add_numa_nodes(n);
+  } catch (const std::exception&) {
+    // No topology: the report shows no node rather than a wrong one.
+  }
   return b;
 }
 

@@ -1,6 +1,7 @@
 #include "step_loop.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -143,6 +144,10 @@ void WorkerSession::join() {
   // The inter-op teams pin themselves first (a single team is pinned by libgomp).
   if (config_.inter_op > 1) {
     worker_cores_ = CoreSet::of_this_process();
+    // The placement's order (team 0's cores first) travels in OMP_PLACES; a mask has none.
+    const char* places = std::getenv("OMP_PLACES");
+    const CoreSet ordered = CoreSet::from_omp_places(places ? places : "");
+    if (!ordered.empty() && ordered.sorted() == worker_cores_.sorted()) worker_cores_ = ordered;
     teams_ = std::make_unique<InterOpTeams>(config_.inter_op, omp_get_max_threads(), worker_cores_);
   } else {
     teams_ = std::make_unique<InterOpTeams>(1, 1, CoreSet({0}));

@@ -11,6 +11,7 @@
 #include "core_set.h"
 #include "omp_setup.h"
 #include "malloc_tuning.h"
+#include "memory_policy.h"
 #include "process_facts.h"
 #include "step_loop.h"
 #include "worker_flags.h"
@@ -64,6 +65,10 @@ int main(int argc, char** argv) {
   try {
     c.inter_op = ts::inter_op_from_environment();
     if (const char* fd = std::getenv("THREADSPLIT_SHM_FD")) c.shm_fd = ts::parse_rank_variable("THREADSPLIT_SHM_FD", fd);
+    // Before this worker allocates anything large, and before its threads start: they inherit
+    // the policy (common/placement.h decided it).
+    const std::string refused = ts::apply_memory_policy_from_environment();
+    if (!refused.empty()) std::fprintf(stderr, "threadsplit_worker: warning: %s\n", refused.c_str());
   } catch (const std::invalid_argument& e) {
     std::fprintf(stderr, "threadsplit_worker: %s\n", e.what());
     return 2;

@@ -1,5 +1,8 @@
 #include "autotune.h"
 
+#include "placement.h"
+#include "topology.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -77,7 +80,8 @@ std::string pct_text(double x) {
 
 AutotuneChoice autotune(const RunOptions& o, const std::string& exe, const std::vector<std::string>& args) {
   const CoreSet cores = o.cores.empty() ? CoreSet::of_this_process() : CoreSet::parse(o.cores);
-  const int n = cores.size();
+  // What the trials' placement may use before SMT siblings (common/placement.h).
+  const int n = placeable_threads(Topology::of_this_machine().restricted_to(cores), parse_smt(o.smt));
   const int warmup = o.warmup_steps > 0 ? o.warmup_steps : 3;
   std::vector<SweepPoint> points;
   // Inter-op 1 and 2: the sweep's default axis (more teams than two rarely pays: each costs

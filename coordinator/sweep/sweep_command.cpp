@@ -1,5 +1,8 @@
 #include "sweep_command.h"
 
+#include "placement.h"
+#include "topology.h"
+
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -54,6 +57,12 @@ std::unique_ptr<CLI::App> sweep_app(SweepArgs& a) {
   f.add_option("--out", a.out, "results directory")->type_name("DIR")->capture_default_str();
   f.add_option("--cores", a.cores, "the budget (default: every core this process may use)")
       ->type_name("LIST");
+  f.add_option("--placement", a.placement,
+               "every trial's placement (threadsplit --help); the plan splits the physical cores "
+               "(--smt avoid) or hardware threads (--smt use) of the budget's topology")
+      ->type_name("numa|compact|spread")->check(cli::one_of({"numa", "compact", "spread"}))->capture_default_str();
+  f.add_option("--smt", a.smt, "every trial's --smt")
+      ->type_name("avoid|use")->check(cli::one_of({"avoid", "use"}))->capture_default_str();
   f.add_option_function<std::string>(
        "--models", [&a](const std::string& v) { a.sweep.models = parse_name_list(v); },
        "the networks to measure")
@@ -156,11 +165,16 @@ int sweep_main(int argc, char** argv) {
   // sweep stops too (a second signal kills the trial and stops at once).
   install_stop_signals("threadsplit sweep");
   watch_stop_request(true, "stopping the trial in flight, then the sweep");
-  CoreSet budget;
+  CoreSet budget, units;
   std::vector<SweepPoint> points;
   try {
     budget = a.cores.empty() ? CoreSet::of_this_process() : CoreSet::parse(a.cores);
-    points = plan_points(a.sweep, budget.size());
+    // The plan splits what a trial's placement would use: the budget's physical cores
+    // (--smt avoid) or its hardware threads, in topology order, so that a trial on fewer
+    // cores (--under) gets whole cores, the first of the topology.
+    const Topology t = Topology::of_this_machine().restricted_to(budget);
+    units = placement_units(t, parse_smt(a.smt));
+    points = plan_points(a.sweep, units.size());
   } catch (const std::invalid_argument& e) {
     std::fprintf(stderr, "threadsplit sweep: %s\n", e.what());
     return 2;
@@ -195,12 +209,17 @@ int sweep_main(int argc, char** argv) {
     const size_t total = round >= a.sweep.repeats ? points.size() * size_t(round + 1) : planned;
     for (const Trial& t : round_order(int(points.size()), round, runs)) {
       const SweepPoint& p = points[size_t(t.point)];
-      std::vector<int> cores(budget.cores().begin(), budget.cores().begin() + p.cores);
+      // The whole budget for a split of all of it (its siblings stay for --over's threads),
+      // else its first units.
+      const CoreSet cores = p.cores >= units.size()
+                                ? budget
+                                : CoreSet(std::vector<int>(units.cores().begin(), units.cores().begin() + p.cores));
       TrialRun run;
       run.args = point_args(p);
       for (const std::string& x : {std::string("--data"), a.data, std::string("--cores"),
-                                  CoreSet(cores).to_string(), std::string("--seed"),
-                                  std::to_string(a.seed)})
+                                  cores.sorted().to_string(), std::string("--seed"),
+                                  std::to_string(a.seed), std::string("--placement"), a.placement,
+                                  std::string("--smt"), a.smt})
         run.args.push_back(x);
       if (!a.worker_bin.empty()) {
         run.args.push_back("--worker-bin");

@@ -19,6 +19,7 @@ namespace ts {
 struct SweepArgs {
   SweepOptions sweep;
   std::string data, out = "sweep-results", cores, worker_bin;
+  std::string placement = "numa", smt = "avoid";  // every trial's (common/placement.h)
   uint64_t seed = 1;
   double trial_timeout_s = 600;
   double busy_share = 0.2;   // a trial with more foreign CPU than this is run again ...

@@ -231,6 +231,18 @@ TEST_CASE("checks that need only the flags refuse before anything starts", "[opt
         "(accepted)");
 }
 
+TEST_CASE("placement flags name their choices, and hand-started workers refuse them", "[options]") {
+  CHECK_THAT(refusal({"--placement", "scatter", "--data", "/d"}),
+             Catch::Contains("--placement: unknown placement 'scatter': choose numa, compact or spread"));
+  CHECK_THAT(refusal({"--smt", "on", "--data", "/d"}), Catch::Contains("--smt: unknown SMT choice 'on': choose avoid or use"));
+  CHECK_THAT(refusal({"--placement", "compact", "--external-workers", "2", "--data", "/d"}),
+             Catch::Contains("--placement and --smt do not apply") && Catch::Contains("mpirun --bind-to core"));
+  CHECK(refusal({"--placement", "spread", "--smt", "use", "--data", "/d"}) == "(accepted)");
+  const ts::RunOptions o = parse({"--data", "/d"});
+  CHECK(o.placement == "numa");
+  CHECK(o.smt == "avoid");
+}
+
 TEST_CASE("exchange-only runs turn evaluation off and refuses the flags that only shape the compute",
           "[options]") {
   const ts::RunOptions o = parse({"--exchange-only", "--data", "/d"});

@@ -1,6 +1,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <filesystem>
@@ -87,4 +88,24 @@ TEST_CASE("the launcher replaces inherited OpenMP and token settings", "[launche
   if (saved) setenv("OMP_NUM_THREADS", saved_omp.c_str(), 1);
   else unsetenv("OMP_NUM_THREADS");
   unsetenv("THREADSPLIT_TOKEN");
+}
+
+TEST_CASE("the launcher passes the placement's memory policy and core order, and drops an inherited one",
+          "[launcher]") {
+  setenv("THREADSPLIT_MEMBIND", "interleave:0,1", 1);
+  ts::WorkerLaunch l;
+  l.cores = ts::CoreSet({0, 32, 1, 33});
+  l.omp_threads = 2;
+  l.inter_op = 2;
+  auto count = [](const std::vector<std::string>& env, const std::string& entry) {
+    return std::count(env.begin(), env.end(), entry);
+  };
+  auto env = ts::worker_environment(l);
+  CHECK(count(env, "OMP_PLACES={0},{32},{1},{33}") == 1);
+  CHECK(std::none_of(env.begin(), env.end(), [](const std::string& e) { return e.rfind("THREADSPLIT_MEMBIND=", 0) == 0; }));
+  l.memory = "bind:1";
+  env = ts::worker_environment(l);
+  CHECK(count(env, "THREADSPLIT_MEMBIND=bind:1") == 1);
+  CHECK(count(env, "THREADSPLIT_MEMBIND=interleave:0,1") == 0);
+  unsetenv("THREADSPLIT_MEMBIND");
 }
