@@ -3,8 +3,10 @@
 # file in one temporary folder, ports of their own), and scripts/slurm/threadsplit.sbatch run on
 # it: a short seed_cnn run of 2 tasks must train with both ranks; a long one stopped with
 # `scancel --batch --signal=TERM` must write its checkpoint and stop cleanly; a resubmission
-# with --resume must continue from that checkpoint. Every daemon it started is stopped at the
-# end, failed or not. Exit 77 (ctest: Skipped), with the reason, where Slurm cannot run here.
+# with --resume must continue from that checkpoint (and one more must find nothing left); the
+# script's own --signal=B:TERM@120 must stop a run under a 1-minute limit with its checkpoint.
+# Every daemon it started is stopped at the end, failed or not. Exit 77 (ctest: Skipped), with
+# the reason, where Slurm cannot run here.
 #   BUILD_DIR=build tests/slurm_single_node.sh     (CIFAR10_DIR: real data, else generated)
 # docs/slurm.md explains the configuration.
 set -uo pipefail
@@ -154,7 +156,7 @@ for _ in $(seq 150); do
 done
 [[ $state == idle ]] ||
   skip "the node did not become idle within 30 s (sinfo says '$state'): $(tail -n 3 "$T/log/slurmd.log" 2>/dev/null | tr '\n' ' ' | cut -c1-600)"
-echo "$me: single-node Slurm up (slurmctld port $ctld_port, slurmd port $slurmd_port, $layout)"
+echo "$me: single-node Slurm up in $SECONDS s (slurmctld port $ctld_port, slurmd port $slurmd_port, $layout)"
 
 data="${CIFAR10_DIR:-}"
 if [[ -z $data || ! -f $data/data_batch_1.bin || ! -f $data/test_batch.bin ]]; then
@@ -233,17 +235,26 @@ st="$(wait_job "$job" 120)"
 grep -q "resuming from $ckpt (step $step" "$T/job3.out" || fail "job 3 did not resume from $ckpt"
 [[ -f $T/ck2/$(printf 'step-%012d.ckpt' "$to") ]] || fail "job 3 left no checkpoint of step $to"
 echo "$me: job 3: resumed at step $step, ended at $to"
-# 4. The script's own #SBATCH --signal=B:TERM@120 under a 1-minute limit: slurmctld sends the
+
+# 4. Job 3 again: its run has ended, so the job ends at once, exit 0, without workers.
+job="$(submit job4 --ntasks=2 --cpus-per-task=1 --time=5 -- --steps "$to" --checkpoint-dir "$T/ck2" \
+  --checkpoint-every 2 --resume)" || fail "sbatch refused job 4: $job"
+st="$(wait_job "$job" 60)"
+[[ $st == COMPLETED ]] || fail "job 4 (a finished run resumed) ended $st, exit $(job_field "$job" ExitCode)"
+grep -q "nothing left to train" "$T/job4.out" && grep -q "no worker started" "$T/job4.out" ||
+  fail "job 4 did not say its run had nothing left to train"
+echo "$me: job 4: a finished run resubmitted: nothing left to train, exit 0"
+# 5. The script's own #SBATCH --signal=B:TERM@120 under a 1-minute limit: slurmctld sends the
 # signal at its next look at the time limits (here 10-30 s after the start), not at the limit.
 t0=$SECONDS
-job="$(submit job4 --ntasks=2 --cpus-per-task=1 --time=1 -- --steps 1000000 --epochs 1000 \
-  --report "$T/r4.json" --checkpoint-dir "$T/ck4" --checkpoint-every 100)" || fail "sbatch refused job 4: $job"
+job="$(submit job5 --ntasks=2 --cpus-per-task=1 --time=1 -- --steps 1000000 --epochs 1000 \
+  --report "$T/r5.json" --checkpoint-dir "$T/ck5" --checkpoint-every 100)" || fail "sbatch refused job 5: $job"
 st="$(wait_job "$job" 75)"
-[[ $st != TIMEOUT ]] || fail "job 4 ran into its time limit ($st): no signal came before it"
-step="$(sed -n 's/.*SIGTERM: stopping after step \([0-9]*\) .*/\1/p' "$T/job4.out")"
-[[ -n $step ]] || fail "job 4 ($st) did not stop on --signal=B:TERM@120"
-[[ -f $T/ck4/$(printf 'step-%012d.ckpt' "$step") ]] || fail "job 4 stopped after step $step without its checkpoint"
-jq -e '.interrupted.signal == "SIGTERM"' "$T/r4.json" >/dev/null || fail "report 4 has no interrupted.signal SIGTERM"
-grep -q "workers (srun) exit 0" "$T/job4.out" || fail "job 4: the workers did not exit 0 after the stop"
-echo "$me: job 4: the time-limit signal stopped it after step $step, $((SECONDS - t0)) s after submission"
+[[ $st != TIMEOUT ]] || fail "job 5 ran into its time limit ($st): no signal came before it"
+step="$(sed -n 's/.*SIGTERM: stopping after step \([0-9]*\) .*/\1/p' "$T/job5.out")"
+[[ -n $step ]] || fail "job 5 ($st) did not stop on --signal=B:TERM@120"
+[[ -f $T/ck5/$(printf 'step-%012d.ckpt' "$step") ]] || fail "job 5 stopped after step $step without its checkpoint"
+jq -e '.interrupted.signal == "SIGTERM"' "$T/r5.json" >/dev/null || fail "report 5 has no interrupted.signal SIGTERM"
+grep -q "workers (srun) exit 0" "$T/job5.out" || fail "job 5: the workers did not exit 0 after the stop"
+echo "$me: job 5: the time-limit signal stopped it after step $step, $((SECONDS - t0)) s after submission"
 echo "$me: passed (jobs took $((SECONDS - started)) s)"
