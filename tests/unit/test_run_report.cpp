@@ -39,7 +39,7 @@ TEST_CASE("the run report keeps its key order, escapes strings, keeps integers i
   const nlohmann::ordered_json in_order = nlohmann::ordered_json::parse(text);
   std::vector<std::string> keys;
   for (const auto& item : in_order.items()) keys.push_back(item.key());
-  CHECK(keys == std::vector<std::string>{"run_id", "status", "lineage", "error", "config", "split", "data",
+  CHECK(keys == std::vector<std::string>{"run_id", "status", "lineage", "error", "config", "split", "topology", "data",
                                          "machine", "versions", "coordinator", "workers", "epochs",
                                          "test", "totals", "refused_workers", "lost_workers"});
 
