@@ -18,6 +18,9 @@ const char* layer_kind_name(LayerKind kind) {
     case LayerKind::kBatchNorm: return "batchnorm";
     case LayerKind::kGelu: return "gelu";
     case LayerKind::kScale: return "scale";
+    case LayerKind::kRelu: return "relu";
+    case LayerKind::kAvgPool: return "avgpool";
+    case LayerKind::kAdd: return "add";
   }
   return "?";
 }
@@ -142,7 +145,20 @@ NetworkSpec finish_network(std::string name, Shape3 input, int num_classes,
     net.params.push_back(std::move(p));
     return int(net.params.size() - 1);
   };
-  for (auto& l : layers) {
+  for (size_t li = 0; li < layers.size(); ++li) {
+    LayerSpec& l = layers[li];
+    // The shape this layer reads: its first input's (a kAdd checks its second below).
+    const size_t want_inputs = l.kind == LayerKind::kAdd ? 2 : 1;
+    if (l.inputs.empty() && l.kind == LayerKind::kAdd) fail(l, "an add layer names its two inputs");
+    if (!l.inputs.empty() && l.inputs.size() != want_inputs)
+      fail(l, "a " + std::string(layer_kind_name(l.kind)) + " layer reads " + std::to_string(want_inputs) +
+                  " input" + (want_inputs == 1 ? "" : "s") + ", not " + std::to_string(l.inputs.size()));
+    auto shape_of = [&](int from) {
+      if (from == kNetworkInput) return input;
+      if (from < 0 || size_t(from) >= li) fail(l, "an input must be an earlier layer or the image");
+      return layers[size_t(from)].out;
+    };
+    if (!l.inputs.empty()) cur = shape_of(l.inputs[0]);
     l.in = cur;
     switch (l.kind) {
       case LayerKind::kConv: {
@@ -161,6 +177,7 @@ NetworkSpec finish_network(std::string name, Shape3 input, int num_classes,
         if (l.dirac && l.out_channels < cur.c) fail(l, "dirac init needs filters >= in channels");
         break;
       }
+      case LayerKind::kAvgPool:
       case LayerKind::kMaxPool: {
         if (l.kernel <= 0 || l.stride <= 0) fail(l, "window and stride must be positive");
         if ((l.pad_begin < 0) != (l.pad_end < 0)) fail(l, "padding: both ends SAME (-1) or both explicit");
@@ -202,14 +219,25 @@ NetworkSpec finish_network(std::string name, Shape3 input, int num_classes,
         if (!(l.bn_eps > 0) || !(l.bn_momentum > 0 && l.bn_momentum <= 1))
           fail(l, "batch norm needs eps > 0 and momentum in (0, 1]");
         l.out = cur;
+        if (l.bn_scale) l.weight_param = add_param(l.name + ".weight", {cur.c}, 0, 0, false, ParamSpec::Role::kBnScale);
         l.bias_param = add_param(l.name + ".bias", {cur.c}, 0, 0, true, ParamSpec::Role::kBnShift);
         add_param(l.name + ".running_mean", {cur.c}, 0, 0, false, ParamSpec::Role::kRunningMean);
         add_param(l.name + ".running_var", {cur.c}, 0, 0, false, ParamSpec::Role::kRunningVar);
         break;
       case LayerKind::kGelu:
       case LayerKind::kScale:
+      case LayerKind::kRelu:
         l.out = cur;
         break;
+      case LayerKind::kAdd: {
+        const Shape3 other = shape_of(l.inputs[1]);
+        if (!(other == cur))
+          fail(l, "adds inputs of shapes [" + std::to_string(cur.c) + "," + std::to_string(cur.h) + "," +
+                      std::to_string(cur.w) + "] and [" + std::to_string(other.c) + "," + std::to_string(other.h) +
+                      "," + std::to_string(other.w) + "]: an add needs one shape");
+        l.out = cur;
+        break;
+      }
     }
     if (l.out.h <= 0 || l.out.w <= 0) fail(l, "output would be empty");
     cur = l.out;
@@ -228,6 +256,12 @@ NetworkSpec finish_network(std::string name, Shape3 input, int num_classes,
       group = l.bn_group;
     }
   return net;
+}
+
+std::vector<int> layer_inputs(const NetworkSpec& net, size_t i) {
+  const LayerSpec& l = net.layers.at(i);
+  if (!l.inputs.empty()) return l.inputs;
+  return {i == 0 ? kNetworkInput : int(i) - 1};
 }
 
 int NetworkSpec::sample_granule() const {
@@ -310,9 +344,10 @@ void glorot_uniform_init(const NetworkSpec& net, uint64_t seed, float* params) {
   for (size_t i = 0; i < net.params.size(); ++i) {
     const ParamSpec& p = net.params[i];
     float* dst = params + p.offset;
-    if (p.is_bias || p.is_buffer()) {
-      // Running statistics start as PyTorch's: mean 0, variance 1 (they have no fan).
-      const float fill = p.role == ParamSpec::Role::kRunningVar ? 1.f : 0.f;
+    if (p.is_bias || p.is_buffer() || p.role == ParamSpec::Role::kBnScale) {
+      // Running statistics start as PyTorch's: mean 0, variance 1 (they have no fan); a
+      // batch-norm scale starts at 1.
+      const float fill = p.role == ParamSpec::Role::kRunningVar || p.role == ParamSpec::Role::kBnScale ? 1.f : 0.f;
       for (size_t j = 0; j < p.size; ++j) dst[j] = fill;
       continue;
     }
@@ -326,7 +361,7 @@ void pytorch_default_init(const NetworkSpec& net, uint64_t seed, float* params) 
   for (size_t i = 0; i < net.params.size(); ++i) {
     const ParamSpec& p = net.params[i];
     float* dst = params + p.offset;
-    const float fill = p.role == ParamSpec::Role::kRunningVar ? 1.f : 0.f;
+    const float fill = p.role == ParamSpec::Role::kRunningVar || p.role == ParamSpec::Role::kBnScale ? 1.f : 0.f;
     if (p.role != ParamSpec::Role::kWeight) {
       std::fill(dst, dst + p.size, fill);
       continue;

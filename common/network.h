@@ -7,8 +7,9 @@
 //   conv weight  [out, in, kh, kw]      dense weight [out, in]      bias [out]
 // A dense layer that follows a 3-D activation [C, H, W] flattens it in C, H, W order
 // (PyTorch's x.flatten(1) of an NCHW tensor).
-//   batch norm: shift [C] ("<name>.bias", trained), then the buffers running_mean [C] and
-//               running_var [C] (never trained by the optimizer; see "Batch-norm statistics")
+//   batch norm: [scale [C] ("<name>.weight", trained, only with bn_scale)], shift [C]
+//               ("<name>.bias", trained), then the buffers running_mean [C] and running_var [C]
+//               (never trained by the optimizer; see "Batch-norm statistics")
 //
 // Batch-norm statistics, and the same math for every split. A kBatchNorm layer normalizes
 // over fixed groups of `bn_group` consecutive samples of a worker's share (ghost batch norm),
@@ -47,7 +48,13 @@ enum class LayerKind {
   kBatchNorm,      // per-channel, over groups of bn_group samples; scale fixed at 1, shift trained
   kGelu,           // GELU, exact (erf) form: x * 0.5 * (1 + erf(x / sqrt 2))
   kScale,          // multiply by the constant `scale`
+  kRelu,           // max(x, 0), on its own (conv and dense fuse theirs: `relu`)
+  kAvgPool,        // average pooling; `avg_include_pad`: padding counts in the divisor
+  kAdd,            // the sum of two inputs of one shape (a residual connection), optional `relu`
 };
+
+// LayerSpec::inputs: the network's input image.
+constexpr int kNetworkInput = -1;
 
 const char* layer_kind_name(LayerKind kind);
 
@@ -73,6 +80,14 @@ struct LayerSpec {
   int lrn_size = 0;
   float lrn_alpha = 0.f, lrn_beta = 0.f, lrn_k = 0.f;
   int weight_param = -1, bias_param = -1;  // indices into NetworkSpec::params, or -1
+  // Where the layer reads from: empty = the previous layer's output (the image for layer 0),
+  // as in every built-in net; else indices of earlier layers (or kNetworkInput). A kAdd reads
+  // two; any other layer one. A layer's output may feed several later layers (a residual
+  // fork): its gradient is the sum of theirs. The logits are the last layer's output.
+  std::vector<int> inputs;
+  bool bn_scale = false;            // kBatchNorm: a trained scale "<name>.weight" [C] (init 1),
+                                    // before the shift (PyTorch's affine BatchNorm2d)
+  bool avg_include_pad = false;     // kAvgPool: divide by the whole window (ONNX count_include_pad)
 };
 
 struct ParamSpec {
@@ -82,7 +97,7 @@ struct ParamSpec {
   size_t size = 0;                  // number of floats
   int fan_in = 0, fan_out = 0;      // Keras' definition, for Glorot init
   bool is_bias = false;             // a bias or a batch-norm shift (zero init, no Glorot)
-  enum class Role { kWeight, kBias, kBnShift, kRunningMean, kRunningVar };
+  enum class Role { kWeight, kBias, kBnShift, kRunningMean, kRunningVar, kBnScale };
   Role role = Role::kWeight;
   bool frozen = false;              // never changed by the optimizer (a frozen weight)
   // Running statistics: not parameters of the loss; the optimizer never touches them.
@@ -119,6 +134,10 @@ NetworkSpec build_network(const std::string& name);
 // std::invalid_argument when a layer does not fit its input.
 NetworkSpec finish_network(std::string name, Shape3 input, int num_classes,
                            std::vector<LayerSpec> layers);
+
+// The index of the layer each input of layer `i` comes from (kNetworkInput for the image):
+// `inputs`, or the previous layer.
+std::vector<int> layer_inputs(const NetworkSpec& net, size_t i);
 
 // Keras defaults: Glorot-uniform weights, U(-l, l) with l = sqrt(6 / (fan_in + fan_out)),
 // zero biases. Deterministic in seed.

@@ -25,6 +25,11 @@ void check_inputs(const NetworkSpec& net, size_t params, size_t images,
     throw std::invalid_argument("reference step on network '" + net.name + "': " + why);
   };
   if (n <= 0) fail("batch size must be positive, got " + std::to_string(n));
+  for (const LayerSpec& l : net.layers)
+    if (l.kind == LayerKind::kRelu || l.kind == LayerKind::kAvgPool || l.kind == LayerKind::kAdd ||
+        !l.inputs.empty() || l.bn_scale)
+      fail("layer '" + l.name + "': the reference implementation checks the built-in chains of layers "
+           "only (imported graphs are checked against PyTorch's values)");
   if (params != net.num_params)
     fail("expected " + std::to_string(net.num_params) + " parameters, got " +
          std::to_string(params));
@@ -109,6 +114,10 @@ ForwardState run_forward(const NetworkSpec& net, const std::vector<double>& para
       case LayerKind::kScale:
         for (size_t i = 0; i < out.size(); ++i) out[i] = in[i] * double(l.scale);
         break;
+      case LayerKind::kRelu:
+      case LayerKind::kAvgPool:
+      case LayerKind::kAdd:
+        throw std::logic_error("check_inputs refuses this layer");
     }
     if (l.relu) ref::relu_forward(out.data(), out.data(), int64_t(out.size()));
   }
@@ -227,6 +236,10 @@ ReferenceResult reference_train_step(const NetworkSpec& net, const std::vector<d
         if (dinput)
           for (size_t i = 0; i < din.size(); ++i) dinput[i] += dact[i] * double(l.scale);
         break;
+      case LayerKind::kRelu:
+      case LayerKind::kAvgPool:
+      case LayerKind::kAdd:
+        throw std::logic_error("check_inputs refuses this layer");
     }
     dact.swap(din);
   }
