@@ -247,6 +247,21 @@ NetworkSpec finish_network(std::string name, Shape3 input, int num_classes,
   if (layers.empty() || cur.size() != num_classes)
     throw std::invalid_argument("network '" + net.name + "' must end in " +
                                 std::to_string(num_classes) + " logits");
+  // Every layer's output but the last (the logits) is read by a later layer: backward must
+  // reach every parameter, and the gradient buffer is written whole.
+  std::vector<bool> read(layers.size(), false);
+  for (size_t i = 0; i < layers.size(); ++i) {
+    if (layers[i].inputs.empty()) {
+      if (i > 0) read[i - 1] = true;
+    } else {
+      for (int j : layers[i].inputs)
+        if (j >= 0) read[size_t(j)] = true;
+    }
+  }
+  for (size_t i = 0; i + 1 < layers.size(); ++i)
+    if (!read[i])
+      throw std::invalid_argument("network '" + net.name + "', layer '" + layers[i].name +
+                                  "': its output is never read (only the last layer's may end the graph)");
   net.layers = std::move(layers);
   int group = 0;
   for (const auto& l : net.layers)

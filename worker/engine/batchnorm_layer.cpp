@@ -1,5 +1,5 @@
 // Batch norm over fixed groups of samples (ghost batch norm; the contract is at the top of
-// common/network.h): scale fixed at 1, shift trained, statistics of each group of bn_group
+// common/network.h): scale fixed at 1 (or trained: bn_scale), shift trained, statistics of each group of bn_group
 // consecutive samples. oneDNN's batch_normalization runs once per group on a view of the
 // group's samples: every layout used here (nChw16c, nChw8c, nhwc, nchw) keeps the samples
 // outermost, so a group is one contiguous slice of the activation.
@@ -22,11 +22,13 @@ class BatchNormLayer : public Layer {
  public:
   BatchNormLayer(const NetworkSpec& net, const LayerSpec& spec)
       : spec_(spec),
+        has_scale_(spec.bn_scale),
         shift_(net.params[size_t(spec.bias_param)]),
         mean_(net.params[size_t(spec.bias_param) + 1]),
         var_(net.params[size_t(spec.bias_param) + 2]) {
     if (mean_.role != ParamSpec::Role::kRunningMean || var_.role != ParamSpec::Role::kRunningVar)
       throw std::logic_error(spec.name + ": running statistics must follow the shift (network.h)");
+    if (has_scale_) scale_ = net.params[size_t(spec.weight_param)];
   }
 
   memory build_forward(NetBuilder& b, const memory& src_in) override {
@@ -47,14 +49,21 @@ class BatchNormLayer : public Layer {
     tag_ = t;
     const memory::desc c_md = ts::md({s.in.c}, tag::x);
     memory shift = b.param_memory(shift_, c_md);
+    const flags affine = has_scale_ ? flags::use_shift | flags::use_scale : flags::use_shift;
+    memory scale = has_scale_ ? b.param_memory(scale_, c_md) : memory();
+    auto with_scale = [&](std::unordered_map<int, memory> args) {
+      if (has_scale_) args[DNNL_ARG_SCALE] = scale;
+      return args;
+    };
     if (!b.training) {
       // Evaluation: the running statistics, the whole batch at once.
       dnnl::batch_normalization_forward::desc d(dnnl::prop_kind::forward_inference, md(dims, t),
-                                                s.bn_eps, flags::use_global_stats | flags::use_shift);
+                                                s.bn_eps, flags::use_global_stats | affine);
       dnnl::batch_normalization_forward::primitive_desc pd(d, b.eng);
       b.add(b.fwd, dnnl::batch_normalization_forward(pd),
-            {{DNNL_ARG_SRC, src_}, {DNNL_ARG_DST, dst_}, {DNNL_ARG_SHIFT, shift},
-             {DNNL_ARG_MEAN, b.param_memory(mean_, c_md)}, {DNNL_ARG_VARIANCE, b.param_memory(var_, c_md)}},
+            with_scale({{DNNL_ARG_SRC, src_}, {DNNL_ARG_DST, dst_}, {DNNL_ARG_SHIFT, shift},
+                        {DNNL_ARG_MEAN, b.param_memory(mean_, c_md)},
+                        {DNNL_ARG_VARIANCE, b.param_memory(var_, c_md)}}),
             s.name + " fwd (running statistics)", pd);
       return dst_;
     }
@@ -66,7 +75,7 @@ class BatchNormLayer : public Layer {
     groups_ = b.n / g;
     group_md_ = md({g, s.in.c, s.in.h, s.in.w}, t);
     dnnl::batch_normalization_forward::desc d(dnnl::prop_kind::forward_training, group_md_, s.bn_eps,
-                                              flags::use_shift);
+                                              affine);
     fwd_pd_ = dnnl::batch_normalization_forward::primitive_desc(d, b.eng);
     const size_t group_bytes = group_md_.get_size();
     const int C = s.in.c;
@@ -80,8 +89,8 @@ class BatchNormLayer : public Layer {
       v.mean = view(stats_mean_, c_md, size_t(k) * C * sizeof(float));
       v.var = view(stats_var_, c_md, size_t(k) * C * sizeof(float));
       b.add(b.fwd, prim,
-            {{DNNL_ARG_SRC, v.src}, {DNNL_ARG_DST, v.dst}, {DNNL_ARG_SHIFT, shift},
-             {DNNL_ARG_MEAN, v.mean}, {DNNL_ARG_VARIANCE, v.var}},
+            with_scale({{DNNL_ARG_SRC, v.src}, {DNNL_ARG_DST, v.dst}, {DNNL_ARG_SHIFT, shift},
+                        {DNNL_ARG_MEAN, v.mean}, {DNNL_ARG_VARIANCE, v.var}}),
             s.name + " fwd group " + std::to_string(k), fwd_pd_);
       views_.push_back(v);
     }
@@ -119,21 +128,43 @@ class BatchNormLayer : public Layer {
     memory diff_dst = b.convert(diff_dst_in, dst_.get_desc(), b.bwd, s.name + " diff reorder");
     memory diff_src(dst_.get_desc(), b.eng);
     dnnl::batch_normalization_backward::desc d(dnnl::prop_kind::backward, group_md_, group_md_,
-                                               s.bn_eps, flags::use_shift);
+                                               s.bn_eps, has_scale_ ? flags::use_shift | flags::use_scale
+                                                                    : flags::use_shift);
     dnnl::batch_normalization_backward::primitive_desc pd(d, b.eng, fwd_pd_);
     const dnnl::batch_normalization_backward prim(pd);
     diff_shifts_ = memory(md({groups_ * C}, tag::x), b.eng);
     const size_t group_bytes = group_md_.get_size();
     memory shift = b.param_memory(shift_, c_md);
+    if (has_scale_) diff_scales_ = memory(md({groups_ * C}, tag::x), b.eng);
+    memory scale = has_scale_ ? b.param_memory(scale_, c_md) : memory();
     for (int k = 0; k < groups_; ++k) {
       const GroupViews& v = views_[size_t(k)];
-      b.add(b.bwd, prim,
-            {{DNNL_ARG_SRC, v.src}, {DNNL_ARG_MEAN, v.mean}, {DNNL_ARG_VARIANCE, v.var},
-             {DNNL_ARG_DIFF_DST, view(diff_dst, group_md_, k * group_bytes)},
-             {DNNL_ARG_SHIFT, shift},
-             {DNNL_ARG_DIFF_SRC, view(diff_src, group_md_, k * group_bytes)},
-             {DNNL_ARG_DIFF_SHIFT, view(diff_shifts_, c_md, size_t(k) * C * sizeof(float))}},
-            s.name + " bwd group " + std::to_string(k), pd);
+      std::unordered_map<int, memory> args = {
+          {DNNL_ARG_SRC, v.src}, {DNNL_ARG_MEAN, v.mean}, {DNNL_ARG_VARIANCE, v.var},
+          {DNNL_ARG_DIFF_DST, view(diff_dst, group_md_, k * group_bytes)},
+          {DNNL_ARG_SHIFT, shift},
+          {DNNL_ARG_DIFF_SRC, view(diff_src, group_md_, k * group_bytes)},
+          {DNNL_ARG_DIFF_SHIFT, view(diff_shifts_, c_md, size_t(k) * C * sizeof(float))}};
+      if (has_scale_) {
+        args[DNNL_ARG_SCALE] = scale;
+        args[DNNL_ARG_DIFF_SCALE] = view(diff_scales_, c_md, size_t(k) * C * sizeof(float));
+      }
+      b.add(b.bwd, prim, std::move(args), s.name + " bwd group " + std::to_string(k), pd);
+    }
+    if (has_scale_) {
+      // The scale's gradient, summed over the groups (written before the shift's: network.h
+      // orders the scale first, and backward's progress marks count from a layer's first).
+      memory g_scale = b.grad_out(scale_, c_md, c_md, s.name + " dscale");
+      memory dsc = diff_scales_;
+      b.add_kernel(b.bwd, [g_scale, dsc, groups = groups_, C] {
+        auto* o = static_cast<float*>(g_scale.get_data_handle());
+        const auto* in = static_cast<const float*>(dsc.get_data_handle());
+        for (int c = 0; c < C; ++c) {
+          float a = 0;
+          for (int k = 0; k < groups; ++k) a += in[size_t(k) * C + c];
+          o[c] = a;
+        }
+      }, s.name + " dscale sum", "threadsplit:bn_dscale");
     }
     memory g_shift = b.grad_out(shift_, c_md, c_md, s.name + " dshift");
     memory ds = diff_shifts_;
@@ -160,12 +191,13 @@ class BatchNormLayer : public Layer {
   }
 
   LayerSpec spec_;
-  ParamSpec shift_, mean_, var_;
+  bool has_scale_ = false;  // bn_scale: a trained scale (imported affine batch norm)
+  ParamSpec scale_, shift_, mean_, var_;
   tag tag_ = tag::nchw;
   int groups_ = 0;
   memory::desc group_md_;
   dnnl::batch_normalization_forward::primitive_desc fwd_pd_;
-  memory src_, dst_, stats_mean_, stats_var_, diff_shifts_;
+  memory src_, dst_, stats_mean_, stats_var_, diff_shifts_, diff_scales_;
   std::vector<GroupViews> views_;
 };
 

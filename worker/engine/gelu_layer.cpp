@@ -47,6 +47,12 @@ std::unique_ptr<Layer> make_gelu_layer(const NetworkSpec&, const LayerSpec& spec
   return std::make_unique<EltwiseLayer>(spec, dnnl::algorithm::eltwise_gelu_erf, 0.f);
 }
 
+// kRelu: max(x, 0) on its own (an imported graph's Relu that no conv or dense fuses); its
+// backward masks against the forward's input.
+std::unique_ptr<Layer> make_relu_layer(const NetworkSpec&, const LayerSpec& spec) {
+  return std::make_unique<EltwiseLayer>(spec, dnnl::algorithm::eltwise_relu, 0.f);
+}
+
 // kScale: y = scale * x (eltwise_linear, alpha = scale, beta = 0); its backward scales the
 // gradient alike.
 std::unique_ptr<Layer> make_scale_layer(const NetworkSpec&, const LayerSpec& spec) {

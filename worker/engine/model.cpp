@@ -51,8 +51,39 @@ std::unique_ptr<Layer> make_layer(const NetworkSpec& net, const LayerSpec& l) {
     case LayerKind::kBatchNorm: return make_batchnorm_layer(net, l);
     case LayerKind::kGelu: return make_gelu_layer(net, l);
     case LayerKind::kScale: return make_scale_layer(net, l);
+    case LayerKind::kRelu: return make_relu_layer(net, l);
+    case LayerKind::kAvgPool: return make_pool_layer(net, l);
+    case LayerKind::kAdd: return make_add_layer(net, l);
   }
   throw std::logic_error("unknown layer kind");
+}
+
+// A copy of `m` (a reorder to its own layout), appended to backward.
+memory copy_of(NetBuilder& b, const memory& m, const std::string& layer) {
+  memory out(m.get_desc(), b.eng);
+  b.add(b.bwd, dnnl::reorder(m, out), {{DNNL_ARG_FROM, m}, {DNNL_ARG_TO, out}}, layer + " diff copy",
+        dnnl::reorder::primitive_desc(m, out));
+  return out;
+}
+
+// The sum of an output's gradients from its readers, in the first one's layout (one reader:
+// its memory itself).
+memory sum_of(NetBuilder& b, const std::vector<memory>& parts, const std::string& layer) {
+  if (parts.empty()) throw std::logic_error(layer + ": no reader's gradient reaches this layer's output");
+  if (parts.size() == 1) return parts[0];
+  const memory::desc d = parts[0].get_desc();
+  std::vector<memory> same;
+  std::vector<memory::desc> descs;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    same.push_back(b.convert(parts[i], d, b.bwd, layer + " diff reorder for the sum"));
+    descs.push_back(d);
+  }
+  dnnl::sum::primitive_desc pd(d, std::vector<float>(parts.size(), 1.f), descs, b.eng);
+  memory out(pd.dst_desc(), b.eng);
+  std::unordered_map<int, memory> args = {{DNNL_ARG_DST, out}};
+  for (size_t i = 0; i < same.size(); ++i) args[DNNL_ARG_MULTIPLE_SRC + int(i)] = same[i];
+  b.add(b.bwd, dnnl::sum(pd), std::move(args), layer + " diff sum", pd);
+  return out;
 }
 
 void run(const std::vector<Op>& ops, dnnl::stream& s) {
@@ -106,29 +137,58 @@ Model::BatchNet& Model::net_for(int n, bool training) {
   b.params = impl_->params.data();
   const auto& in = net_.input;
   bn->input = memory(md({n, in.c, in.h, in.w}, tag::nchw), b.eng, nullptr);
-  memory cur = bn->input;
-  for (size_t i = 0; i < net_.layers.size(); ++i) {
+  // The layers in order; each reads the outputs its inputs name (a chain for the built-in
+  // nets: the previous layer's). `readers[j]`: how many inputs read layer j's output.
+  const size_t L = net_.layers.size();
+  std::vector<memory> outputs(L);
+  std::vector<int> readers(L, 0);
+  for (size_t i = 0; i < L; ++i)
+    for (int j : layer_inputs(net_, i))
+      if (j != kNetworkInput) ++readers[size_t(j)];
+  auto output_of = [&](int j) { return j == kNetworkInput ? bn->input : outputs[size_t(j)]; };
+  for (size_t i = 0; i < L; ++i) {
+    const std::vector<int> ins = layer_inputs(net_, i);
     bn->layers.push_back(make_layer(net_, net_.layers[i]));
-    if (i > 0 && net_.layers[i].kind == LayerKind::kMaxPool && net_.layers[i - 1].relu) {
-      bn->layers[i - 1]->relu_backward_done_downstream = true;
+    const int from = ins[0];
+    if (from >= 0 && net_.layers[i].kind == LayerKind::kMaxPool && net_.layers[size_t(from)].relu &&
+        readers[size_t(from)] == 1 &&
+        (net_.layers[size_t(from)].kind == LayerKind::kConv || net_.layers[size_t(from)].kind == LayerKind::kDense)) {
+      bn->layers[size_t(from)]->relu_backward_done_downstream = true;
       bn->layers[i]->apply_upstream_relu_mask = true;
     }
-    cur = bn->layers.back()->build_forward(b, cur);
+    if (ins.size() > 1) bn->layers[i]->set_second_input(output_of(ins[1]));
+    outputs[i] = bn->layers[i]->build_forward(b, output_of(from));
   }
   const int k = net_.num_classes;
-  bn->logits = b.convert(cur, md({n, k}, tag::nc), b.fwd, "logits reorder");
+  bn->logits = b.convert(outputs[L - 1], md({n, k}, tag::nc), b.fwd, "logits reorder");
   bn->diff_logits = memory(md({n, k}, tag::nc), b.eng);
-  memory diff = bn->diff_logits;
   // Input gradients are needed only above the first layer with parameters.
   size_t first_with_params = 0;
-  while (first_with_params < net_.layers.size() && net_.layers[first_with_params].weight_param < 0)
+  while (first_with_params < L && net_.layers[first_with_params].weight_param < 0 &&
+         net_.layers[first_with_params].bias_param < 0)
     ++first_with_params;
-  if (b.training)
-    for (size_t i = bn->layers.size(); i-- > 0;) {
-      diff = bn->layers[i]->build_backward(b, diff, i > first_with_params);
+  if (b.training) {
+    // Backward in reverse layer order. The gradient of an output read by several layers is
+    // the sum of theirs (a residual fork); each contribution is the reader's own memory.
+    std::vector<std::vector<memory>> diffs(L);
+    diffs[L - 1].push_back(bn->diff_logits);
+    for (size_t i = L; i-- > 0;) {
+      memory diff = sum_of(b, diffs[i], net_.layers[i].name);
+      diffs[i].clear();
+      const std::vector<int> ins = layer_inputs(net_, i);
+      const bool need = i > first_with_params;
+      memory dsrc = bn->layers[i]->build_backward(b, diff, need);
+      if (need && dsrc)
+        for (size_t k_in = 0; k_in < ins.size(); ++k_in) {
+          if (ins[k_in] == kNetworkInput) continue;
+          // Two inputs get the same gradient: the second a copy, because a reader may mask
+          // its gradient in place (a fused ReLU's backward).
+          diffs[size_t(ins[k_in])].push_back(k_in == 0 ? dsrc : copy_of(b, dsrc, net_.layers[i].name));
+        }
       const size_t begin = layer_param_begin(net_, i);
       if (begin < net_.num_params) bn->bwd_marks.push_back({b.bwd.size(), begin});
     }
+  }
   slot = std::move(bn);
   return *slot;
 }

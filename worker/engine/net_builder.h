@@ -132,8 +132,11 @@ class Layer {
   virtual ~Layer() = default;
   // Returns the output memory (layout chosen by the primitive).
   virtual memory build_forward(NetBuilder& b, const memory& src) = 0;
-  // Returns the gradient w.r.t. the input, or an empty memory when !need_diff_src.
+  // Returns the gradient w.r.t. the input, or an empty memory when !need_diff_src. A layer of
+  // two inputs (kAdd) returns the gradient of both: the same values.
   virtual memory build_backward(NetBuilder& b, const memory& diff_dst, bool need_diff_src) = 0;
+  // A layer of two inputs (kAdd) is given its second before build_forward.
+  virtual void set_second_input(const memory&) {}
 
   // ReLU then max pooling: relu'(x) at the window's arg-max is [pooled output > 0], so the
   // pool applies the ReLU mask to its (4x smaller) output gradient and the layer before it
@@ -150,6 +153,8 @@ std::unique_ptr<Layer> make_dense_layer(const NetworkSpec& net, const LayerSpec&
 std::unique_ptr<Layer> make_batchnorm_layer(const NetworkSpec& net, const LayerSpec& spec);
 std::unique_ptr<Layer> make_gelu_layer(const NetworkSpec& net, const LayerSpec& spec);
 std::unique_ptr<Layer> make_scale_layer(const NetworkSpec& net, const LayerSpec& spec);
+std::unique_ptr<Layer> make_relu_layer(const NetworkSpec& net, const LayerSpec& spec);
+std::unique_ptr<Layer> make_add_layer(const NetworkSpec& net, const LayerSpec& spec);
 
 // Shared helpers.
 inline memory::desc md(const memory::dims& dims, tag t) { return memory::desc(dims, dt::f32, t); }

@@ -1,4 +1,5 @@
-// Pooling: max (window K, stride s, padding that never wins the max) and global average.
+// Pooling: max (window K, stride s, padding that never wins the max), average (padding counted
+// in the divisor or not: avg_include_pad) and global average.
 // maxpool {N,C,H,W} -> {N,C,H',W'} with a workspace of arg-max positions shared with backward;
 // global avg pool {N,C,H,W} -> {N,C,1,1}.
 #include "net_builder.h"
@@ -13,7 +14,9 @@ class PoolLayer : public Layer {
   memory build_forward(NetBuilder& b, const memory& src) override {
     const auto& s = spec_;
     const bool is_max = s.kind == LayerKind::kMaxPool;
-    alg_ = is_max ? dnnl::algorithm::pooling_max : dnnl::algorithm::pooling_avg_exclude_padding;
+    alg_ = is_max ? dnnl::algorithm::pooling_max
+           : s.kind == LayerKind::kAvgPool && s.avg_include_pad ? dnnl::algorithm::pooling_avg_include_padding
+                                                                 : dnnl::algorithm::pooling_avg_exclude_padding;
     kernel_ = {s.kernel, s.kernel};
     strides_ = {s.stride, s.stride};
     pad_l_ = {s.pad_begin, s.pad_begin};
