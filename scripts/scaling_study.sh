@@ -42,6 +42,7 @@ if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
   exit 0
 fi
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+invocation="$0 $*"  # for study.txt, before the flags are shifted away
 die() { echo "scaling_study.sh: $*" >&2; exit 2; }
 
 out="${SCALING_OUT:-scaling-results}"
@@ -228,7 +229,7 @@ note_load() {  # note_load WHEN MODEL N
 }
 note_load study-start all all
 cat >"$out/study.txt" <<EOF
-command: $0 $*
+command: $invocation
 started: $(date -u +%FT%TZ)
 box cores: ${cores[*]} ($ncores)
 subsets: ${subset_list[*]}
@@ -280,6 +281,8 @@ for m in "${model_list[@]}"; do
     # Word-split on purpose: SCALING_PLACEMENT holds flags.
     # shellcheck disable=SC2206
     args+=($PLACEMENT_ARGS)
+    # --quick checks the plumbing, not speed: a contended trial is not run again.
+    ((quick)) && args+=(--busy-retries 0)
     args+=(${sweep_extra[@]+"${sweep_extra[@]}"})
     echo "scaling_study: [$k/$total] $m on $n cores ($list): $bin ${args[*]}" >&2
     printf '%q ' "$bin" "${args[@]}" >"$dir/command.txt"
