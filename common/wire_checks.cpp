@@ -1,5 +1,7 @@
 #include "wire_checks.h"
 
+#include "model_source.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -241,7 +243,7 @@ std::string packed_params_problem(const std::string& bytes, size_t n) {
 
 std::string check_welcome(const threadsplit::Welcome& w) {
   try {
-    build_network(w.model());
+    network_for(w.model(), w.model_onnx());
     parse_augment(w.augment());
   } catch (const std::invalid_argument& e) {
     return std::string("the coordinator's Welcome: ") + e.what();

@@ -34,6 +34,7 @@
 #include "stop_signals.h"
 #include "sweep_command.h"
 #include "placement_command.h"
+#include "onnx_model.h"
 #include "synthetic_cifar10.h"
 #include "timing.h"
 #include "trainer_service.h"
@@ -150,6 +151,7 @@ Admission admission_for(const Prepared& p) {
     w.set_rank(rank);
     w.set_world_size(setup.world_size);
     w.set_model(setup.options.model);
+    if (!setup.model_onnx.empty()) w.set_model_onnx(setup.model_onnx);
     w.set_data_dir(setup.data_dir);
     w.set_data_fingerprint(setup.data_fingerprint);
     w.set_seed(setup.options.seed);
@@ -385,6 +387,18 @@ int write_outputs(const RunSetup& s, const TrainingRun& run, const Server& sv, c
     const TimedFigures t = summarize_steps(run.step_timings(), o.warmup_steps, s.world_size);
     std::printf("timed after %d warm-up steps: %lld steps in %.2f s (%.0f img/s)\n", o.warmup_steps,
                 (long long)t.steps, t.seconds, t.images_per_s);
+  }
+  if (!o.export_onnx.empty()) {
+    // The trained model as an inference graph (common/onnx_model.h), whatever ended the run:
+    // its parameters are the last good step's.
+    try {
+      export_onnx(s.net, run.params().data(), o.export_onnx);
+      std::printf("wrote ONNX model %s (step %lld, batch norm in eval form)\n", o.export_onnx.c_str(),
+                  (long long)run.step());
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "threadsplit: --export-onnx %s: %s\n", o.export_onnx.c_str(), e.what());
+      rc = 1;
+    }
   }
   if (!o.trace.empty()) {
     std::vector<std::string> names;

@@ -9,6 +9,7 @@
 #include "augment.h"
 #include "cli_flags.h"
 #include "core_set.h"
+#include "model_source.h"
 #include "network.h"
 #include "optimizer.h"
 #include "placement.h"
@@ -117,6 +118,16 @@ std::unique_ptr<CLI::App> run_options_app(RunOptions& o, const std::string& prog
                "the network (common/network.h); its recipe (docs/airbench94.md) supplies every "
                "training flag not given")
       ->type_name("seed_cnn|tf_tutorial_cnn|airbench94")->capture_default_str();
+  a.add_option("--model-file", o.model_file,
+               "train this ONNX model (PyTorch's torch.onnx.export, Keras through tf2onnx) instead "
+               "of --model: its graph is mapped onto the engine's layers, or refused by node "
+               "(docs/onnx.md); its weights are initialized as PyTorch initializes them, or")
+      ->type_name("FILE.onnx");
+  a.add_flag("--init-from-model", o.init_from_model,
+             "... start from the model file's initializers (every parameter must have one)");
+  a.add_option("--export-onnx", o.export_onnx,
+               "write the trained model as an ONNX inference graph (batch norm in eval form) at the end")
+      ->type_name("FILE.onnx");
   a.add_flag_callback("--no-shuffle", [&o] { o.shuffle = false; },
                       "visit the training records in file order");
   a.add_option("--steps", o.steps, "stop after N global steps (with --init: N more than the "
@@ -310,6 +321,15 @@ RunOptions parse_run_options(int argc, char** argv, int first) {
     o.epochs = int(std::ceil(o.epochs_exact));
     if (double(o.epochs) == o.epochs_exact) o.epochs_exact = 0;
   }
+  if (!o.model_file.empty()) {
+    // The run's model name says which file, and which bytes (model_source.h); a file that
+    // cannot be read is refused by validate_options.
+    try {
+      o.model = onnx_model_name(o.model_file, read_model_file(o.model_file));
+    } catch (const std::invalid_argument&) {
+      o.model = "onnx:" + o.model_file;
+    }
+  }
   apply_model_recipe(o);
   // Nothing to evaluate: the workers build no model.
   if (o.exchange_only && std::find(o.given.begin(), o.given.end(), "--eval-every") == o.given.end())
@@ -417,6 +437,21 @@ static void validate_respawn(const RunOptions& o) {
                      "(--external-workers) cannot be restarted by it: drop one of the two");
 }
 
+NetworkSpec network_of_options(const RunOptions& o) {
+  if (o.model_file.empty()) {
+    try {
+      return build_network(o.model);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(std::string("--model: ") + e.what());
+    }
+  }
+  try {
+    return network_for(o.model, read_model_file(o.model_file));
+  } catch (const std::invalid_argument& e) {
+    throw UsageError("--model-file " + o.model_file + ": " + e.what());
+  }
+}
+
 void validate_options(const RunOptions& o) {
   if (!o.cores.empty()) {
     try {
@@ -442,11 +477,15 @@ void validate_options(const RunOptions& o) {
     throw UsageError("--external-workers: hand-started workers bring their own binding, so --placement "
                      "and --smt do not apply (bind them with the launcher: mpirun --bind-to core, srun "
                      "--cpu-bind=cores)");
-  try {
-    build_network(o.model);
-  } catch (const std::invalid_argument& e) {
-    throw UsageError(std::string("--model: ") + e.what());
-  }
+  const bool model_given = std::find(o.given.begin(), o.given.end(), "--model") != o.given.end();
+  if (!o.model_file.empty() && model_given)
+    throw UsageError("--model and --model-file both name the network: give one");
+  if (o.init_from_model && o.model_file.empty())
+    throw UsageError("--init-from-model starts from a model file's weights: it needs --model-file");
+  if (o.init_from_model && (!o.init.empty() || o.resume))
+    throw UsageError("--init-from-model and " + std::string(o.resume ? "--resume" : "--init") +
+                     " both say where training starts: give one");
+  (void)network_of_options(o);
   try {
     parse_augment(o.augment);
   } catch (const std::invalid_argument& e) {
@@ -466,7 +505,7 @@ void validate_options(const RunOptions& o) {
     if (o.bias_lr_scale != 1) throw UsageError("--bias-lr-scale applies to --optimizer sgd only");
   }
   {
-    const NetworkSpec net = build_network(o.model);
+    const NetworkSpec net = network_of_options(o);
     const bool has_bn = net.sample_granule() > 1;
     if (o.bn_group > 0) {
       if (!has_bn)

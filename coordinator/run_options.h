@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "network.h"
 #include "optimizer.h"
 #include "usage_error.h"
 
@@ -43,6 +44,9 @@ struct RunOptions {
   uint64_t seed = 1;
   std::string augment = "none";
   std::string model = "seed_cnn";
+  std::string model_file;         // --model-file: an ONNX graph instead of a built-in net
+  bool init_from_model = false;   // its initializers are the starting weights
+  std::string export_onnx;        // --export-onnx: the trained model as an inference graph
   bool shuffle = true;
   int64_t steps = 0;              // >0: stop after this many global steps
   // >0: end this invocation after N steps while the schedule keeps the whole run's length
@@ -165,6 +169,10 @@ std::string usage_text(const char* program);
 // --model, --augment and the optimizer flags name something this build has. Needs no files,
 // cores or processes. Throws UsageError.
 void validate_options(const RunOptions& o);
+
+// The network the options name: --model's, or --model-file's graph (common/model_source.h).
+// Throws UsageError naming the flag.
+NetworkSpec network_of_options(const RunOptions& o);
 
 // `threadsplit make-synthetic-data DIR [--seed N]` (argv[1] is "make-synthetic-data").
 struct SyntheticDataOptions {

@@ -12,6 +12,7 @@
 
 #include "atomic_file.h"
 #include "checkpoint.h"
+#include "model_source.h"
 #include "resume_checks.h"
 #include "run_report.h"
 #include "timing.h"
@@ -187,7 +188,12 @@ Prepared prepare(const RunOptions& o) {
   RunSetup& s = p.setup;
   s.options = o;
   // --model, --augment and the optimizer flags were checked by validate_options.
-  s.net = build_network(o.model);
+  if (!o.model_file.empty()) {
+    s.model_onnx = as_user_error("--model-file " + o.model_file + ": ", [&] { return read_model_file(o.model_file); });
+    s.net = as_user_error("--model-file " + o.model_file + ": ", [&] { return network_for(o.model, s.model_onnx); });
+  } else {
+    s.net = build_network(o.model);
+  }
   if (o.bn_group > 0) set_bn_group(s.net, o.bn_group);  // validate_options checked it applies
   s.granule = s.net.sample_granule();
   s.optimizer = optimizer_config(o);
@@ -241,6 +247,7 @@ Prepared prepare(const RunOptions& o) {
   check_writable("--save", o.save);
   check_writable("--report", o.report);
   check_writable("--trace", o.trace);
+  check_writable("--export-onnx", o.export_onnx);
   if (!o.port_file.empty()) check_writable("--port-file", o.port_file);
   if (o.external_workers == 0) p.worker_bin = find_worker_binary(o.worker_bin);
 
@@ -337,9 +344,16 @@ Prepared prepare(const RunOptions& o) {
                        (s.last_epoch_steps > 0 && p.epoch == o.epochs - 1 &&
                         p.step_in_epoch >= s.last_epoch_steps);
     }
+  } else if (o.init_from_model) {
+    p.params = as_user_error("", [&] { return initial_params_of(s.model_onnx, s.net); });
+    std::printf("threadsplit: %s: starting from the model file's initializers\n", o.model_file.c_str());
   } else {
     init_params(s.net, o.seed, p.params.data());
     init_whitening(s, p.params);
+    if (!o.model_file.empty())
+      std::printf("threadsplit: %s: weights initialized as PyTorch initializes them (kaiming-uniform "
+                  "weights, zero biases, batch norm 1 and 0; seed %llu); --init-from-model starts from "
+                  "the file's\n", o.model_file.c_str(), (unsigned long long)o.seed);
   }
 
   if (o.external_workers > 0) {

@@ -24,6 +24,7 @@ namespace ts {
 struct RunSetup {
   RunOptions options;
   NetworkSpec net;
+  std::string model_onnx;             // --model-file's bytes (the Welcome carries them), or empty
   int world_size = 1;
   int threads = 1;                    // per op (an inter-op team) of a local worker
   int inter_op = 1;                   // teams per worker (--inter-op)

@@ -7,7 +7,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
 PACKAGES=(cmake g++ make libdnnl-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
           protobuf-compiler catch2 nlohmann-json3-dev libcli11-dev zlib1g-dev libeigen3-dev
-          libhwloc-dev pkg-config)
+          libhwloc-dev pkg-config libonnx-dev)
 
 "$ROOT/scripts/apt_ensure.sh" setup "${PACKAGES[@]}"
 

@@ -26,6 +26,7 @@
 #include "shared_plane.h"
 #include "inter_op_teams.h"
 #include "model.h"
+#include "model_source.h"
 #include "network.h"
 #include "process_facts.h"
 #include "timing.h"
@@ -170,7 +171,7 @@ void WorkerSession::join() {
 
 // The network, data, model, starting parameters and loader the Welcome names.
 void WorkerSession::set_up() {
-  net_ = build_network(welcome_.model());  // known: the Welcome's check built it once
+  net_ = network_for(welcome_.model(), welcome_.model_onnx());  // the Welcome's check built it once
   if (welcome_.bn_group() > 0) {
     try {
       set_bn_group(net_, welcome_.bn_group());

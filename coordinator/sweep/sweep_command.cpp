@@ -65,7 +65,8 @@ std::unique_ptr<CLI::App> sweep_app(SweepArgs& a) {
       ->type_name("avoid|use")->check(cli::one_of({"avoid", "use"}))->capture_default_str();
   f.add_option_function<std::string>(
        "--models", [&a](const std::string& v) { a.sweep.models = parse_name_list(v); },
-       "the networks to measure")
+       "the networks to measure: built-in names and ONNX model files (FILE.onnx, trained with "
+       "--model-file)")
       ->type_name("A,B")->default_str(joined(a.sweep.models));
   f.add_option_function<std::string>(
        "--batch-modes", [&a](const std::string& v) { a.sweep.batch_modes = parse_name_list(v); },

@@ -62,7 +62,10 @@ double children_cpu_seconds() {
 std::vector<std::string> point_args(const SweepPoint& p) {
   // "airbench94@bf16": the model at a precision (--precision), a sweep axis of its own.
   const size_t at = p.model.find('@');
-  std::vector<std::string> a = {"--model", p.model.substr(0, at),
+  const std::string model = p.model.substr(0, at);
+  // "resnet8.onnx": a model file (--model-file) rather than a built-in net.
+  const bool file = model.size() > 5 && model.compare(model.size() - 5, 5, ".onnx") == 0;
+  std::vector<std::string> a = {file ? "--model-file" : "--model", model,
                                 "--procs", std::to_string(p.procs),
                                 "--threads", std::to_string(p.threads),
                                 "--inter-op", std::to_string(p.inter_op),
