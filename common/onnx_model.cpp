@@ -167,12 +167,21 @@ class Importer {
     const onnx::GraphProto& g = model_.graph();
     for (const TensorProto& t : g.initializer()) constants_[t.name()] = constant_of(t, source_);
     check_input(g);
+    // Constant nodes first: a pattern (GELU, MatMul + Add) reads constants of later nodes.
+    for (int i = 0; i < g.node_size(); ++i)
+      if (g.node(i).op_type() == "Constant") {
+        map_node(i);
+        done_.insert(i);
+      }
     for (int i = 0; i < g.node_size(); ++i)
       for (const std::string& in : g.node(i).input()) ++readers_[in];
     for (const auto& o : g.output()) ++readers_[o.name()];
-    if (g.output_size() != 1)
-      refuse(source_ + ": the graph has " + std::to_string(g.output_size()) +
-             " outputs; one output of 10 logits is supported");
+    if (g.output_size() != 1) {
+      std::string names;
+      for (const auto& o : g.output()) names += (names.empty() ? "'" : ", '") + o.name() + "'";
+      refuse(source_ + ": the graph has " + std::to_string(g.output_size()) + " outputs (" + names +
+             "); one output of 10 logits is supported");
+    }
     for (int i = 0; i < g.node_size(); ++i) {
       if (done_.count(i)) continue;
       map_node(i);
@@ -288,7 +297,14 @@ class Importer {
       return unique_name(weight.substr(0, weight.size() - kSuffix.size()), "layer" + std::to_string(index));
     std::string lower = n.op_type();
     std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return char(std::tolower(c)); });
-    return unique_name(n.name(), lower + std::to_string(index));
+    // torch.onnx names nodes "/<module path>/<Op>": the module path is the layer's name.
+    std::string name = n.name();
+    const std::string tail = "/" + n.op_type();
+    if (name.size() > tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0)
+      name.erase(name.size() - tail.size());
+    while (!name.empty() && name.front() == '/') name.erase(name.begin());
+    std::replace(name.begin(), name.end(), '/', '.');
+    return unique_name(name, lower + std::to_string(index));
   }
 
   // Appends a layer reading `from`; its output becomes tensor `out`.
@@ -322,6 +338,19 @@ class Importer {
       const AttributeProto* a = attribute(n, "value");
       if (!a || !a->has_t()) refuse(where + ": a Constant with a tensor 'value' is supported");
       constants_[n.output(0)] = constant_of(a->t(), where);
+      return;
+    }
+    if (op == "Transpose" && constant(n.input(0))) {
+      // torch.onnx writes a Linear without bias as Transpose(weight) -> MatMul.
+      const Constant& c = *constant(n.input(0));
+      const std::vector<int64_t> perm = ints_of(n, "perm");
+      if (!c.is_float || c.dims.size() != 2 || !(perm.empty() || perm == std::vector<int64_t>{1, 0}))
+        refuse(where + ": a Transpose of a 2-D float constant (a dense layer's weight) is supported");
+      Constant t;
+      t.is_float = true;
+      t.dims = {c.dims[1], c.dims[0]};
+      t.values = transposed(c.values, c.dims[0], c.dims[1]);
+      constants_[n.output(0)] = std::move(t);
       return;
     }
     if (op == "Identity" || op == "Dropout") {

@@ -169,7 +169,7 @@ TEST_CASE("graphs the importer cannot map exactly are refused by node", "[onnx]"
       {"seed_cnn", [](onnx::ModelProto& m) { attr(first(m, "Gemm"), "transA")->set_i(1); },
        "node 'fc' (Gemm): transA 1 is not supported"},
       {"seed_cnn", [](onnx::ModelProto& m) { *m.mutable_graph()->add_output() = m.graph().output(0); },
-       "the graph has 2 outputs; one output of 10 logits is supported"},
+       "the graph has 2 outputs ('logits', 'logits'); one output of 10 logits is supported"},
       {"seed_cnn", [](onnx::ModelProto& m) {
          auto* pad = attr(first(m, "MaxPool"), "pads");
          pad->set_type(onnx::AttributeProto::INTS);
