@@ -13,12 +13,12 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
 "$ROOT/scripts/setup.sh"
 # The fuzz (clang/libFuzzer), TLS (openssl), network-namespace (iproute2), mpirun
-# (openmpi-bin) and Slurm (slurm-wlm, munge, jq) tests skip themselves, saying why, where these
+# (openmpi-bin), Slurm (slurm-wlm, munge, jq) and onnx.checker (python3-onnx) tests skip themselves, saying why, where these
 # are missing; the test command installs them: about a minute of download and two of fuzzing
 # on top of the suite. THREADSPLIT_TEST_EXTRAS=0: don't.
 if [[ "${THREADSPLIT_TEST_EXTRAS:-1}" != 0 ]]; then
-  "$ROOT/scripts/apt_ensure.sh" test clang openssl iproute2 openmpi-bin slurm-wlm munge jq ||
-    echo "test: could not install clang, openssl, iproute2, openmpi-bin, slurm-wlm, munge, jq; their tests will say they were skipped" >&2
+  "$ROOT/scripts/apt_ensure.sh" test clang openssl iproute2 openmpi-bin slurm-wlm munge jq python3-onnx ||
+    echo "test: could not install clang, openssl, iproute2, openmpi-bin, slurm-wlm, munge, jq, python3-onnx; their tests will say they were skipped" >&2
 fi
 cd "$BUILD_DIR"
 # ctest's summary names the tests that did not run ("(Skipped)"); the reason of each is in
