@@ -382,11 +382,21 @@ class Importer {
     if (op == "Gemm") return gemm(n, i, where);
     if (op == "MatMul") return matmul(n, i, where);
     if (op == "Div") return gelu(n, i, where);
+    if (op == "Gelu") {  // opset 20's own op, exact form only
+      if (string_of(n, "approximate", "none") != "none")
+        refuse(where + ": approximate='" + string_of(n, "approximate", "") + "'; the exact (erf) GELU is supported");
+      const Value& v = value(n, i, 0);
+      LayerSpec l;
+      l.kind = LayerKind::kGelu;
+      l.name = layer_name(n, i, "");
+      add_layer(l, v, n.output(0), v.shape, v.flat);
+      return;
+    }
     if (op == "Mul") return mul(n, i, where);
     if (op == "Add") return add(n, i, where);
     refuse(where + ": the op " + op + " is not supported (supported: Conv, Relu, the GELU subgraph, MaxPool, "
            "AveragePool, GlobalAveragePool, BatchNormalization, LRN, Flatten, Reshape, Gemm, MatMul + Add, "
-           "Mul by a constant, Add of two branches, Identity, Dropout, Constant)");
+           "Mul by a constant, Add of two branches, Gelu, Identity, Dropout, Constant, Transpose of a weight)");
   }
 
   void conv(const NodeProto& n, int i, const std::string& where) {

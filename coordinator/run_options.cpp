@@ -357,6 +357,18 @@ OptimizerConfig optimizer_config(const RunOptions& o) {
 }
 
 void apply_model_recipe(RunOptions& o) {
+  if (!o.model_file.empty()) {
+    // A model file with batch norm drops each epoch's last, partial batch unless told (its
+    // statistics groups must be whole, as airbench94's recipe does); a file that cannot be
+    // read or mapped is refused by validate_options.
+    const bool given = std::find(o.given.begin(), o.given.end(), "--drop-last") != o.given.end() ||
+                       std::find(o.given.begin(), o.given.end(), "--keep-last") != o.given.end();
+    try {
+      if (!given && network_for(o.model, read_model_file(o.model_file)).sample_granule() > 1) o.drop_last = true;
+    } catch (const std::invalid_argument&) {
+    }
+    return;
+  }
   if (o.model != "airbench94") return;
   auto given = [&o](const char* flag) {
     return std::find(o.given.begin(), o.given.end(), flag) != o.given.end();
