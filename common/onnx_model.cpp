@@ -70,7 +70,13 @@ Constant constant_of(const TensorProto& t, const std::string& where) {
   Constant c;
   c.dims.assign(t.dims().begin(), t.dims().end());
   size_t count = 1;
-  for (int64_t d : c.dims) count *= size_t(std::max<int64_t>(d, 0));
+  constexpr size_t kMostValues = size_t(1) << 31;
+  for (int64_t d : c.dims) {
+    if (d < 0 || size_t(d) > kMostValues || (d > 0 && count > kMostValues / size_t(d)))
+      refuse(where + ": tensor '" + t.name() + "' has a dimension of " + std::to_string(d) +
+             " or more than 2^31 values in all");
+    count *= size_t(d);
+  }
   if (t.data_type() == TensorProto::FLOAT) {
     c.is_float = true;
     if (!t.raw_data().empty()) {
@@ -239,6 +245,9 @@ class Importer {
   }
 
   const Value& value(const NodeProto& n, int index, int input) {
+    if (input >= n.input_size())
+      refuse(source_ + ": " + node_text(n, index) + " has " + std::to_string(n.input_size()) + " inputs; it needs " +
+             std::to_string(input + 1) + " or more");
     const std::string& name = n.input(input);
     auto it = values_.find(name);
     if (it == values_.end())
@@ -277,7 +286,11 @@ class Importer {
     auto it = readers_.find(name);
     if (it == readers_.end() || it->second != 1) return -1;
     const std::vector<int> r = readers_of(name);
-    if (r.size() != 1 || model_.graph().node(r[0]).op_type() != op) return -1;
+    if (r.size() != 1) return -1;
+    const NodeProto& n = model_.graph().node(r[0]);
+    // The patterns read one output of a node of one input (Relu, Erf) or two (Add, Mul).
+    const int want_inputs = n.op_type() == "Add" || n.op_type() == "Mul" ? 2 : 1;
+    if (n.op_type() != op || n.output_size() < 1 || n.input_size() != want_inputs) return -1;
     return r[0];
   }
 
@@ -340,7 +353,7 @@ class Importer {
       constants_[n.output(0)] = constant_of(a->t(), where);
       return;
     }
-    if (op == "Transpose" && constant(n.input(0))) {
+    if (op == "Transpose" && n.input_size() == 1 && constant(n.input(0))) {
       // torch.onnx writes a Linear without bias as Transpose(weight) -> MatMul.
       const Constant& c = *constant(n.input(0));
       const std::vector<int64_t> perm = ints_of(n, "perm");

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# libFuzzer runs of the three readers of untrusted bytes (fuzz/):
+# libFuzzer runs of the four readers of untrusted bytes (fuzz/):
 #   fuzz_wire        both sides' checks on each other's messages (common/wire_checks.h)
 #   fuzz_checkpoint  the checkpoint reader (common/checkpoint.h)
 #   fuzz_cifar10     the CIFAR-10 reader (common/cifar10.h)
+#   fuzz_onnx        the ONNX importer (common/onnx_model.h), seeded with tests/data/onnx
 # Compiled here with clang++ (-fsanitize=fuzzer,address,undefined) straight from the sources
 # and the protobuf code a normal build generated, then each is run for SECONDS.
-#   scripts/fuzz.sh [SECONDS] [TARGET...]     (default 60 s each, all three)
+#   scripts/fuzz.sh [SECONDS] [TARGET...]     (default 60 s each, all four)
 # BUILD_DIR: a configured and built tree (default build/); FUZZ_DIR: binaries, corpora,
 # logs (default $BUILD_DIR/fuzz). Exit status 77 when clang with libFuzzer is not installed
 # (apt-get install clang), 1 when a target crashed (the reproducer is in FUZZ_DIR).
@@ -21,7 +22,7 @@ SECONDS_EACH="${1:-60}"
 [[ $SECONDS_EACH =~ ^[0-9]+$ ]] || { echo "fuzz.sh: SECONDS must be a whole number, got '$SECONDS_EACH' (see --help)" >&2; exit 2; }
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(fuzz_wire fuzz_checkpoint fuzz_cifar10)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(fuzz_wire fuzz_checkpoint fuzz_cifar10 fuzz_onnx)
 
 CXX="${FUZZ_CXX:-$(command -v clang++ || command -v clang++-14 || true)}"
 if [ -z "$CXX" ] || ! echo 'extern "C" int LLVMFuzzerTestOneInput(const unsigned char*, unsigned long){return 0;}' |
@@ -35,17 +36,18 @@ mkdir -p "$FUZZ_DIR"
 FUZZ_DIR="$(cd "$FUZZ_DIR" && pwd)"
 
 FLAGS=(-std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-       -I"$ROOT/common" -I"$GEN" -DTHREADSPLIT_VERSION=\"fuzz\")
-LIBS=($(pkg-config --libs grpc++ protobuf) -lz -lpthread)
+       -I"$ROOT/common" -I"$GEN" -DTHREADSPLIT_VERSION=\"fuzz\" -DONNX_ML=1 -DONNX_NAMESPACE=onnx)
+LIBS=(-lonnx_proto $(pkg-config --libs grpc++ protobuf) -lz -lpthread)
 COMMON=("$ROOT/common/wire_checks.cpp" "$ROOT/common/augment.cpp" "$ROOT/common/float_packing.cpp" "$ROOT/common/grpc_settings.cpp" "$ROOT/common/build_info.cpp" "$ROOT/common/secrets.cpp" "$ROOT/common/network.cpp"
         "$ROOT/common/checkpoint.cpp" "$ROOT/common/optimizer.cpp"
         "$ROOT/common/cifar10.cpp" "$ROOT/common/synthetic_cifar10.cpp" "$ROOT/common/atomic_file.cpp"
+        "$ROOT/common/model_source.cpp" "$ROOT/common/onnx_model.cpp"
         "$GEN/trainer.pb.cc" "$GEN/checkpoint.pb.cc")
 
 # The shared sources are compiled once (side by side) into one archive that every target links,
-# and again only when common/ or the generated protobuf code changed.
+# and again only when common/, the generated protobuf code or this list changed.
 LIB="$FUZZ_DIR/libfuzzcommon.a"
-if [ ! -f "$LIB" ] || [ -n "$(find "$ROOT/common" "$GEN" -newer "$LIB" -name '*.*' -print -quit)" ]; then
+if [ ! -f "$LIB" ] || [ -n "$(find "$ROOT/common" "$GEN" "$ROOT/scripts/fuzz.sh" -newer "$LIB" -name '*.*' -print -quit)" ]; then
   echo "fuzz.sh: compiling the shared sources"
   OBJ="$FUZZ_DIR/obj"
   rm -rf "$OBJ" && mkdir -p "$OBJ"
@@ -80,6 +82,13 @@ for t in "${TARGETS[@]}"; do
       [[ $(basename "$f") == worker-* ]] && type=threadsplit.WorkerMessage
       protoc -I"$ROOT/proto" --encode="$type" trainer.proto <"$f" >"$corpus/seed-$(basename "${f%.txtpb}")"
     done
+  fi
+  if [ "$t" = fuzz_onnx ]; then
+    # PyTorch's exports and the refusal files seed the corpus: real graphs to mutate.
+    for f in "$ROOT"/tests/data/onnx/*.onnx "$ROOT"/tests/data/onnx/unsupported/*.onnx; do
+      [ "$(stat -c %s "$f")" -lt 400000 ] && cp -n "$f" "$corpus/seed-$(basename "$f")"
+    done
+    max_len=400000
   fi
   if [ "$t" = fuzz_checkpoint ]; then
     # Real checkpoints from the integration tests, when there are any, seed the corpus.

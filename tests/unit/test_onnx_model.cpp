@@ -176,6 +176,9 @@ TEST_CASE("graphs the importer cannot map exactly are refused by node", "[onnx]"
          pad->clear_ints();
          for (int v : {0, 1, 0, 1}) pad->add_ints(v);
        }, "node 'pool1' (MaxPool): pads must be the same on H and W"},
+      // Found by fuzz_onnx: a node without inputs.
+      {"seed_cnn", [](onnx::ModelProto& m) { first(m, "GlobalAveragePool")->clear_input(); },
+       "node 'gap' (GlobalAveragePool) has 0 inputs; it needs 1 or more"},
       {"airbench94", [](onnx::ModelProto& m) { first(m, "Erf")->set_op_type("Tanh"); },
        "a Div is supported only as the start of the GELU subgraph PyTorch exports"},
       {"airbench94", [](onnx::ModelProto& m) { attr(first(m, "BatchNormalization"), "training_mode")->set_i(1); },
