@@ -366,6 +366,7 @@ class Importer {
       constants_[n.output(0)] = std::move(t);
       return;
     }
+    if (op == "Shape" || op == "Gather" || op == "Unsqueeze" || op == "Concat") return shape_arithmetic(n, i, where);
     if (op == "Identity" || op == "Dropout") {
       values_[n.output(0)] = value(n, i, 0);
       return;
@@ -410,6 +411,41 @@ class Importer {
     refuse(where + ": the op " + op + " is not supported (supported: Conv, Relu, the GELU subgraph, MaxPool, "
            "AveragePool, GlobalAveragePool, BatchNormalization, LRN, Flatten, Reshape, Gemm, MatMul + Add, "
            "Mul by a constant, Add of two branches, Gelu, Identity, Dropout, Constant, Transpose of a weight)");
+  }
+
+  // torch writes x.view(x.size(0), -1) as Shape -> Gather 0 -> Unsqueeze, Concat with -1 ->
+  // Reshape: worked out here on int64 constants, the batch dimension as 0 (Reshape's "copy").
+  void shape_arithmetic(const NodeProto& n, int i, const std::string& where) {
+    const std::string& op = n.op_type();
+    const std::string only = where + ": " + op + " is supported only in the arithmetic of a Reshape's shape "
+                             "(torch's x.view(x.size(0), -1))";
+    Constant out;
+    if (op == "Shape") {
+      if (n.input_size() != 1 || attribute(n, "start") || attribute(n, "end")) refuse(only);
+      const Value& v = value(n, i, 0);
+      out.ints = v.flat ? std::vector<int64_t>{0, v.shape.size()} : std::vector<int64_t>{0, v.shape.c, v.shape.h, v.shape.w};
+    } else {
+      std::vector<const Constant*> ins;
+      for (const std::string& name : n.input()) {
+        const Constant* c = constant(name);
+        if (!c || c->is_float) refuse(only);
+        ins.push_back(c);
+      }
+      if (ins.empty()) refuse(only);
+      if (op == "Gather") {
+        if (ins.size() != 2 || int_of(n, "axis", 0) != 0 || ins[1]->ints.size() != 1) refuse(only);
+        const int64_t k = ins[1]->ints[0] < 0 ? ins[1]->ints[0] + int64_t(ins[0]->ints.size()) : ins[1]->ints[0];
+        if (k < 0 || k >= int64_t(ins[0]->ints.size())) refuse(where + ": index " + std::to_string(ins[1]->ints[0]) + " is out of range");
+        out.ints = {ins[0]->ints[size_t(k)]};
+      } else if (op == "Unsqueeze") {
+        out.ints = ins[0]->ints;
+      } else {  // Concat
+        if (int_of(n, "axis", 0) != 0) refuse(only);
+        for (const Constant* c : ins) out.ints.insert(out.ints.end(), c->ints.begin(), c->ints.end());
+      }
+    }
+    out.dims = {int64_t(out.ints.size())};
+    constants_[n.output(0)] = std::move(out);
   }
 
   void conv(const NodeProto& n, int i, const std::string& where) {

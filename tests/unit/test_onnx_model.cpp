@@ -139,6 +139,53 @@ TEST_CASE("airbench94 written as ONNX reads back with a trained batch-norm scale
   }
 }
 
+TEST_CASE("torch's x.view(x.size(0), -1) before a dense layer imports as a flatten", "[onnx]") {
+  // The nodes torch 1.13 writes for it: Shape, Gather 0, Unsqueeze, Concat with -1, Reshape.
+  onnx::ModelProto m = exported("seed_cnn");
+  auto* g = m.mutable_graph();
+  onnx::NodeProto* flat = first(m, "Flatten");
+  const std::string x = flat->input(0), y = flat->output(0);
+  auto int64s = [&](const std::string& name, std::vector<int64_t> v) {
+    onnx::TensorProto* t = g->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::INT64);
+    t->add_dims(int64_t(v.size()));
+    for (int64_t e : v) t->add_int64_data(e);
+  };
+  int64s("zero", {0});
+  int64s("minus_one", {-1});
+  int64s("axes", {0});
+  auto add = [&](const std::string& op, std::vector<std::string> ins, const std::string& out) {
+    onnx::NodeProto n;
+    n.set_op_type(op);
+    for (auto& s : ins) n.add_input(s);
+    n.add_output(out);
+    return n;
+  };
+  std::vector<onnx::NodeProto> view = {add("Shape", {x}, "s"), add("Gather", {"s", "zero"}, "n"),
+                                       add("Unsqueeze", {"n", "axes"}, "n1"), add("Concat", {"n1", "minus_one"}, "shape"),
+                                       add("Reshape", {x, "shape"}, y)};
+  attr(&view[3], "axis")->set_i(0);
+  std::vector<onnx::NodeProto> nodes;
+  for (const auto& n : g->node()) {
+    if (&n == flat) {
+      for (auto& v : view) nodes.push_back(v);
+    } else {
+      nodes.push_back(n);
+    }
+  }
+  g->clear_node();
+  for (auto& n : nodes) *g->add_node() = n;
+  const ts::ImportedModel back = ts::import_onnx(m.SerializeAsString(), "view.onnx");
+  const ts::NetworkSpec net = ts::build_network("seed_cnn");
+  REQUIRE(back.net.layers.size() == net.layers.size());
+  CHECK(back.net.layers.back().kind == LayerKind::kDense);
+  CHECK(back.net.num_params == net.num_params);
+  // A Shape whose result feeds a convolution is not shape arithmetic.
+  first(m, "Gather")->set_op_type("Sigmoid");
+  CHECK_THAT(refusal(m), Catch::Contains("the op Sigmoid is not supported"));
+}
+
 TEST_CASE("graphs the importer cannot map exactly are refused by node", "[onnx]") {
   using Mutate = std::function<void(onnx::ModelProto&)>;
   struct Case {
