@@ -7,7 +7,6 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "onnx_model.h"
 
 namespace ts {
 
@@ -54,15 +53,18 @@ NetworkSpec network_for(const std::string& model, const std::string& bytes) {
       throw std::invalid_argument("model " + model + " is an ONNX graph, and its bytes are missing");
     return build_network(model);
   }
-  NetworkSpec net = import_onnx(bytes, file_of(model)).net;
-  net.name = model;
-  return net;
+  return import_model(model, bytes).net;
 }
 
-std::vector<float> initial_params_of(const std::string& bytes, const NetworkSpec& net) {
-  ImportedModel m = import_onnx(bytes, file_of(net.name));
+ImportedModel import_model(const std::string& model, const std::string& bytes) {
+  ImportedModel m = import_onnx(bytes, file_of(model));
+  m.net.name = model;
+  return m;
+}
+
+std::vector<float> initial_params_of(const ImportedModel& m) {
   if (!m.missing_initializers.empty())
-    throw std::invalid_argument("--init-from-model: " + net.name + " has no initializer for " +
+    throw std::invalid_argument("--init-from-model: " + m.net.name + " has no initializer for " +
                                 m.missing_initializers.front() +
                                 ": export it with its weights (torch.onnx.export(..., export_params=True)), "
                                 "or drop --init-from-model to initialize as PyTorch would");

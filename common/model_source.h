@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "network.h"
+#include "onnx_model.h"
 
 namespace ts {
 
@@ -21,8 +22,12 @@ std::string read_model_file(const std::string& path);
 // `bytes` empty: build_network(model); else the ONNX graph. Throws std::invalid_argument.
 NetworkSpec network_for(const std::string& model, const std::string& bytes);
 
-// The ONNX graph's initializers in the network's flat buffer; throws std::invalid_argument
-// naming a parameter without one.
-std::vector<float> initial_params_of(const std::string& bytes, const NetworkSpec& net);
+// The ONNX graph and its initializers, the network named `model`. Throws
+// std::invalid_argument.
+ImportedModel import_model(const std::string& model, const std::string& bytes);
+
+// The graph's initializers in the network's flat buffer (--init-from-model); throws
+// std::invalid_argument naming a parameter without one.
+std::vector<float> initial_params_of(const ImportedModel& m);
 
 }  // namespace ts

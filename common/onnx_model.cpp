@@ -372,14 +372,7 @@ class Importer {
       return;
     }
     if (op == "Conv") return conv(n, i, where);
-    if (op == "Relu") {
-      const Value& v = value(n, i, 0);
-      LayerSpec l;
-      l.kind = LayerKind::kRelu;
-      l.name = layer_name(n, i, "");
-      add_layer(l, v, n.output(0), v.shape, v.flat);
-      return;
-    }
+    if (op == "Relu") return elementwise(n, i, LayerKind::kRelu);
     if (op == "MaxPool" || op == "AveragePool") return pool(n, i, where);
     if (op == "GlobalAveragePool") {
       const Value& v = value(n, i, 0);
@@ -399,12 +392,7 @@ class Importer {
     if (op == "Gelu") {  // opset 20's own op, exact form only
       if (string_of(n, "approximate", "none") != "none")
         refuse(where + ": approximate='" + string_of(n, "approximate", "") + "'; the exact (erf) GELU is supported");
-      const Value& v = value(n, i, 0);
-      LayerSpec l;
-      l.kind = LayerKind::kGelu;
-      l.name = layer_name(n, i, "");
-      add_layer(l, v, n.output(0), v.shape, v.flat);
-      return;
+      return elementwise(n, i, LayerKind::kGelu);
     }
     if (op == "Mul") return mul(n, i, where);
     if (op == "Add") return add(n, i, where);
@@ -446,6 +434,15 @@ class Importer {
     }
     out.dims = {int64_t(out.ints.size())};
     constants_[n.output(0)] = std::move(out);
+  }
+
+  // A layer of one input and its shape (relu, gelu).
+  void elementwise(const NodeProto& n, int i, LayerKind kind) {
+    const Value& v = value(n, i, 0);
+    LayerSpec l;
+    l.kind = kind;
+    l.name = layer_name(n, i, "");
+    add_layer(l, v, n.output(0), v.shape, v.flat);
   }
 
   void conv(const NodeProto& n, int i, const std::string& where) {

@@ -497,7 +497,7 @@ void validate_options(const RunOptions& o) {
   if (o.init_from_model && (!o.init.empty() || o.resume))
     throw UsageError("--init-from-model and " + std::string(o.resume ? "--resume" : "--init") +
                      " both say where training starts: give one");
-  (void)network_of_options(o);
+  const NetworkSpec net = network_of_options(o);
   try {
     parse_augment(o.augment);
   } catch (const std::invalid_argument& e) {
@@ -517,7 +517,6 @@ void validate_options(const RunOptions& o) {
     if (o.bias_lr_scale != 1) throw UsageError("--bias-lr-scale applies to --optimizer sgd only");
   }
   {
-    const NetworkSpec net = network_of_options(o);
     const bool has_bn = net.sample_granule() > 1;
     if (o.bn_group > 0) {
       if (!has_bn)

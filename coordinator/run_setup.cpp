@@ -187,10 +187,15 @@ Prepared prepare(const RunOptions& o) {
   Prepared p;
   RunSetup& s = p.setup;
   s.options = o;
+  std::vector<float> file_params;  // --init-from-model: the model file's initializers
   // --model, --augment and the optimizer flags were checked by validate_options.
   if (!o.model_file.empty()) {
     s.model_onnx = as_user_error("--model-file " + o.model_file + ": ", [&] { return read_model_file(o.model_file); });
-    s.net = as_user_error("--model-file " + o.model_file + ": ", [&] { return network_for(o.model, s.model_onnx); });
+    // One import: the description, and the initializers for --init-from-model.
+    const ImportedModel m =
+        as_user_error("--model-file " + o.model_file + ": ", [&] { return import_model(o.model, s.model_onnx); });
+    s.net = m.net;
+    if (o.init_from_model) file_params = as_user_error("", [&] { return initial_params_of(m); });
   } else {
     s.net = build_network(o.model);
   }
@@ -345,7 +350,7 @@ Prepared prepare(const RunOptions& o) {
                         p.step_in_epoch >= s.last_epoch_steps);
     }
   } else if (o.init_from_model) {
-    p.params = as_user_error("", [&] { return initial_params_of(s.model_onnx, s.net); });
+    p.params = std::move(file_params);
     std::printf("threadsplit: %s: starting from the model file's initializers\n", o.model_file.c_str());
   } else {
     init_params(s.net, o.seed, p.params.data());

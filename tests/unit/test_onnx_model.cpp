@@ -258,7 +258,7 @@ TEST_CASE("an imported model is named by its file and bytes, and a worker rebuil
   const ts::NetworkSpec again = ts::network_for(name, bytes);
   CHECK(again.name == name);
   CHECK(again.num_params == net.num_params);
-  CHECK(ts::initial_params_of(bytes, again) == p);
+  CHECK(ts::initial_params_of(ts::import_model(name, bytes)) == p);
   CHECK_THROWS_WITH(ts::network_for(name, ""), Catch::Contains("is an ONNX graph, and its bytes are missing"));
   CHECK_THROWS_WITH(ts::read_model_file("/nonexistent/m.onnx"), Catch::Contains("/nonexistent/m.onnx cannot be read"));
 }

@@ -154,29 +154,9 @@ class BatchNormLayer : public Layer {
     if (has_scale_) {
       // The scale's gradient, summed over the groups (written before the shift's: network.h
       // orders the scale first, and backward's progress marks count from a layer's first).
-      memory g_scale = b.grad_out(scale_, c_md, c_md, s.name + " dscale");
-      memory dsc = diff_scales_;
-      b.add_kernel(b.bwd, [g_scale, dsc, groups = groups_, C] {
-        auto* o = static_cast<float*>(g_scale.get_data_handle());
-        const auto* in = static_cast<const float*>(dsc.get_data_handle());
-        for (int c = 0; c < C; ++c) {
-          float a = 0;
-          for (int k = 0; k < groups; ++k) a += in[size_t(k) * C + c];
-          o[c] = a;
-        }
-      }, s.name + " dscale sum", "threadsplit:bn_dscale");
+      sum_over_groups(b, scale_, diff_scales_, s.name + " dscale", "threadsplit:bn_dscale");
     }
-    memory g_shift = b.grad_out(shift_, c_md, c_md, s.name + " dshift");
-    memory ds = diff_shifts_;
-    b.add_kernel(b.bwd, [g_shift, ds, groups, C] {
-      auto* o = static_cast<float*>(g_shift.get_data_handle());
-      const auto* in = static_cast<const float*>(ds.get_data_handle());
-      for (int c = 0; c < C; ++c) {
-        float a = 0;
-        for (int k = 0; k < groups; ++k) a += in[size_t(k) * C + c];
-        o[c] = a;
-      }
-    }, s.name + " dshift sum", "threadsplit:bn_dshift");
+    sum_over_groups(b, shift_, diff_shifts_, s.name + " dshift", "threadsplit:bn_dshift");
     return need_diff_src ? diff_src : memory();
   }
 
@@ -184,6 +164,24 @@ class BatchNormLayer : public Layer {
   struct GroupViews {
     memory src, dst, mean, var;
   };
+  // The gradient of `p` in the caller's buffer: the per-group gradients `per_group`
+  // ([groups, C]) summed over the groups, in group order.
+  void sum_over_groups(NetBuilder& b, const ParamSpec& p, const memory& per_group, const std::string& what,
+                       const std::string& impl) const {
+    const int C = spec_.in.c, groups = groups_;
+    const memory::desc c_md = md({C}, tag::x);
+    memory out = b.grad_out(p, c_md, c_md, what);
+    b.add_kernel(b.bwd, [out, per_group, groups, C] {
+      auto* o = static_cast<float*>(out.get_data_handle());
+      const auto* in = static_cast<const float*>(per_group.get_data_handle());
+      for (int c = 0; c < C; ++c) {
+        float a = 0;
+        for (int k = 0; k < groups; ++k) a += in[size_t(k) * C + c];
+        o[c] = a;
+      }
+    }, what + " sum", impl);
+  }
+
   // A memory of desc `d` over `whole`'s buffer at byte offset `offset`.
   memory view(const memory& whole, const memory::desc& d, size_t offset) const {
     auto* base = static_cast<char*>(whole.get_data_handle());
